@@ -1,0 +1,50 @@
+//! `GET /health` (public) and `GET /metrics` (Prometheus text, needs the key).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::App;
+
+/// Worker health for load balancers and the orchestrator.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy`, or `degraded` while shutting down.
+    pub status: &'static str,
+    /// `not_configured`: this worker has no AdsPower provider.
+    pub adspower: &'static str,
+    pub active_sessions: usize,
+    pub max_sessions: usize,
+    /// V1 tasks in progress.
+    pub active_tasks: usize,
+    /// Browsers ready in the warm pool.
+    pub warm_pool_ready: usize,
+    pub uptime_seconds: u64,
+    pub version: &'static str,
+}
+
+/// Health check (no auth).
+#[utoipa::path(get, path = "/health", tag = "health", security(()), responses((status = 200, body = Health)))]
+pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+    Json(Health {
+        status: if app.is_shutting_down() { "degraded" } else { "healthy" },
+        adspower: "not_configured",
+        active_sessions: app.registry.active(),
+        max_sessions: app.registry.max_sessions(),
+        active_tasks: 0,
+        warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
+        uptime_seconds: app.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::metrics().render())
+}

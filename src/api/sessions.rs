@@ -1,0 +1,183 @@
+//! `/api/v2/sessions`: open, list, inspect, navigate, screenshot and close sessions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::json::{ApiJson, OptionalJson};
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
+use crate::session::registry::ClosedSession;
+use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
+
+/// `POST /api/v2/sessions` body; every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateSessionRequest {
+    /// Persistent profile to use (`[A-Za-z0-9._-]`, 1–64); omitted: a fresh ephemeral profile.
+    pub profile_id: Option<String>,
+    /// Page to open right away (http or https).
+    pub url: Option<String>,
+    /// Must be true (or omitted) on a worker without displays.
+    pub headless: Option<bool>,
+    /// Ask for a virtual display with VNC; not available on a worker without displays.
+    pub display: Option<bool>,
+    /// Close the session after this many seconds without activity (1–86400).
+    pub idle_timeout_secs: Option<u64>,
+    pub viewport: Option<Viewport>,
+    /// Caller's own data, returned as given (e.g. `task_id`, `user_id`).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// A viewport size in CSS pixels.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+pub struct Viewport {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// `GET /api/v2/sessions` answer.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// `POST …/navigate` body.
+#[derive(Deserialize, ToSchema)]
+pub struct NavigateRequest {
+    pub url: String,
+}
+
+/// `POST …/navigate` answer.
+#[derive(Serialize, ToSchema)]
+pub struct NavigateResponse {
+    pub current_url: String,
+    pub title: String,
+    /// Block detected on the page (none is detected yet by this version).
+    #[schema(value_type = Option<Object>)]
+    pub block: Option<Value>,
+    pub navigate_ms: u64,
+}
+
+/// `GET …/screenshot` query.
+#[derive(Deserialize, IntoParams)]
+pub struct ScreenshotQuery {
+    /// Capture the whole page, not just the viewport.
+    #[serde(default)]
+    pub full_page: bool,
+}
+
+impl CreateSessionRequest {
+    fn into_options(self, app: &App) -> Result<CreateOptions, ApiError> {
+        if self.display == Some(true) || self.headless == Some(false) {
+            return Err(ApiError::validation("this worker has no display: sessions are headless"));
+        }
+        if let Some(id) = &self.profile_id {
+            session::validate_profile_id(id)?;
+        }
+        let url = self.url.as_deref().map(session::parse_target_url).transpose()?;
+        if let Some(secs) = self.idle_timeout_secs
+            && !(1..=86_400).contains(&secs)
+        {
+            return Err(ApiError::validation("idle_timeout_secs must be between 1 and 86400"));
+        }
+        if let Some(v) = self.viewport
+            && !((200..=7680).contains(&v.width) && (200..=4320).contains(&v.height))
+        {
+            return Err(ApiError::validation("viewport must be 200-7680 wide and 200-4320 high"));
+        }
+        let idle_timeout = self.idle_timeout_secs.map(Duration::from_secs).map(|t| t.min(app.config.max_lifetime()));
+        Ok(CreateOptions {
+            profile_id: self.profile_id,
+            url,
+            idle_timeout,
+            viewport: self.viewport.map(|v| (v.width, v.height)),
+            metadata: self.metadata.unwrap_or_default(),
+        })
+    }
+}
+
+fn parse_id(id: &str) -> Result<SessionId, ApiError> {
+    Ok(SessionId::parse(id)?)
+}
+
+/// Open a session (a browser with one page).
+#[utoipa::path(post, path = "/api/v2/sessions", tag = "sessions", request_body = CreateSessionRequest,
+    responses((status = 201, body = SessionInfo), (status = 409, body = ErrorBody, description = "profile_in_use"),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "capacity_exhausted"),
+        (status = 502, body = ErrorBody, description = "browser_start_failed / navigation_failed")))]
+pub async fn create_session(
+    State(app): State<Arc<App>>,
+    OptionalJson(request): OptionalJson<CreateSessionRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let options = request.into_options(&app)?;
+    let session = app.registry.create(options).await?;
+    Ok((StatusCode::CREATED, Json(session.info())))
+}
+
+/// List open sessions.
+#[utoipa::path(get, path = "/api/v2/sessions", tag = "sessions", responses((status = 200, body = SessionList)))]
+pub async fn list_sessions(State(app): State<Arc<App>>) -> Json<SessionList> {
+    Json(SessionList { sessions: app.registry.list().iter().map(|s| s.info()).collect() })
+}
+
+/// A session's state. A closed or failed session answers 410 with the reason.
+#[utoipa::path(get, path = "/api/v2/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = SessionInfo), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn get_session(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<SessionInfo>, ApiError> {
+    let session = app.registry.get(parse_id(&id)?)?;
+    session.touch();
+    Ok(Json(session.info()))
+}
+
+/// Close a session: the browser, its temp dir and its profile claim are released.
+#[utoipa::path(delete, path = "/api/v2/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = ClosedSession), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn delete_session(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<ClosedSession>, ApiError> {
+    Ok(Json(app.registry.close(parse_id(&id)?, CloseReason::Closed).await?))
+}
+
+/// Navigate the session's page and wait for it to load.
+#[utoipa::path(post, path = "/api/v2/sessions/{id}/navigate", tag = "sessions", params(("id" = String, Path)),
+    request_body = NavigateRequest,
+    responses((status = 200, body = NavigateResponse), (status = 400, body = ErrorBody, description = "invalid_url"),
+        (status = 409, body = ErrorBody, description = "session_busy"), (status = 410, body = ErrorBody),
+        (status = 502, body = ErrorBody, description = "navigation_failed"), (status = 504, body = ErrorBody)))]
+pub async fn navigate(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<NavigateRequest>,
+) -> Result<Json<NavigateResponse>, ApiError> {
+    let url = session::parse_target_url(&request.url)?;
+    let op = app.registry.begin(parse_id(&id)?)?;
+    let started = Instant::now();
+    let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
+    let navigate_ms = started.elapsed().as_millis() as u64;
+    op.session().set_page(page.url.clone(), page.title.clone(), Some(navigate_ms));
+    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block: None, navigate_ms }))
+}
+
+/// A PNG of the session's page.
+#[utoipa::path(get, path = "/api/v2/sessions/{id}/screenshot", tag = "sessions", params(("id" = String, Path), ScreenshotQuery),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn screenshot(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    query: Result<Query<ScreenshotQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query?;
+    let op = app.registry.begin(parse_id(&id)?)?;
+    let png = op.browser().screenshot(query.full_page).await.map_err(SessionError::from)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png))
+}

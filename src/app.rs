@@ -1,0 +1,120 @@
+//! `App`: the worker's shared state (configuration, keys, the session registry, the warm
+//! pool) and its background tasks, plus `Server`, which binds, serves and shuts down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::browser::chromium::ChromiumProvider;
+use crate::browser::pool::WarmPool;
+use crate::browser::{BrowserProvider, process};
+use crate::config::{Config, ProviderKind};
+use crate::session::{SessionRegistry, reaper};
+
+/// Everything handlers share.
+pub struct App {
+    pub config: Config,
+    /// Accepted API keys (several, for rotation).
+    pub api_keys: Vec<String>,
+    pub registry: Arc<SessionRegistry>,
+    pub pool: Option<Arc<WarmPool>>,
+    pub started: Instant,
+    /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl App {
+    /// Builds the provider, the pool and the registry, and starts the background tasks.
+    /// Must run inside a Tokio runtime.
+    pub fn build(config: Config, api_keys: Vec<String>) -> anyhow::Result<Arc<Self>> {
+        process::become_subreaper();
+        crate::telemetry::metrics();
+        let provider: Arc<dyn BrowserProvider> = match config.provider {
+            ProviderKind::Chromium => Arc::new(
+                ChromiumProvider::new(
+                    config.chromium().to_path_buf(),
+                    &config.data_dir,
+                    config.launch_timeout(),
+                    config.operation_timeout(),
+                )
+                .context("preparing the data dir")?,
+            ),
+        };
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let pool = (config.warm_pool > 0)
+            .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
+        let registry = Arc::new(SessionRegistry::new(
+            provider,
+            pool.clone(),
+            config.max_sessions,
+            config.idle_timeout(),
+            config.max_lifetime(),
+            tracker.clone(),
+        ));
+        tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
+        Ok(Arc::new(Self { config, api_keys, registry, pool, started: Instant::now(), cancel, tracker }))
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Closes every session and pooled browser, within the grace period; after it, kills them.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let grace = self.config.shutdown_grace();
+        let drained = async {
+            self.registry.shutdown().await;
+            if let Some(pool) = &self.pool {
+                pool.drain().await;
+            }
+            self.tracker.close();
+            self.tracker.wait().await;
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!(?grace, "shutdown did not complete in the grace period; killing browsers");
+            self.registry.kill_all();
+        }
+    }
+}
+
+/// A running HTTP server and its app.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    serving: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Builds the app, binds `config.bind` and starts serving.
+    pub async fn start(config: Config, api_keys: Vec<String>) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        let app = App::build(config, api_keys)?;
+        let router = crate::api::router(app.clone());
+        let stop = app.cancel.clone();
+        let serving =
+            tokio::spawn(
+                async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await },
+            );
+        Ok(Self { addr, app, serving })
+    }
+
+    /// Stops accepting, closes every session within the grace period, and waits for the server.
+    pub async fn stop(self) {
+        self.app.shutdown().await;
+        let grace = self.app.config.shutdown_grace();
+        if tokio::time::timeout(grace, self.serving).await.is_err() {
+            tracing::warn!("HTTP connections still open after the grace period");
+        }
+    }
+}

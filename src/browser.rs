@@ -1,0 +1,111 @@
+//! Browsers: the `BrowserProvider` trait, the live `BrowserHandle` a session owns, and errors.
+//!
+//! A provider turns a `LaunchSpec` into a `BrowserHandle`: a chromiumoxide connection, one page,
+//! a supervised CDP handler task and (for local browsers) the process group it runs in. The
+//! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
+
+pub mod chromium;
+pub mod page;
+pub mod pool;
+pub mod process;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chromiumoxide::{Browser, Page};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use process::BrowserProcess;
+
+/// What a browser must be opened with.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchSpec {
+    /// A persistent profile (cookies survive between sessions); `None` is a fresh ephemeral one.
+    pub profile_id: Option<String>,
+}
+
+/// Something that can open browsers: the local Chromium launcher, later AdsPower.
+#[async_trait]
+pub trait BrowserProvider: Send + Sync + 'static {
+    /// Name reported in the session's `provider` field.
+    fn name(&self) -> &'static str;
+    /// Opens a browser with one ready page.
+    async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError>;
+}
+
+/// Failures talking to or starting a browser.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    #[error("the browser could not be started: {0}")]
+    Launch(String),
+    #[error("the browser is gone (crashed or disconnected)")]
+    Disconnected,
+    #[error("the browser did not answer in time ({0})")]
+    Timeout(&'static str),
+    #[error("navigation failed: {0}")]
+    Navigation(String),
+    #[error("the browser reported an error: {0}")]
+    Cdp(String),
+}
+
+/// A live browser with one page, owned by exactly one session (or the warm pool).
+pub struct BrowserHandle {
+    browser: Browser,
+    page: Page,
+    handler: JoinHandle<()>,
+    /// Fires when the process exits or the CDP connection drops.
+    dead: CancellationToken,
+    /// The local process group, when this worker launched the browser.
+    process: Option<BrowserProcess>,
+    /// Time limit for each CDP call.
+    op_timeout: Duration,
+    /// How long the launch took, for the session's `timing.browser_start_ms`.
+    pub start_ms: u64,
+}
+
+impl BrowserHandle {
+    /// A token that is cancelled when the browser dies.
+    pub fn dead(&self) -> CancellationToken {
+        self.dead.clone()
+    }
+
+    /// True once the browser process exited or the connection dropped.
+    pub fn is_dead(&self) -> bool {
+        self.dead.is_cancelled()
+    }
+
+    /// Process group id of a local browser (used to force-kill from outside the session lock).
+    pub fn pgid(&self) -> Option<i32> {
+        self.process.as_ref().map(|p| p.pgid())
+    }
+
+    /// Closes the browser and releases everything it held (process group, temp dir, pid record).
+    /// `graceful` asks Chromium to quit first so that a persistent profile is flushed to disk.
+    pub async fn close(mut self, graceful: bool) {
+        if graceful && !self.is_dead() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), self.browser.close()).await;
+            if let Some(process) = &self.process {
+                process.wait_exit(Duration::from_secs(3)).await;
+            }
+        }
+        self.handler.abort();
+        if let Some(process) = self.process.take() {
+            process.terminate().await;
+        }
+    }
+}
+
+impl Drop for BrowserHandle {
+    fn drop(&mut self) {
+        // Backstop for handles dropped without `close` (e.g. a cancelled request future):
+        // kill the group now and clean up in the background.
+        self.handler.abort();
+        if let Some(process) = self.process.take() {
+            process::kill_group(process.pgid());
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(process.terminate());
+            }
+        }
+    }
+}

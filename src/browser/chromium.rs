@@ -1,0 +1,162 @@
+//! The local Chromium provider: launches Debian's Chromium in its own process group with a
+//! fresh (ephemeral) or persistent (per `profile_id`) user-data dir and connects over CDP.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chromiumoxide::Browser;
+use chromiumoxide::error::CdpError;
+use chromiumoxide::handler::HandlerConfig;
+use futures::StreamExt;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, process};
+
+/// Flags every browser gets: headless, no background traffic on a closed network, no first-run UI.
+/// Shared with `make bench` so that the baseline launches the same way.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--disable-breakpad",
+    "--disable-default-apps",
+    "--disable-client-side-phishing-detection",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--force-color-profile=srgb",
+    "--window-size=1280,900",
+];
+
+/// Launches local Chromium processes.
+pub struct ChromiumProvider {
+    executable: PathBuf,
+    /// Pid records of running browsers (`<data_dir>/run`).
+    run_dir: PathBuf,
+    /// Parent of ephemeral user-data dirs (`<data_dir>/tmp`), wiped at start-up.
+    tmp_dir: PathBuf,
+    /// Parent of persistent profiles (`<data_dir>/profiles`).
+    profiles_dir: PathBuf,
+    launch_timeout: Duration,
+    op_timeout: Duration,
+}
+
+impl ChromiumProvider {
+    /// Prepares the data dir layout and reaps browsers left by a previous run.
+    pub fn new(
+        executable: PathBuf,
+        data_dir: &std::path::Path,
+        launch_timeout: Duration,
+        op_timeout: Duration,
+    ) -> std::io::Result<Self> {
+        let run_dir = data_dir.join("run");
+        let tmp_dir = data_dir.join("tmp");
+        let profiles_dir = data_dir.join("profiles");
+        for dir in [&run_dir, &tmp_dir, &profiles_dir] {
+            std::fs::create_dir_all(dir)?;
+        }
+        let killed = process::reap_orphans(&run_dir);
+        if !killed.is_empty() {
+            tracing::warn!(count = killed.len(), "killed browsers orphaned by a previous run");
+        }
+        for leftover in std::fs::read_dir(&tmp_dir)?.flatten() {
+            let _ = std::fs::remove_dir_all(leftover.path());
+        }
+        Ok(Self { executable, run_dir, tmp_dir, profiles_dir, launch_timeout, op_timeout })
+    }
+}
+
+/// Connection-level handler errors mean the browser is gone; protocol noise does not.
+fn is_fatal(error: &CdpError) -> bool {
+    matches!(error, CdpError::Ws(_) | CdpError::Io(_) | CdpError::ChannelSendError(_))
+}
+
+#[async_trait]
+impl BrowserProvider for ChromiumProvider {
+    fn name(&self) -> &'static str {
+        "chromium"
+    }
+
+    async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError> {
+        let started = Instant::now();
+        let (user_data_dir, ephemeral) = match &spec.profile_id {
+            Some(id) => (self.profiles_dir.join(id), false),
+            None => (self.tmp_dir.join(uuid::Uuid::new_v4().to_string()), true),
+        };
+        std::fs::create_dir_all(&user_data_dir)
+            .map_err(|e| BrowserError::Launch(format!("cannot create the profile dir: {e}")))?;
+        let mut command = Command::new(&self.executable);
+        command
+            .args(CHROMIUM_FLAGS)
+            .arg(format!("--user-data-dir={}", user_data_dir.display()))
+            .arg("--remote-debugging-port=0")
+            .arg("about:blank");
+        let dead = CancellationToken::new();
+        let (process, ws_url) =
+            process::spawn(command, &self.run_dir, user_data_dir, ephemeral, self.launch_timeout, dead.clone()).await?;
+
+        let config = HandlerConfig { viewport: None, request_timeout: self.op_timeout, ..HandlerConfig::default() };
+        let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url, config)).await;
+        let (mut browser, mut handler) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                process.terminate().await;
+                return Err(BrowserError::Launch(format!("cannot connect to DevTools: {e}")));
+            }
+            Err(_) => {
+                process.terminate().await;
+                return Err(BrowserError::Timeout("DevTools connect"));
+            }
+        };
+        let handler_dead = dead.clone();
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event
+                    && is_fatal(&e)
+                {
+                    break;
+                }
+            }
+            handler_dead.cancel();
+        });
+        let page = match first_page(&mut browser, self.op_timeout).await {
+            Ok(page) => page,
+            Err(e) => {
+                handler.abort();
+                process.terminate().await;
+                return Err(e);
+            }
+        };
+        Ok(BrowserHandle {
+            browser,
+            page,
+            handler,
+            dead,
+            process: Some(process),
+            op_timeout: self.op_timeout,
+            start_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// The tab Chromium opened at start-up, or a new one if it is not there.
+async fn first_page(browser: &mut Browser, limit: Duration) -> Result<chromiumoxide::Page, BrowserError> {
+    let attempt = async { browser.new_page("about:blank").await };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(Ok(page)) => Ok(page),
+        Ok(Err(e)) => Err(BrowserError::Launch(format!("no page: {e}"))),
+        Err(_) => Err(BrowserError::Timeout("first page")),
+    }
+}

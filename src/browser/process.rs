@@ -1,0 +1,223 @@
+//! Browser processes: spawned in their own process group, recorded on disk, killed and reaped
+//! as a group, and the orphans of a killed worker reaped at the next start.
+//!
+//! The worker makes itself a child subreaper, so Chromium's helper processes (zygote,
+//! renderers) are re-parented to it when their parent dies and can be reaped here instead of
+//! lingering as zombies under an init that does not reap.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::BrowserError;
+
+/// What is written to `<data_dir>/run/<pgid>.json` while a browser runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct PidRecord {
+    pgid: i32,
+    user_data_dir: PathBuf,
+    ephemeral: bool,
+}
+
+/// A running browser process group owned by this worker.
+#[derive(Debug)]
+pub struct BrowserProcess {
+    pgid: i32,
+    /// Cancelled once the group leader has exited and been reaped.
+    exited: CancellationToken,
+    record: PathBuf,
+    /// An ephemeral user-data dir, removed after the group is gone.
+    temp_dir: Option<PathBuf>,
+}
+
+/// Makes this process adopt orphaned descendants so that it can reap them.
+pub fn become_subreaper() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphaned browser helpers may linger as zombies");
+    }
+}
+
+/// Spawns `command` in its own process group, waits for its DevTools URL and supervises it.
+/// `dead` is cancelled when the process exits.
+pub async fn spawn(
+    mut command: Command,
+    run_dir: &Path,
+    user_data_dir: PathBuf,
+    ephemeral: bool,
+    timeout: Duration,
+    dead: CancellationToken,
+) -> Result<(BrowserProcess, String), BrowserError> {
+    command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let temp_dir = ephemeral.then(|| user_data_dir.clone());
+    let mut child = command.spawn().map_err(|e| {
+        if let Some(dir) = &temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        BrowserError::Launch(format!("cannot run the browser: {e}"))
+    })?;
+    let pgid = child.id().map(|id| id as i32).unwrap_or_default();
+    let record = run_dir.join(format!("{pgid}.json"));
+    let entry = PidRecord { pgid, user_data_dir, ephemeral };
+    if let Ok(json) = serde_json::to_vec(&entry) {
+        let _ = std::fs::write(&record, json);
+    }
+    let exited = CancellationToken::new();
+    let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir };
+
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(timeout, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some((_, ws)) = line.rsplit_once("listening on ")
+                && ws.starts_with("ws")
+            {
+                return Some(ws.trim().to_string());
+            }
+            if seen.len() < 20 {
+                seen.push(line);
+            }
+        }
+        None
+    })
+    .await;
+
+    let watcher_exit = exited.clone();
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        watcher_exit.cancel();
+        dead.cancel();
+    });
+    match found {
+        Ok(Some(ws_url)) => {
+            // Keep draining stderr so that Chromium never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok((process, ws_url))
+        }
+        Ok(None) => {
+            process.terminate().await;
+            Err(BrowserError::Launch(format!("the browser exited during start-up: {}", seen.join(" | "))))
+        }
+        Err(_) => {
+            process.terminate().await;
+            Err(BrowserError::Timeout("browser launch"))
+        }
+    }
+}
+
+impl BrowserProcess {
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Waits up to `limit` for the group leader to exit on its own.
+    pub async fn wait_exit(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.exited.cancelled()).await;
+    }
+
+    /// Kills the group, reaps every member, removes the temp dir and the pid record.
+    pub async fn terminate(self) {
+        kill_group(self.pgid);
+        self.wait_exit(Duration::from_secs(5)).await;
+        reap_group(self.pgid).await;
+        if let Some(dir) = &self.temp_dir {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+        let _ = tokio::fs::remove_file(&self.record).await;
+    }
+}
+
+/// Sends SIGKILL to process group `pgid` (ignored if it is gone).
+pub fn kill_group(pgid: i32) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+/// One line of `/proc/<pid>/stat`, the fields we need.
+struct ProcStat {
+    pid: i32,
+    ppid: i32,
+    pgrp: i32,
+}
+
+fn proc_stats() -> Vec<ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(1);
+            let ppid = fields.next()?.parse().ok()?;
+            let pgrp = fields.next()?.parse().ok()?;
+            Some(ProcStat { pid, ppid, pgrp })
+        })
+        .collect()
+}
+
+/// Waits (up to ~2 s) until no process of group `pgid` remains, reaping members adopted by
+/// this process. The leader is left to its own watcher task, which owns its `Child`.
+async fn reap_group(pgid: i32) {
+    let me = std::process::id() as i32;
+    for _ in 0..80 {
+        let members: Vec<ProcStat> = proc_stats().into_iter().filter(|p| p.pgrp == pgid).collect();
+        if members.is_empty() {
+            return;
+        }
+        for member in members.iter().filter(|p| p.ppid == me && p.pid != pgid) {
+            let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
+        }
+        kill_group(pgid);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tracing::warn!(pgid, "browser process group still has members after kill");
+}
+
+/// Reaps zombies of group `pgid` that this process adopted, including a former leader.
+/// For callers that watched a worker die (tests, supervisors).
+pub fn reap_adopted(pgid: i32) {
+    let me = std::process::id() as i32;
+    for member in proc_stats().into_iter().filter(|p| p.pgrp == pgid && p.ppid == me) {
+        let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// Kills browsers recorded by a previous run of the worker that are still alive, and removes
+/// their records and temp dirs. Returns the process groups that were killed.
+pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
+    let stats = proc_stats();
+    let mut killed = Vec::new();
+    for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")) {
+        let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok()) else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let marker = format!("--user-data-dir={}", record.user_data_dir.display());
+        // Only kill a group whose members still carry our user-data dir (pids get reused).
+        let ours = stats.iter().filter(|p| p.pgrp == record.pgid).any(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).split('\0').any(|arg| arg == marker))
+        });
+        if ours {
+            kill_group(record.pgid);
+            killed.push(record.pgid);
+        }
+        if record.ephemeral {
+            let _ = std::fs::remove_dir_all(&record.user_data_dir);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    killed
+}

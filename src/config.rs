@@ -1,0 +1,278 @@
+//! Configuration: flags and `BW_*` environment variables, validated before anything binds.
+//!
+//! This is the only module that reads the process environment (through clap's `env`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use rand::RngCore;
+
+/// Everything the worker can be told at start-up.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "browser-worker", version, about = "Runs real browsers behind an HTTP control plane")]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BW_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// API keys accepted as `Authorization: Bearer <key>` (comma-separated, for rotation).
+    /// When empty, a key is generated once and kept in `<data_dir>/api-key`.
+    #[arg(long, env = "BW_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+
+    /// Directory for state: the generated API key, persistent profiles, pid records, temp dirs.
+    #[arg(long, env = "BW_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Which browser provider opens sessions.
+    #[arg(long, env = "BW_PROVIDER", value_enum, default_value_t = ProviderKind::Chromium)]
+    pub provider: ProviderKind,
+
+    /// Chromium executable; auto-detected (`chromium`, `chromium-browser`, `google-chrome`) when unset.
+    #[arg(long, env = "BW_CHROMIUM_PATH")]
+    pub chromium_path: Option<PathBuf>,
+
+    /// Maximum number of open sessions; further creates get 429.
+    #[arg(long, env = "BW_MAX_SESSIONS", default_value_t = 3)]
+    pub max_sessions: usize,
+
+    /// Default idle timeout of a session, in seconds (a create request may lower or raise it).
+    #[arg(long, env = "BW_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+
+    /// Maximum lifetime of a session, in seconds.
+    #[arg(long, env = "BW_MAX_LIFETIME_SECS", default_value_t = 3600)]
+    pub max_lifetime_secs: u64,
+
+    /// Number of ephemeral browsers kept launched and ready for fast creates.
+    #[arg(long, env = "BW_WARM_POOL", default_value_t = 0)]
+    pub warm_pool: usize,
+
+    /// Public base URL of this worker (used in `cdp_url`); defaults to `http://<bind>`.
+    #[arg(long, env = "BW_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// Log format.
+    #[arg(long, env = "BW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "BW_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "BW_BODY_LIMIT_BYTES", default_value_t = 12 * 1024 * 1024)]
+    pub body_limit_bytes: usize,
+
+    /// Time limit for one browser operation (navigate, screenshot, …), in seconds.
+    #[arg(long, env = "BW_OPERATION_TIMEOUT_SECS", default_value_t = 60)]
+    pub operation_timeout_secs: u64,
+
+    /// Time limit for launching a browser, in seconds.
+    #[arg(long, env = "BW_LAUNCH_TIMEOUT_SECS", default_value_t = 20)]
+    pub launch_timeout_secs: u64,
+
+    /// Time given to open sessions to close on SIGINT/SIGTERM, in seconds.
+    #[arg(long, env = "BW_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Where sessions' browsers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// A local Chromium launched by the worker.
+    Chromium,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A configuration value that cannot be used; printed as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+const MIN_KEY_LEN: usize = 16;
+
+impl Config {
+    /// Parses flags and environment and validates the result. `--help`/`--version` exit here.
+    pub fn load() -> Result<Self, ConfigError> {
+        let config = match Config::try_parse() {
+            Ok(config) => config,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let text = e.to_string();
+                let line = text.lines().next().unwrap_or("bad arguments");
+                let line = line.trim_start_matches("error: ");
+                return Err(ConfigError(line.to_string()));
+            }
+        };
+        config.validated()
+    }
+
+    /// Checks values that clap's types cannot, and resolves the Chromium path.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        if self.max_sessions == 0 {
+            return bad("BW_MAX_SESSIONS must be at least 1".into());
+        }
+        if self.idle_timeout_secs == 0 || self.max_lifetime_secs == 0 {
+            return bad("BW_IDLE_TIMEOUT_SECS and BW_MAX_LIFETIME_SECS must be at least 1".into());
+        }
+        if self.warm_pool > 16 {
+            return bad(format!("BW_WARM_POOL={} is more than 16", self.warm_pool));
+        }
+        if self.operation_timeout_secs == 0 || self.launch_timeout_secs == 0 {
+            return bad("timeouts must be at least 1 second".into());
+        }
+        if self.body_limit_bytes < 1024 {
+            return bad("BW_BODY_LIMIT_BYTES must be at least 1024".into());
+        }
+        if let Some(key) = self.api_keys.iter().find(|k| k.trim().len() < MIN_KEY_LEN) {
+            let shown = if key.trim().is_empty() { "an empty key" } else { "a key" };
+            return bad(format!("BW_API_KEYS has {shown} shorter than {MIN_KEY_LEN} characters"));
+        }
+        self.api_keys = self.api_keys.iter().map(|k| k.trim().to_string()).collect();
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return bad(format!("BW_PUBLIC_URL must be http(s), got {url}"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return bad(format!("BW_LOG is not a valid filter: {e}"));
+        }
+        self.chromium_path = Some(match self.chromium_path.take() {
+            Some(path) if is_executable(&path) => path,
+            Some(path) => return bad(format!("BW_CHROMIUM_PATH {} is not an executable file", path.display())),
+            None => match detect_chromium() {
+                Some(path) => path,
+                None => return bad("no Chromium found (install it with `make deps` or set BW_CHROMIUM_PATH)".into()),
+            },
+        });
+        if let Err(e) = std::fs::create_dir_all(&self.data_dir) {
+            return bad(format!("BW_DATA_DIR {} cannot be created: {e}", self.data_dir.display()));
+        }
+        Ok(self)
+    }
+
+    /// The Chromium executable (resolved by validation).
+    pub fn chromium(&self) -> &Path {
+        self.chromium_path.as_deref().unwrap_or(Path::new("chromium"))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(self.max_lifetime_secs)
+    }
+
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_secs(self.operation_timeout_secs)
+    }
+
+    pub fn launch_timeout(&self) -> Duration {
+        Duration::from_secs(self.launch_timeout_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Base URL clients use to reach this worker.
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// Returns the configured keys, or the stored/generated one. A freshly generated key is
+    /// also returned in the second slot so that the caller can print it once.
+    pub fn resolve_api_keys(&self) -> Result<(Vec<String>, Option<String>), ConfigError> {
+        if !self.api_keys.is_empty() {
+            return Ok((self.api_keys.clone(), None));
+        }
+        let path = self.data_dir.join("api-key");
+        if let Ok(stored) = std::fs::read_to_string(&path) {
+            let key = stored.trim().to_string();
+            if key.len() >= MIN_KEY_LEN {
+                return Ok((vec![key], None));
+            }
+            return Err(ConfigError(format!("{} holds a key shorter than {MIN_KEY_LEN} characters", path.display())));
+        }
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let key = format!("bw_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        write_private(&path, &key)
+            .map_err(|e| ConfigError(format!("cannot store the API key in {}: {e}", path.display())))?;
+        Ok((vec![key.clone()], Some(key)))
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn detect_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| is_executable(candidate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["browser-worker", "--chromium-path", "/bin/sh"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).map_err(|e| ConfigError(e.to_string()))?.validated()
+    }
+
+    #[test]
+    fn rejects_zero_sessions_and_short_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        assert!(
+            parse(&["--data-dir", data, "--max-sessions", "0"]).unwrap_err().to_string().contains("BW_MAX_SESSIONS")
+        );
+        assert!(parse(&["--data-dir", data, "--api-keys", "short"]).unwrap_err().to_string().contains("shorter"));
+        assert!(parse(&["--data-dir", data, "--chromium-path", "/nonexistent"]).is_err());
+        assert!(parse(&["--data-dir", data, "--log", "info,[[["]).is_err());
+        let ok = parse(&["--data-dir", data, "--api-keys", "0123456789abcdef, fedcba9876543210"]).unwrap();
+        assert_eq!(ok.api_keys, vec!["0123456789abcdef", "fedcba9876543210"]);
+    }
+
+    #[test]
+    fn generates_a_private_key_once_and_reuses_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(&["--data-dir", dir.path().to_str().unwrap()]).unwrap();
+        let (keys, fresh) = config.resolve_api_keys().unwrap();
+        assert_eq!(Some(keys[0].clone()), fresh);
+        let mode = std::fs::metadata(dir.path().join("api-key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (again, fresh_again) = config.resolve_api_keys().unwrap();
+        assert_eq!(again, keys);
+        assert_eq!(fresh_again, None);
+    }
+}

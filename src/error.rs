@@ -1,0 +1,140 @@
+//! `ApiError`: the one type that becomes an HTTP error response, in the JSON envelope
+//! `{"error": {"code", "message", "details"?}}`. Domain errors map into it here.
+
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::browser::BrowserError;
+use crate::session::SessionError;
+
+/// An error answer: status, stable machine code, human message, optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
+}
+
+/// The JSON body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for machines (`code`) and people (`message`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `session_busy`.
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+    /// Extra structured facts (e.g. why a session closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: None, retry_after: None }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required as `Authorization: Bearer <key>`",
+        )
+    }
+
+    pub fn not_found_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the worker hit an unexpected error")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl ApiError {
+    pub fn too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the limit")
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        use SessionError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => Self::new(StatusCode::NOT_FOUND, "session_not_found", message),
+            E::Closed { state, reason } => Self::new(StatusCode::GONE, "session_closed", message)
+                .with_details(json!({"state": state, "reason": reason})),
+            E::Busy => Self::new(StatusCode::CONFLICT, "session_busy", message),
+            E::ProfileInUse { session_id } => Self::new(StatusCode::CONFLICT, "profile_in_use", message)
+                .with_details(json!({"session_id": session_id})),
+            E::Capacity { max, retry_after_secs } => {
+                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "capacity_exhausted", message)
+                    .with_details(json!({"max_sessions": max}));
+                err.retry_after = Some(retry_after_secs);
+                err
+            }
+            E::Invalid(_) => Self::validation(message),
+            E::InvalidUrl(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_url", message),
+            E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+            E::Browser(b) => b.into(),
+        }
+    }
+}
+
+impl From<BrowserError> for ApiError {
+    fn from(e: BrowserError) -> Self {
+        use BrowserError as E;
+        let message = e.to_string();
+        match e {
+            E::Launch(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_start_failed", message),
+            E::Disconnected => Self::new(StatusCode::BAD_GATEWAY, "browser_disconnected", message),
+            E::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
+            E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
+            E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
+        }
+    }
+}

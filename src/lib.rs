@@ -1,0 +1,24 @@
+//! browser-worker: runs real browsers for automated job applications behind an HTTP control
+//! plane, one live Chrome DevTools Protocol connection per session.
+//!
+//! # Layout
+//! - [`config`]: flags and `BW_*` variables, validated before anything binds.
+//! - [`app`]: the shared `App` state, background tasks, and the `Server` lifecycle.
+//! - [`api`]: HTTP routes, auth, error envelope, OpenAPI. The only module (with [`error`]) that knows HTTP.
+//! - [`session`]: the session state machine, registry (capacity, profiles, one operation at a time) and reaper.
+//! - [`browser`]: the `BrowserProvider` trait, the local Chromium provider, page operations,
+//!   process groups and orphan reaping, and the warm pool.
+//! - [`error`]: `ApiError`, the JSON error envelope.
+//! - [`telemetry`]: logging and the Prometheus recorder.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod browser;
+pub mod config;
+pub mod error;
+pub mod session;
+pub mod telemetry;
+
+pub use app::{App, Server};
+pub use config::Config;

@@ -1,0 +1,347 @@
+//! Sessions: one live browser each, its state machine, and the one-operation-at-a-time rule.
+//!
+//! States: `opening` → `ready` ⇄ `busy` → `closing` → `closed`; any → `failed` when the
+//! browser dies. A session's browser sits behind an async mutex: an operation takes it with
+//! `try_lock` (a second concurrent call gets `SessionError::Busy`), and closing takes it for good.
+
+pub mod reaper;
+pub mod registry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::browser::{BrowserError, BrowserHandle};
+
+pub use registry::{CreateOptions, SessionRegistry};
+
+/// A session's id (a UUID v4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[schema(value_type = String, format = Uuid)]
+pub struct SessionId(pub Uuid);
+
+impl SessionId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// Parses a path segment; anything that is not a UUID names no session.
+    pub fn parse(text: &str) -> Result<Self, SessionError> {
+        Uuid::parse_str(text).map(Self).map_err(|_| SessionError::NotFound)
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    Opening,
+    Ready,
+    Busy,
+    NeedsHuman,
+    Closing,
+    Closed,
+    Failed,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// `DELETE` by the caller.
+    Closed,
+    IdleTimeout,
+    MaxLifetime,
+    BrowserCrashed,
+    /// The worker shut down.
+    Shutdown,
+}
+
+impl CloseReason {
+    fn final_state(self) -> SessionState {
+        match self {
+            CloseReason::BrowserCrashed => SessionState::Failed,
+            _ => SessionState::Closed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Closed => "closed",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::MaxLifetime => "max_lifetime",
+            CloseReason::BrowserCrashed => "browser_crashed",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Session-level failures (no HTTP here; `error.rs` maps them).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("no session with that id")]
+    NotFound,
+    #[error("the session is {state:?}: {}", reason.map(|r| r.as_str()).unwrap_or("closing"))]
+    Closed { state: SessionState, reason: Option<CloseReason> },
+    #[error("another operation is running on this session")]
+    Busy,
+    #[error("the profile is in use by another open session")]
+    ProfileInUse { session_id: SessionId },
+    #[error("all {max} session slots are in use")]
+    Capacity { max: usize, retry_after_secs: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    InvalidUrl(String),
+    #[error("the worker is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Browser(#[from] BrowserError),
+}
+
+/// How long the steps of a session took, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct Timing {
+    pub browser_start_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub navigate_ms: Option<u64>,
+}
+
+/// The public view of a session (`GET /api/v2/sessions/{id}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionInfo {
+    pub session_id: SessionId,
+    pub state: SessionState,
+    pub profile_id: Option<String>,
+    pub provider: String,
+    pub current_url: String,
+    pub title: String,
+    /// Block detected on the page (none is detected yet by this version).
+    #[schema(value_type = Option<Object>)]
+    pub block: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub idle_timeout_secs: u64,
+    /// Viewer access; null when the session has no display.
+    #[schema(value_type = Option<Object>)]
+    pub vnc: Option<Value>,
+    pub timing: Timing,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+}
+
+/// What changes while a session lives; a std mutex, never held across an await.
+#[derive(Debug)]
+struct Status {
+    state: SessionState,
+    last_activity: Instant,
+    last_activity_at: DateTime<Utc>,
+    current_url: String,
+    title: String,
+    timing: Timing,
+}
+
+/// One open session.
+pub struct Session {
+    pub id: SessionId,
+    pub profile_id: Option<String>,
+    provider: &'static str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    /// When the maximum lifetime runs out.
+    deadline: Instant,
+    idle_timeout: Duration,
+    metadata: Map<String, Value>,
+    status: Mutex<Status>,
+    /// The browser; `None` once closed. Holding the lock is holding the session's one operation.
+    browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,
+    /// Process group, to force-kill without the lock (shutdown, stuck operations).
+    pgid: Option<i32>,
+    /// Set by the first closer; later closers and operations see the session as gone.
+    closing: AtomicBool,
+    /// Fires when the browser dies (process exit or lost connection).
+    dead: CancellationToken,
+    /// Fires once the session is fully closed and released.
+    ended: CancellationToken,
+    /// The capacity slot, given back when the session is closed.
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+/// Proof that the caller holds the session's single operation slot; restores `ready` on drop.
+pub struct OpGuard {
+    session: Arc<Session>,
+    guard: OwnedMutexGuard<Option<BrowserHandle>>,
+}
+
+impl OpGuard {
+    pub fn browser(&self) -> &BrowserHandle {
+        self.guard.as_ref().expect("checked when the guard was taken")
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        self.session.touch();
+        self.session.transition(SessionState::Busy, SessionState::Ready);
+    }
+}
+
+impl Session {
+    /// The public view.
+    pub fn info(&self) -> SessionInfo {
+        let status = self.status.lock().unwrap();
+        SessionInfo {
+            session_id: self.id,
+            state: status.state,
+            profile_id: self.profile_id.clone(),
+            provider: self.provider.to_string(),
+            current_url: status.current_url.clone(),
+            title: status.title.clone(),
+            block: None,
+            created_at: self.created_at,
+            last_activity_at: status.last_activity_at,
+            expires_at: self.expires_at,
+            idle_timeout_secs: self.idle_timeout.as_secs(),
+            vnc: None,
+            timing: status.timing.clone(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
+    pub fn state(&self) -> SessionState {
+        self.status.lock().unwrap().state
+    }
+
+    /// Records an API call or client activity (resets the idle timer).
+    pub fn touch(&self) {
+        let mut status = self.status.lock().unwrap();
+        status.last_activity = Instant::now();
+        status.last_activity_at = Utc::now();
+    }
+
+    /// Records where the page is now.
+    pub fn set_page(&self, url: String, title: String, navigate_ms: Option<u64>) {
+        let mut status = self.status.lock().unwrap();
+        status.current_url = url;
+        status.title = title;
+        if navigate_ms.is_some() {
+            status.timing.navigate_ms = navigate_ms;
+        }
+    }
+
+    fn set_state(&self, state: SessionState) {
+        self.status.lock().unwrap().state = state;
+    }
+
+    /// Moves `from` → `to` only if the session is in `from`.
+    fn transition(&self, from: SessionState, to: SessionState) {
+        let mut status = self.status.lock().unwrap();
+        if status.state == from {
+            status.state = to;
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// True if the session has been idle longer than its timeout (a busy session is not idle).
+    fn idle_expired(&self, now: Instant) -> bool {
+        let status = self.status.lock().unwrap();
+        status.state != SessionState::Busy && now.duration_since(status.last_activity) >= self.idle_timeout
+    }
+
+    fn lifetime_expired(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    fn kill_browser(&self) {
+        if let Some(pgid) = self.pgid {
+            crate::browser::process::kill_group(pgid);
+        }
+    }
+}
+
+/// Checks a profile id: it names a directory, so only `[A-Za-z0-9._-]`, 1–64 characters.
+pub fn validate_profile_id(id: &str) -> Result<(), SessionError> {
+    let ok = (1..=64).contains(&id.len())
+        && !id.starts_with('.')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SessionError::Invalid("profile_id must be 1-64 characters of [A-Za-z0-9._-], not starting with '.'".into()))
+    }
+}
+
+/// Parses a URL a session may open: http(s) only, never a cloud metadata address.
+pub fn parse_target_url(text: &str) -> Result<url::Url, SessionError> {
+    let url = url::Url::parse(text).map_err(|e| SessionError::InvalidUrl(format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SessionError::InvalidUrl(format!("only http and https URLs are allowed, not {}:", url.scheme())));
+    }
+    let forbidden = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_link_local() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.is_unspecified(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("metadata.google.internal"),
+        None => true,
+    };
+    if forbidden {
+        return Err(SessionError::InvalidUrl("link-local and metadata addresses are never opened".into()));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_http_and_never_metadata() {
+        assert!(parse_target_url("https://boards.greenhouse.io/acme/jobs/1").is_ok());
+        assert!(parse_target_url("http://127.0.0.1:9000/form").is_ok());
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]/",
+            "not a url",
+            "http://metadata.google.internal/",
+        ] {
+            assert!(parse_target_url(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn profile_ids_cannot_escape_the_profiles_dir() {
+        assert!(validate_profile_id("ads-profile_01.a").is_ok());
+        for bad in ["", "..", "../x", "a/b", ".hidden", &"x".repeat(65)] {
+            assert!(validate_profile_id(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

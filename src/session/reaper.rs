@@ -1,0 +1,27 @@
+//! The reaper: closes sessions that have been idle too long or outlived their maximum lifetime.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::SessionRegistry;
+
+/// How often sessions are checked.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Runs until `cancel` fires, closing expired sessions with `idle_timeout` or `max_lifetime`.
+pub async fn run(registry: Arc<SessionRegistry>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for (id, reason) in registry.expired(Instant::now()) {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.close(id, reason).await });
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The session registry: opens sessions within capacity and profile rules, runs operations
+//! one at a time, closes sessions exactly once, and remembers why closed ones ended.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dashmap::DashMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa::ToSchema;
+
+use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
+use crate::browser::pool::WarmPool;
+use crate::browser::{BrowserProvider, LaunchSpec};
+
+/// How many ended sessions are remembered for 410 answers.
+const TOMBSTONES: usize = 4096;
+/// How long `close` waits for a running operation before killing the browser under it.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// A validated request to open a session.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub profile_id: Option<String>,
+    pub url: Option<url::Url>,
+    pub idle_timeout: Option<Duration>,
+    pub viewport: Option<(u32, u32)>,
+    pub metadata: Map<String, Value>,
+}
+
+/// What `DELETE` reports.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClosedSession {
+    pub session_id: SessionId,
+    pub state: SessionState,
+    pub reason: CloseReason,
+    pub duration_ms: u64,
+    /// Stored artifacts (screenshots) of the session.
+    pub artifacts: Vec<String>,
+}
+
+/// A closed session, remembered so that later calls get 410 with the reason.
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    state: SessionState,
+    reason: CloseReason,
+}
+
+/// All sessions of this worker.
+pub struct SessionRegistry {
+    provider: Arc<dyn BrowserProvider>,
+    pool: Option<Arc<WarmPool>>,
+    open: DashMap<SessionId, Arc<Session>>,
+    /// Ended sessions, oldest first in the queue; a std mutex, never held across an await.
+    closed: Mutex<(HashMap<SessionId, Tombstone>, VecDeque<SessionId>)>,
+    /// profile id → the open session using it.
+    profiles: DashMap<String, SessionId>,
+    capacity: Arc<Semaphore>,
+    max_sessions: usize,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+    /// Supervisor tasks (one per session, watching for a dead browser).
+    tracker: TaskTracker,
+    shutting_down: AtomicBool,
+}
+
+/// Releases a profile claim if session creation does not finish (error or cancelled request).
+struct ProfileClaim<'a> {
+    registry: &'a SessionRegistry,
+    profile_id: Option<String>,
+}
+
+impl Drop for ProfileClaim<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.profile_id.take() {
+            self.registry.profiles.remove(&id);
+        }
+    }
+}
+
+impl SessionRegistry {
+    pub fn new(
+        provider: Arc<dyn BrowserProvider>,
+        pool: Option<Arc<WarmPool>>,
+        max_sessions: usize,
+        idle_timeout: Duration,
+        max_lifetime: Duration,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            provider,
+            pool,
+            open: DashMap::new(),
+            closed: Mutex::new((HashMap::new(), VecDeque::new())),
+            profiles: DashMap::new(),
+            capacity: Arc::new(Semaphore::new(max_sessions)),
+            max_sessions,
+            idle_timeout,
+            max_lifetime,
+            tracker,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    pub fn active(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        self.open.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Opens a session: capacity, profile claim, a browser (from the warm pool when possible),
+    /// optional viewport and first navigation.
+    pub async fn create(self: &Arc<Self>, options: CreateOptions) -> Result<Arc<Session>, SessionError> {
+        let started = Instant::now();
+        let result = self.open_session(options).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(SessionError::Capacity { .. }) => "capacity_exhausted",
+            Err(SessionError::ProfileInUse { .. }) => "profile_in_use",
+            Err(SessionError::Browser(_)) => "browser_error",
+            Err(_) => "rejected",
+        };
+        metrics::counter!("bw_sessions_created_total", "outcome" => outcome).increment(1);
+        if result.is_ok() {
+            metrics::histogram!("bw_session_create_seconds").record(started.elapsed().as_secs_f64());
+            metrics::gauge!("bw_sessions_active").set(self.open.len() as f64);
+        }
+        result
+    }
+
+    async fn open_session(self: &Arc<Self>, options: CreateOptions) -> Result<Arc<Session>, SessionError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(SessionError::ShuttingDown);
+        }
+        let permit: OwnedSemaphorePermit = self
+            .capacity
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SessionError::Capacity { max: self.max_sessions, retry_after_secs: 5 })?;
+        let id = SessionId::new();
+        let claim = self.claim_profile(options.profile_id.clone(), id)?;
+
+        let pooled = if options.profile_id.is_none() { self.pool.as_ref().and_then(|p| p.take()) } else { None };
+        let from_pool = pooled.is_some();
+        let handle = match pooled {
+            Some(handle) => handle,
+            None => self.provider.launch(LaunchSpec { profile_id: options.profile_id.clone() }).await?,
+        };
+        let prepared = async {
+            if let Some((width, height)) = options.viewport {
+                handle.set_viewport(width, height).await?;
+            }
+            let mut navigate_ms = None;
+            let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), title: String::new() };
+            if let Some(url) = &options.url {
+                let navigation = Instant::now();
+                page = handle.navigate(url.as_str()).await?;
+                navigate_ms = Some(navigation.elapsed().as_millis() as u64);
+            }
+            Ok::<_, crate::browser::BrowserError>((page, navigate_ms))
+        }
+        .await;
+        let (page, navigate_ms) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                handle.close(false).await;
+                return Err(e.into());
+            }
+        };
+        let timing = Timing { browser_start_ms: if from_pool { 0 } else { handle.start_ms }, navigate_ms };
+
+        let now = Utc::now();
+        let lifetime = chrono::Duration::from_std(self.max_lifetime).unwrap_or(chrono::Duration::MAX);
+        let session = Arc::new(Session {
+            id,
+            profile_id: options.profile_id,
+            provider: self.provider.name(),
+            created_at: now,
+            expires_at: now + lifetime,
+            deadline: Instant::now() + self.max_lifetime,
+            idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
+            metadata: options.metadata,
+            status: Mutex::new(Status {
+                state: SessionState::Ready,
+                last_activity: Instant::now(),
+                last_activity_at: now,
+                current_url: page.url,
+                title: page.title,
+                timing,
+            }),
+            pgid: handle.pgid(),
+            dead: handle.dead(),
+            browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
+            closing: AtomicBool::new(false),
+            ended: CancellationToken::new(),
+            permit: Mutex::new(Some(permit)),
+        });
+        self.open.insert(id, session.clone());
+        std::mem::forget(claim); // the profile now belongs to the open session
+        self.supervise(session.clone());
+        tracing::info!(session_id = %id, from_pool, "session opened");
+        Ok(session)
+    }
+
+    fn claim_profile(&self, profile_id: Option<String>, id: SessionId) -> Result<ProfileClaim<'_>, SessionError> {
+        if let Some(profile) = &profile_id {
+            match self.profiles.entry(profile.clone()) {
+                dashmap::Entry::Occupied(holder) => {
+                    return Err(SessionError::ProfileInUse { session_id: *holder.get() });
+                }
+                dashmap::Entry::Vacant(slot) => {
+                    slot.insert(id);
+                }
+            }
+        }
+        Ok(ProfileClaim { registry: self, profile_id })
+    }
+
+    /// Watches the browser until the session ends: if it dies first, the session fails.
+    fn supervise(self: &Arc<Self>, session: Arc<Session>) {
+        let registry = self.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = session.ended.cancelled() => {}
+                _ = session.dead.cancelled() => {
+                    if !session.is_closing() {
+                        tracing::warn!(session_id = %session.id, "browser died; session failed");
+                        let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The open session, or why it is not open.
+    pub fn get(&self, id: SessionId) -> Result<Arc<Session>, SessionError> {
+        if let Some(session) = self.open.get(&id) {
+            return Ok(session.clone());
+        }
+        match self.closed.lock().unwrap().0.get(&id) {
+            Some(t) => Err(SessionError::Closed { state: t.state, reason: Some(t.reason) }),
+            None => Err(SessionError::NotFound),
+        }
+    }
+
+    /// Takes the session's single operation slot, or answers busy/closed.
+    pub fn begin(&self, id: SessionId) -> Result<OpGuard, SessionError> {
+        let session = self.get(id)?;
+        if session.is_closing() {
+            return Err(SessionError::Closed { state: SessionState::Closing, reason: None });
+        }
+        let guard = session.browser.clone().try_lock_owned().map_err(|_| SessionError::Busy)?;
+        match guard.as_ref() {
+            None => return Err(SessionError::Closed { state: SessionState::Closing, reason: None }),
+            Some(handle) if handle.is_dead() => {
+                return Err(SessionError::Closed {
+                    state: SessionState::Failed,
+                    reason: Some(CloseReason::BrowserCrashed),
+                });
+            }
+            Some(_) => {}
+        }
+        session.touch();
+        session.set_state(SessionState::Busy);
+        Ok(OpGuard { session, guard })
+    }
+
+    /// Closes a session exactly once: waits for a running operation (killing the browser if it
+    /// does not finish in time), closes the browser and releases the profile.
+    pub async fn close(&self, id: SessionId, reason: CloseReason) -> Result<ClosedSession, SessionError> {
+        let session = self.get(id)?;
+        if session.closing.swap(true, Ordering::SeqCst) {
+            return Err(SessionError::Closed { state: SessionState::Closing, reason: None });
+        }
+        session.set_state(SessionState::Closing);
+        let mut slot = match tokio::time::timeout(CLOSE_WAIT, session.browser.lock()).await {
+            Ok(slot) => slot,
+            Err(_) => {
+                session.kill_browser();
+                session.browser.lock().await
+            }
+        };
+        if let Some(handle) = slot.take() {
+            let graceful = session.profile_id.is_some() && reason != CloseReason::BrowserCrashed;
+            handle.close(graceful).await;
+        }
+        drop(slot);
+
+        let state = reason.final_state();
+        session.set_state(state);
+        {
+            let mut closed = self.closed.lock().unwrap();
+            closed.0.insert(id, Tombstone { state, reason });
+            closed.1.push_back(id);
+            while closed.1.len() > TOMBSTONES {
+                if let Some(old) = closed.1.pop_front() {
+                    closed.0.remove(&old);
+                }
+            }
+        }
+        if let Some(profile) = &session.profile_id {
+            self.profiles.remove_if(profile, |_, holder| *holder == id);
+        }
+        self.open.remove(&id);
+        session.permit.lock().unwrap().take();
+        session.ended.cancel();
+        metrics::counter!("bw_sessions_closed_total", "reason" => reason.as_str()).increment(1);
+        metrics::gauge!("bw_sessions_active").set(self.open.len() as f64);
+        tracing::info!(session_id = %id, reason = reason.as_str(), "session closed");
+        let duration_ms = (Utc::now() - session.created_at).num_milliseconds().max(0) as u64;
+        Ok(ClosedSession { session_id: id, state, reason, duration_ms, artifacts: Vec::new() })
+    }
+
+    /// Sessions the reaper should close now, with the reason.
+    pub fn expired(&self, now: Instant) -> Vec<(SessionId, CloseReason)> {
+        self.open
+            .iter()
+            .filter(|e| !e.is_closing())
+            .filter_map(|e| {
+                if e.lifetime_expired(now) {
+                    Some((e.id, CloseReason::MaxLifetime))
+                } else if e.idle_expired(now) {
+                    Some((e.id, CloseReason::IdleTimeout))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Refuses new sessions and closes every open one.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let ids: Vec<SessionId> = self.open.iter().map(|e| e.id).collect();
+        futures::future::join_all(ids.into_iter().map(|id| self.close(id, CloseReason::Shutdown))).await;
+    }
+
+    /// Last resort when the grace period ran out: kill every browser still open.
+    pub fn kill_all(&self) {
+        for session in self.open.iter() {
+            session.kill_browser();
+        }
+    }
+}
