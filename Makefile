@@ -1,0 +1,39 @@
+# browser-worker: `make run` starts the worker, `make test` runs every test.
+SHELL := /bin/bash
+CARGO ?= cargo
+TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
+
+.PHONY: deps build run test lint bench openapi fmt clean-data
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release
+
+## Starts the worker on 127.0.0.1:8080 with state in ./data (prints a generated API key once).
+run: deps
+	$(CARGO) run --release --bin browser-worker
+
+## The whole test suite: real Chromium against fixture pages on 127.0.0.1.
+test: deps
+	$(CARGO) test --no-fail-fast
+	@# Browsers of test workers run with a user-data dir under a temp dir: none may survive.
+	@if pgrep -a -f -- '--user-data-dir=$(TMPDIR_PATTERN)'; then echo "make test: Chromium processes were left behind" >&2; exit 1; fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## Session-create latency against a bare chromiumoxide launch; writes BENCHMARKS.md.
+bench: deps
+	$(CARGO) bench --bench session_create > BENCHMARKS.md.new
+	mv BENCHMARKS.md.new BENCHMARKS.md
+	@cat BENCHMARKS.md
+
+## Regenerates api-spec/openapi.json from the handlers.
+openapi:
+	UPDATE_OPENAPI=1 $(CARGO) test --test integration openapi
+
+fmt:
+	$(CARGO) fmt --all

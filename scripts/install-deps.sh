@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what browser-worker needs on Debian/Ubuntu, and nothing that is already there.
+# Idempotent: a second run changes nothing. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+missing=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Chromium: Debian's package (never a downloaded browser build).
+if ! have chromium && ! have chromium-browser && ! have google-chrome; then
+  missing+=(chromium)
+fi
+# Fonts so that pages (and screenshots) render text.
+if ! dpkg -s fonts-liberation >/dev/null 2>&1 && [ -z "$(ls /usr/share/fonts 2>/dev/null)" ]; then
+  missing+=(fonts-liberation)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! have apt-get; then
+    echo "install-deps: please install: ${missing[*]} (no apt-get on this machine)" >&2
+    exit 1
+  fi
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    have sudo || { echo "install-deps: run as root or install sudo to add: ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! have cargo; then
+  echo "install-deps: cargo is missing: install Rust (https://rustup.rs), then run this again" >&2
+  exit 1
+fi

@@ -1,0 +1,76 @@
+//! The worker binary as operators run it: bad configuration, SIGTERM with open sessions,
+//! and a `kill -9` whose orphaned browsers the next start reaps.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{WorkerProcess, eventually, group_members, recorded_browsers};
+use browser_worker::browser::process::reap_adopted;
+
+#[tokio::test]
+async fn bad_configuration_exits_2_with_one_line() {
+    for (name, value) in [
+        ("BW_MAX_SESSIONS", "many"),
+        ("BW_MAX_SESSIONS", "0"),
+        ("BW_BIND", "nowhere"),
+        ("BW_CHROMIUM_PATH", "/nonexistent/chromium"),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_browser-worker"))
+            .env("BW_DATA_DIR", tempfile::tempdir().unwrap().path())
+            .env(name, value)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}={value} printed: {stderr}");
+        assert!(stderr.contains("invalid configuration"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_closes_every_session_and_exits_0() {
+    let data = tempfile::tempdir().unwrap();
+    let mut worker = WorkerProcess::spawn(data.path(), &[("BW_SHUTDOWN_GRACE_SECS", "10")]).await;
+    worker.create().await;
+    worker.create().await;
+    let browsers = recorded_browsers(data.path());
+    assert_eq!(browsers.len(), 2);
+    kill(Pid::from_raw(worker.child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), worker.child.wait())
+        .await
+        .expect("exits within the grace period")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    for browser in &browsers {
+        reap_adopted(browser.pgid);
+        assert!(group_members(browser.pgid).is_empty(), "left behind: {:?}", group_members(browser.pgid));
+        assert!(!browser.user_data_dir.exists());
+    }
+    assert!(recorded_browsers(data.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_restart_reaps_browsers_orphaned_by_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let mut worker = WorkerProcess::spawn(data.path(), &[]).await;
+    worker.create().await;
+    let orphan = recorded_browsers(data.path()).pop().expect("a recorded browser");
+    kill(Pid::from_raw(worker.child.id().unwrap() as i32), Signal::SIGKILL).unwrap();
+    worker.child.wait().await.unwrap();
+    assert!(!group_members(orphan.pgid).is_empty(), "the orphan outlives the killed worker");
+
+    let mut restarted = WorkerProcess::spawn(data.path(), &[]).await;
+    let gone = eventually(Duration::from_secs(5), || {
+        reap_adopted(orphan.pgid);
+        group_members(orphan.pgid).is_empty()
+    })
+    .await;
+    assert!(gone, "orphan still running: {:?}", group_members(orphan.pgid));
+    assert!(!orphan.user_data_dir.exists(), "the orphan's temp profile is removed");
+    assert!(recorded_browsers(data.path()).is_empty());
+    kill(Pid::from_raw(restarted.child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(restarted.child.wait().await.unwrap().code(), Some(0));
+}

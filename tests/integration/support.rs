@@ -1,0 +1,246 @@
+//! Test support: the real server on port 0 with a temp data dir (`TestApp`), the worker binary
+//! as a child process (`WorkerProcess`), a fixture web server on 127.0.0.1, and process probes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use browser_worker::{Config, Server};
+use clap::Parser;
+use reqwest::Method;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub const KEY: &str = "test-key-0123456789abcdef";
+
+/// The worker, in this process, on an ephemeral port.
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+/// Configuration for a test worker: loopback, port 0, the test key, a fresh data dir.
+pub fn test_config(data_dir: &Path, extra: &[&str]) -> Config {
+    let mut argv = vec!["browser-worker", "--bind", "127.0.0.1:0", "--api-keys", KEY, "--log", "warn"];
+    let dir = data_dir.to_str().unwrap().to_string();
+    argv.extend(["--data-dir", &dir]);
+    argv.extend_from_slice(extra);
+    Config::try_parse_from(argv).expect("test flags parse").validated().expect("test config is valid")
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a worker with extra command-line flags, e.g. `&["--max-sessions", "2"]`.
+    pub async fn start_with(extra: &[&str]) -> Self {
+        init();
+        let data_dir = tempfile::tempdir().unwrap();
+        let server = Server::start(test_config(data_dir.path(), extra), vec![KEY.into()]).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        Self { server: Some(server), base, data_dir, client: reqwest::Client::new() }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(KEY)
+    }
+
+    /// Sends a JSON body and returns (status, parsed body).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request is answered");
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Opens a session and returns its JSON (asserts 201).
+    pub async fn create(&self, body: Value) -> Value {
+        let (status, session) = self.call(Method::POST, "/api/v2/sessions", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "create failed: {session}");
+        session
+    }
+
+    pub async fn delete(&self, id: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await
+    }
+
+    /// Browsers recorded by the worker now.
+    pub fn browsers(&self) -> Vec<Recorded> {
+        recorded_browsers(self.data_dir.path())
+    }
+
+    /// Graceful stop; every session closes.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+}
+
+/// One pid record of a running browser.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub pgid: i32,
+    pub user_data_dir: PathBuf,
+}
+
+pub fn recorded_browsers(data_dir: &Path) -> Vec<Recorded> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("run")) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .map(|v| Recorded {
+            pgid: v["pgid"].as_i64().unwrap() as i32,
+            user_data_dir: PathBuf::from(v["user_data_dir"].as_str().unwrap()),
+        })
+        .collect()
+}
+
+/// Processes (zombies included) in process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
+            found.push(format!("{} {}", &stat[..close + 1], fields[0]));
+        }
+    }
+    found
+}
+
+/// Waits until `check` holds, up to `limit`; returns whether it did.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+/// Adopt orphans of killed workers so that their zombies can be reaped here.
+fn init() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(browser_worker::browser::process::become_subreaper);
+}
+
+/// Base URL of the fixture server (started once, on its own thread, for the whole test run).
+pub fn fixtures() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(listener, fixture_routes()).await.unwrap();
+            });
+        });
+        let addr: SocketAddr = rx.recv().unwrap();
+        format!("http://{addr}")
+    })
+}
+
+fn fixture_routes() -> Router {
+    Router::new()
+        .route("/pages/{name}", get(page))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Html("<title>Slow</title>slow")
+            }),
+        )
+        .route(
+            "/cookie/set",
+            get(|| async {
+                ([(header::SET_COOKIE, "bw_test=remembered; Max-Age=86400; Path=/")], Html("<title>Cookie set</title>"))
+            }),
+        )
+        .route(
+            "/cookie/show",
+            get(|headers: HeaderMap| async move {
+                let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
+                Html(format!("<title>cookie: {cookie}</title>"))
+            }),
+        )
+}
+
+async fn page(UrlPath(name): UrlPath<String>) -> impl IntoResponse {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pages");
+    match std::fs::read_to_string(dir.join(name.replace('/', ""))) {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The `browser-worker` binary running as a child process.
+pub struct WorkerProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+}
+
+impl WorkerProcess {
+    /// Starts the binary on an ephemeral port with `data_dir`, waiting until it listens.
+    pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        init();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_browser-worker"))
+            .env("BW_BIND", "127.0.0.1:0")
+            .env("BW_API_KEYS", KEY)
+            .env("BW_DATA_DIR", data_dir)
+            .env("BW_LOG_FORMAT", "json")
+            .env("BW_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("worker binary runs");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "browser-worker listening"
+                {
+                    return event["addr"].as_str().unwrap().to_string();
+                }
+            }
+            panic!("worker exited before listening");
+        })
+        .await
+        .expect("worker starts listening");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, base: format!("http://{addr}") }
+    }
+
+    pub async fn create(&self) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v2/sessions", self.base))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        response.json().await.unwrap()
+    }
+}
