@@ -10,6 +10,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 if ! have chromium && ! have chromium-browser && ! have google-chrome; then
   missing+=(chromium)
 fi
+have curl || missing+=(curl)
 # Fonts so that pages (and screenshots) render text.
 if ! dpkg -s fonts-liberation >/dev/null 2>&1 && [ -z "$(ls /usr/share/fonts 2>/dev/null)" ]; then
   missing+=(fonts-liberation)

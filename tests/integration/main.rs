@@ -6,4 +6,5 @@ mod support;
 mod errors;
 mod lifecycle;
 mod openapi;
+mod readme;
 mod sessions;
