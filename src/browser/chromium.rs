@@ -102,14 +102,15 @@ impl BrowserProvider for ChromiumProvider {
             .args(CHROMIUM_FLAGS)
             .arg(format!("--user-data-dir={}", user_data_dir.display()))
             .arg("--remote-debugging-port=0")
-            .arg("about:blank");
+            // No start-up tab: the session's page is created over CDP and is the only one.
+            .arg("--no-startup-window");
         let dead = CancellationToken::new();
         let (process, ws_url) =
             process::spawn(command, &self.run_dir, user_data_dir, ephemeral, self.launch_timeout, dead.clone()).await?;
 
         let config = HandlerConfig { viewport: None, request_timeout: self.op_timeout, ..HandlerConfig::default() };
         let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url, config)).await;
-        let (mut browser, mut handler) = match connected {
+        let (browser, mut handler) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
                 process.terminate().await;
@@ -131,7 +132,7 @@ impl BrowserProvider for ChromiumProvider {
             }
             handler_dead.cancel();
         });
-        let page = match first_page(&mut browser, self.op_timeout).await {
+        let page = match first_page(&browser, self.op_timeout).await {
             Ok(page) => page,
             Err(e) => {
                 handler.abort();
@@ -151,10 +152,9 @@ impl BrowserProvider for ChromiumProvider {
     }
 }
 
-/// The tab Chromium opened at start-up, or a new one if it is not there.
-async fn first_page(browser: &mut Browser, limit: Duration) -> Result<chromiumoxide::Page, BrowserError> {
-    let attempt = async { browser.new_page("about:blank").await };
-    match tokio::time::timeout(limit, attempt).await {
+/// Opens the session's page.
+async fn first_page(browser: &Browser, limit: Duration) -> Result<chromiumoxide::Page, BrowserError> {
+    match tokio::time::timeout(limit, browser.new_page("about:blank")).await {
         Ok(Ok(page)) => Ok(page),
         Ok(Err(e)) => Err(BrowserError::Launch(format!("no page: {e}"))),
         Err(_) => Err(BrowserError::Timeout("first page")),
