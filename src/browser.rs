@@ -97,15 +97,8 @@ impl BrowserHandle {
 }
 
 impl Drop for BrowserHandle {
+    /// A handle dropped without `close` stops its handler; its process cleans up in its own `Drop`.
     fn drop(&mut self) {
-        // Backstop for handles dropped without `close` (e.g. a cancelled request future):
-        // kill the group now and clean up in the background.
         self.handler.abort();
-        if let Some(process) = self.process.take() {
-            process::kill_group(process.pgid());
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(process.terminate());
-            }
-        }
     }
 }

@@ -64,6 +64,20 @@ pub enum SessionState {
     Failed,
 }
 
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Opening => "opening",
+            SessionState::Ready => "ready",
+            SessionState::Busy => "busy",
+            SessionState::NeedsHuman => "needs_human",
+            SessionState::Closing => "closing",
+            SessionState::Closed => "closed",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -101,7 +115,7 @@ impl CloseReason {
 pub enum SessionError {
     #[error("no session with that id")]
     NotFound,
-    #[error("the session is {state:?}: {}", reason.map(|r| r.as_str()).unwrap_or("closing"))]
+    #[error("the session is {} ({})", state.as_str(), reason.map(|r| r.as_str()).unwrap_or("closing"))]
     Closed { state: SessionState, reason: Option<CloseReason> },
     #[error("another operation is running on this session")]
     Busy,

@@ -119,7 +119,11 @@ pub async fn create_session(
     OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let options = request.into_options(&app)?;
-    let session = app.registry.create(options).await?;
+    // Opening runs to the end even if the client goes away, so that a half-started browser is
+    // never abandoned; an unclaimed session idles out.
+    let registry = app.registry.clone();
+    let session =
+        tokio::spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
     Ok((StatusCode::CREATED, Json(session.info())))
 }
 

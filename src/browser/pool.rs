@@ -58,11 +58,9 @@ impl WarmPool {
         while !cancel.is_cancelled() {
             self.prune();
             if self.ready() < self.target {
-                let launched = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    launched = self.provider.launch(LaunchSpec::default()) => launched,
-                };
-                match launched {
+                // Not raced against `cancel`: a launch runs to the end (bounded by the launch
+                // timeout) so that its browser is closed properly by `drain`.
+                match self.provider.launch(LaunchSpec::default()).await {
                     Ok(handle) => {
                         backoff = Duration::from_millis(500);
                         let mut ready = self.ready.lock().unwrap();

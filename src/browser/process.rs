@@ -36,6 +36,8 @@ pub struct BrowserProcess {
     record: PathBuf,
     /// An ephemeral user-data dir, removed after the group is gone.
     temp_dir: Option<PathBuf>,
+    /// Set by `terminate`; a process dropped without it is cleaned up by `Drop`.
+    terminated: bool,
 }
 
 /// Makes this process adopt orphaned descendants so that it can reap them.
@@ -70,7 +72,7 @@ pub async fn spawn(
         let _ = std::fs::write(&record, json);
     }
     let exited = CancellationToken::new();
-    let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir };
+    let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
 
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = BufReader::new(stderr).lines();
@@ -124,7 +126,7 @@ impl BrowserProcess {
     }
 
     /// Kills the group, reaps every member, removes the temp dir and the pid record.
-    pub async fn terminate(self) {
+    pub async fn terminate(mut self) {
         kill_group(self.pgid);
         self.wait_exit(Duration::from_secs(5)).await;
         reap_group(self.pgid).await;
@@ -132,6 +134,32 @@ impl BrowserProcess {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(&self.record).await;
+        self.terminated = true;
+    }
+}
+
+impl Drop for BrowserProcess {
+    /// Backstop for a process dropped without `terminate` (a cancelled launch or request):
+    /// kill the group, then reap and clean up on a short-lived thread.
+    fn drop(&mut self) {
+        if self.terminated {
+            return;
+        }
+        kill_group(self.pgid);
+        let (pgid, temp_dir, record) = (self.pgid, self.temp_dir.take(), self.record.clone());
+        std::thread::spawn(move || {
+            for _ in 0..80 {
+                reap_adopted(pgid);
+                if proc_stats().iter().all(|p| p.pgrp != pgid) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            if let Some(dir) = temp_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            let _ = std::fs::remove_file(record);
+        });
     }
 }
 

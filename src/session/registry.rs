@@ -76,6 +76,13 @@ struct ProfileClaim<'a> {
     profile_id: Option<String>,
 }
 
+impl ProfileClaim<'_> {
+    /// The profile now belongs to the open session; `close` releases it.
+    fn keep(mut self) {
+        self.profile_id = None;
+    }
+}
+
 impl Drop for ProfileClaim<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.profile_id.take() {
@@ -208,8 +215,13 @@ impl SessionRegistry {
             permit: Mutex::new(Some(permit)),
         });
         self.open.insert(id, session.clone());
-        std::mem::forget(claim); // the profile now belongs to the open session
+        claim.keep();
         self.supervise(session.clone());
+        if self.shutting_down.load(Ordering::SeqCst) {
+            // Shutdown began while this browser was starting and did not see the session.
+            let _ = self.close(id, CloseReason::Shutdown).await;
+            return Err(SessionError::ShuttingDown);
+        }
         tracing::info!(session_id = %id, from_pool, "session opened");
         Ok(session)
     }

@@ -241,3 +241,28 @@ async fn warm_pool_hands_over_ready_browsers() {
         assert!(group_members(pgid).is_empty(), "stop closes pooled browsers too");
     }
 }
+
+#[tokio::test]
+async fn an_abandoned_create_leaves_nothing_behind() {
+    let app = TestApp::start().await;
+    let abandoned =
+        app.request(Method::POST, "/api/v2/sessions").json(&json!({})).timeout(Duration::from_millis(20)).send().await;
+    assert!(abandoned.is_err(), "the client gave up before the browser started");
+    // The browser finishes starting and becomes a listed session instead of a stray process.
+    let mut listed = 0;
+    for _ in 0..100 {
+        let (_, list) = app.call(Method::GET, "/api/v2/sessions", None).await;
+        listed = list["sessions"].as_array().unwrap().len();
+        if listed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed, 1);
+    let browsers = app.browsers();
+    app.stop().await;
+    for browser in browsers {
+        assert!(group_members(browser.pgid).is_empty());
+        assert!(!browser.user_data_dir.exists());
+    }
+}
