@@ -8,42 +8,29 @@
 //!
 //! The worker binary is built here (`cargo build --release`) and run as a child process on a
 //! free loopback port with a fresh data dir. Only the Markdown report goes to stdout (the
-//! Makefile redirects it into BENCHMARKS.md); progress goes to stderr. `Worker` and
-//! `AbortOnDrop` guards stop every worker, browser and handler task on every exit path,
-//! including errors, panics and Ctrl-C.
+//! Makefile redirects it into BENCHMARKS.md); progress goes to stderr. The `Worker` guard
+//! and chromiumoxide's kill-on-drop stop every worker and browser on every exit path, including
+//! errors, panics and Ctrl-C.
 
-use std::{
-    env, fs,
-    os::fd::AsFd,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
-};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use std::{env, fs, thread};
 
 use anyhow::{Context, Result, bail, ensure};
 use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
-use tokio::task::JoinHandle;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio_util::task::AbortOnDropHandle;
 
 const API_KEY: &str = "bench-key-0123456789abcdef";
 const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
-/// The worker launches Chromium with this set; the baseline gets exactly the same.
-const FLAGS: [&str; 9] = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,900",
-];
+/// The worker's own launch flags (plus no start-up tab), so that the baseline starts the same browser.
+fn flags() -> impl Iterator<Item = &'static str> {
+    browser_worker::browser::chromium::CHROMIUM_FLAGS.iter().copied().chain(["--no-startup-window"])
+}
 const WARM_POOL: u32 = 2;
 /// Pause between two measurements so one side's teardown does not land in the other's sample.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -80,12 +67,8 @@ async fn run() -> Result<String> {
                 cold.push(worker_create_delete(&http, &worker.base).await?);
             }
         }
-        eprintln!(
-            "  round {}/{rounds}: bare {:.0} ms, worker {:.0} ms",
-            round + 1,
-            ms(baseline[round]),
-            ms(cold[round])
-        );
+        let (bare, worker) = (ms(baseline[round]), ms(cold[round]));
+        eprintln!("  round {}/{rounds}: bare {bare:.0} ms, worker {worker:.0} ms", round + 1);
     }
     worker.stop();
 
@@ -111,13 +94,16 @@ async fn baseline_create(chromium: &str) -> Result<Duration> {
         .no_sandbox()
         .new_headless_mode()
         // chromiumoxide prints each arg as `--{arg}`, so strip our own `--`.
-        .args(FLAGS.iter().map(|flag| flag.trim_start_matches("--")))
+        .args(flags().map(|flag| flag.trim_start_matches("--")))
+        // No viewport emulation, as in the worker.
+        .viewport(None)
         .user_data_dir(profile.path())
         .build()
         .map_err(anyhow::Error::msg)?;
     let start = Instant::now();
     let (mut browser, mut handler) = Browser::launch(config).await.context("bare launch")?;
-    let _handler = AbortOnDrop(tokio::spawn(async move { while handler.next().await.is_some() {} }));
+    // Aborted on drop: the handler stream never ends on its own once the browser is gone.
+    let _handler = AbortOnDropHandle::new(tokio::spawn(async move { while handler.next().await.is_some() {} }));
     let page = browser.new_page("about:blank").await.context("bare new_page")?;
     let elapsed = start.elapsed();
     drop(page);
@@ -129,25 +115,16 @@ async fn baseline_create(chromium: &str) -> Result<Duration> {
 /// `POST /api/v2/sessions` timed until the 201 body has arrived, then an untimed DELETE.
 async fn worker_create_delete(http: &reqwest::Client, base: &str) -> Result<Duration> {
     let start = Instant::now();
-    let response = http
-        .post(format!("{base}/api/v2/sessions"))
-        .bearer_auth(API_KEY)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .context("POST /api/v2/sessions")?;
+    let create = http.post(format!("{base}/api/v2/sessions")).bearer_auth(API_KEY).json(&serde_json::json!({}));
+    let response = create.send().await.context("POST /api/v2/sessions")?;
     let status = response.status();
     let body = response.text().await.context("reading the create response")?;
     let elapsed = start.elapsed();
     ensure!(status == 201, "POST /api/v2/sessions returned {status}: {body}");
     let body: serde_json::Value = serde_json::from_str(&body).context("create response is not JSON")?;
     let id = body["session_id"].as_str().context("create response has no session_id")?;
-    let response = http
-        .delete(format!("{base}/api/v2/sessions/{id}"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .with_context(|| format!("DELETE /api/v2/sessions/{id}"))?;
+    let delete = http.delete(format!("{base}/api/v2/sessions/{id}")).bearer_auth(API_KEY);
+    let response = delete.send().await.with_context(|| format!("DELETE /api/v2/sessions/{id}"))?;
     ensure!(response.status() == 200, "DELETE returned {}", response.status());
     Ok(elapsed)
 }
@@ -157,15 +134,8 @@ async fn wait_pool_ready(http: &reqwest::Client, base: &str) -> Result<()> {
     let deadline = Instant::now() + STARTUP_LIMIT;
     let mut last = None;
     while Instant::now() < deadline {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .context("GET /metrics")?
-            .error_for_status()?
-            .text()
-            .await?;
+        let response = http.get(format!("{base}/metrics")).bearer_auth(API_KEY).send().await;
+        let text = response.and_then(|r| r.error_for_status()).context("GET /metrics")?.text().await?;
         last = gauge(&text, "bw_warm_pool_ready");
         if last == Some(f64::from(WARM_POOL)) {
             return Ok(());
@@ -197,9 +167,9 @@ impl Worker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let data_dir = tempfile::tempdir().context("creating BW_DATA_DIR")?;
         let mut cmd = Command::new(bin);
-        env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("BW_")).for_each(|(k, _)| {
-            cmd.env_remove(k);
-        });
+        for (key, _) in env::vars_os().filter(|(key, _)| key.to_string_lossy().starts_with("BW_")) {
+            cmd.env_remove(key);
+        }
         cmd.env("BW_BIND", format!("127.0.0.1:{port}"))
             .env("BW_API_KEYS", API_KEY)
             .env("BW_DATA_DIR", data_dir.path())
@@ -212,26 +182,21 @@ impl Worker {
             .stdout(stderr_stdio()?);
         let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
         let mut worker = Worker { child: Some(child), base: format!("http://127.0.0.1:{port}"), _data_dir: data_dir };
-        worker.wait_healthy(http).await?;
-        Ok(worker)
-    }
-
-    async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<()> {
         let deadline = Instant::now() + STARTUP_LIMIT;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = worker.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 bail!("worker exited during start-up: {status}");
             }
-            let health = http.get(format!("{}/health", self.base)).send().await;
-            if health.is_ok_and(|r| r.status() == 200) {
-                return Ok(());
+            if http.get(format!("{}/health", worker.base)).send().await.is_ok_and(|r| r.status() == 200) {
+                return Ok(worker);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("worker did not answer GET /health with 200 within {STARTUP_LIMIT:?}")
     }
 
-    /// SIGTERM, wait up to 15 s, then SIGKILL; then kills any descendant it left behind.
+    /// SIGTERM, wait up to 15 s, then SIGKILL; then kills any descendant it left running
+    /// (Chromium runs in its own process group, so it would outlive a killed worker).
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         let pid = child.id() as i32;
@@ -247,12 +212,11 @@ impl Worker {
         }
         let _ = child.wait();
         thread::sleep(Duration::from_millis(500));
-        let left: Vec<_> = family.into_iter().filter(|&(p, start)| stat(p).map(|s| s.1) == Some(start)).collect();
-        if !left.is_empty() {
-            eprintln!("warning: worker left {} processes behind; killing them", left.len());
-            left.iter().for_each(|&(p, _)| {
-                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-            });
+        // Same pid and start time, and not a zombie (those are already dead).
+        let left = family.into_iter().filter(|&(p, start)| stat(p).is_some_and(|s| s.0 != 'Z' && s.2 == start));
+        for (pid, _) in left {
+            eprintln!("warning: worker left process {pid} running; killing it");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
@@ -263,27 +227,15 @@ impl Drop for Worker {
     }
 }
 
-/// Aborts the chromiumoxide handler task, which otherwise spins forever once its browser is gone.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Every process below `root`, as (pid, start time) so a reused pid is never mistaken for it.
 fn descendants(root: i32) -> Vec<(i32, u64)> {
-    let all: Vec<(i32, i32, u64)> = fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .filter_map(|pid| stat(pid).map(|(ppid, start)| (pid, ppid, start)))
-        .collect();
+    let pids =
+        fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok());
+    let all: Vec<(i32, i32, u64)> =
+        pids.filter_map(|pid| stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
     let (mut found, mut parents) = (Vec::new(), vec![root]);
     while let Some(parent) = parents.pop() {
-        for &(pid, ppid, start) in all.iter().filter(|p| p.1 == parent) {
+        for &(pid, _, start) in all.iter().filter(|p| p.1 == parent) {
             found.push((pid, start));
             parents.push(pid);
         }
@@ -291,11 +243,11 @@ fn descendants(root: i32) -> Vec<(i32, u64)> {
     found
 }
 
-/// (parent pid, start time) from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(i32, u64)> {
+/// (state, parent pid, start time) from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    Some((fields.first()?.chars().next()?, fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
 }
 
 /// Builds the worker in the release profile so `make bench` needs nothing else.
@@ -350,38 +302,35 @@ impl Stats {
 
 fn machine_line(chromium: &str) -> String {
     let version = |program: &str| {
-        Command::new(program)
-            .arg("--version")
-            .output()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_else(|| format!("{program}: unknown version"))
+        let output = Command::new(program).arg("--version").output();
+        output.map_or_else(
+            |_| format!("{program}: unknown version"),
+            |o| String::from_utf8_lossy(&o.stdout).trim().into(),
+        )
     };
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_kib: f64 = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse().ok()))
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
         .unwrap_or(0.0);
-    format!(
-        "Machine: {cores} cores, {:.1} GiB RAM, {}, {}",
-        mem_kib / 1024.0 / 1024.0,
-        version(chromium),
-        version("rustc")
-    )
+    let (mem_gib, chromium, rustc) = (mem_kib / 1024.0 / 1024.0, version(chromium), version("rustc"));
+    format!("Machine: {cores} cores, {mem_gib:.1} GiB RAM, {chromium}, {rustc}")
 }
 
 fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: &Stats, warm: &Stats) -> String {
     let header = "| measurement | p50 ms | p95 ms | mean ms |\n| --- | --- | --- | --- |\n";
     let verdict = if warm.p50 <= 50.0 { "met" } else { "NOT met" };
     format!(
-        "## Session create (cold) — {date}\n{machine}\n\
+        "## Session create (cold) — {date}\n\n{machine}\n\n\
          Command: `make bench` (`cargo bench --bench session_create`), {rounds} rounds alternated\n\n\
          {header}{base_row}{cold_row}\n\
          Ratio worker/baseline: p50 {r50:.2}, p95 {r95:.2} (target ≤ 1.25)\n\n\
-         Both sides launch `{bin}` with `{flags}`; chromiumoxide 0.9.1's builder adds its own \
-         default flags on top (puppeteer's set, `--disable-extensions`, `--remote-debugging-port=0`, \
-         800×600 viewport emulation). One untimed warm-up of each side precedes the rounds; \
-         teardown (close/DELETE) is not timed.\n\n\
+         Both sides launch `{bin}` with the worker's flags `{flags}` and no viewport emulation; the baseline \
+         also gets chromiumoxide 0.9.1's launcher defaults (puppeteer's flag set, `--disable-extensions`). \
+         The worker's figure includes the HTTP round trip, process-group spawn, pid record and session \
+         registration. One untimed warm-up of each side precedes the rounds; teardown (close/DELETE) is \
+         not timed.\n\n\
          ## Session create (warm pool, BW_WARM_POOL={WARM_POOL})\n\n\
          {header}{warm_row}\n\
          {warm_rounds} creates; after each DELETE the bench waits for `bw_warm_pool_ready {WARM_POOL}` \
@@ -394,6 +343,6 @@ fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: 
         r50 = cold.p50 / base.p50,
         r95 = cold.p95 / base.p95,
         bin = env::var("BENCH_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into()),
-        flags = FLAGS.join(" "),
+        flags = flags().collect::<Vec<_>>().join(" "),
     )
 }

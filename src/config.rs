@@ -122,14 +122,16 @@ impl Config {
         if self.max_sessions == 0 {
             return bad("BW_MAX_SESSIONS must be at least 1".into());
         }
-        if self.idle_timeout_secs == 0 || self.max_lifetime_secs == 0 {
-            return bad("BW_IDLE_TIMEOUT_SECS and BW_MAX_LIFETIME_SECS must be at least 1".into());
+        const MONTH: u64 = 30 * 24 * 3600;
+        if !(1..=MONTH).contains(&self.idle_timeout_secs) || !(1..=MONTH).contains(&self.max_lifetime_secs) {
+            return bad(format!("BW_IDLE_TIMEOUT_SECS and BW_MAX_LIFETIME_SECS must be between 1 and {MONTH}"));
         }
         if self.warm_pool > 16 {
             return bad(format!("BW_WARM_POOL={} is more than 16", self.warm_pool));
         }
-        if self.operation_timeout_secs == 0 || self.launch_timeout_secs == 0 {
-            return bad("timeouts must be at least 1 second".into());
+        let timeouts = [self.operation_timeout_secs, self.launch_timeout_secs, self.shutdown_grace_secs];
+        if timeouts.iter().any(|t| !(1..=3600).contains(t)) {
+            return bad("operation, launch and shutdown timeouts must be between 1 and 3600 seconds".into());
         }
         if self.body_limit_bytes < 1024 {
             return bad("BW_BODY_LIMIT_BYTES must be at least 1024".into());
@@ -258,6 +260,7 @@ mod tests {
         assert!(parse(&["--data-dir", data, "--api-keys", "short"]).unwrap_err().to_string().contains("shorter"));
         assert!(parse(&["--data-dir", data, "--chromium-path", "/nonexistent"]).is_err());
         assert!(parse(&["--data-dir", data, "--log", "info,[[["]).is_err());
+        assert!(parse(&["--data-dir", data, "--max-lifetime-secs", "18446744073709551615"]).is_err());
         let ok = parse(&["--data-dir", data, "--api-keys", "0123456789abcdef, fedcba9876543210"]).unwrap();
         assert_eq!(ok.api_keys, vec!["0123456789abcdef", "fedcba9876543210"]);
     }

@@ -1,7 +1,7 @@
 //! Sessions: one live browser each, its state machine, and the one-operation-at-a-time rule.
 //!
-//! States: `opening` → `ready` ⇄ `busy` → `closing` → `closed`; any → `failed` when the
-//! browser dies. A session's browser sits behind an async mutex: an operation takes it with
+//! States: `ready` ⇄ `busy` → `closing` → `closed`; any → `failed` when the browser dies.
+//! (Opening is the `POST` itself: a session is registered once its browser is ready.) A session's browser sits behind an async mutex: an operation takes it with
 //! `try_lock` (a second concurrent call gets `SessionError::Busy`), and closing takes it for good.
 
 pub mod reaper;
@@ -55,10 +55,8 @@ impl std::fmt::Display for SessionId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
-    Opening,
     Ready,
     Busy,
-    NeedsHuman,
     Closing,
     Closed,
     Failed,
@@ -67,10 +65,8 @@ pub enum SessionState {
 impl SessionState {
     pub fn as_str(self) -> &'static str {
         match self {
-            SessionState::Opening => "opening",
             SessionState::Ready => "ready",
             SessionState::Busy => "busy",
-            SessionState::NeedsHuman => "needs_human",
             SessionState::Closing => "closing",
             SessionState::Closed => "closed",
             SessionState::Failed => "failed",

@@ -134,6 +134,7 @@ impl BrowserProcess {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(&self.record).await;
+        reap_crash_handlers();
         self.terminated = true;
     }
 }
@@ -175,6 +176,8 @@ struct ProcStat {
     pid: i32,
     ppid: i32,
     pgrp: i32,
+    comm: String,
+    zombie: bool,
 }
 
 fn proc_stats() -> Vec<ProcStat> {
@@ -185,11 +188,13 @@ fn proc_stats() -> Vec<ProcStat> {
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let mut fields = rest.split_whitespace().skip(1);
+            let close = stat.rfind(')')?;
+            let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
+            let mut fields = stat[close + 2..].split_whitespace();
+            let zombie = fields.next()? == "Z";
             let ppid = fields.next()?.parse().ok()?;
             let pgrp = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, ppid, pgrp })
+            Some(ProcStat { pid, ppid, pgrp, comm, zombie })
         })
         .collect()
 }
@@ -218,6 +223,17 @@ pub fn reap_adopted(pgid: i32) {
     let me = std::process::id() as i32;
     for member in proc_stats().into_iter().filter(|p| p.pgrp == pgid && p.ppid == me) {
         let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
+    }
+}
+
+/// Reaps exited Chromium crash handlers adopted by this process. Chromium starts
+/// `chrome_crashpad_handler` with a double fork into its own session, outside the browser's
+/// process group; it exits with the browser and is re-parented here (we are a subreaper).
+pub fn reap_crash_handlers() {
+    let me = std::process::id() as i32;
+    for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.zombie && p.comm.starts_with("chrome_crashpad"))
+    {
+        let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
     }
 }
 

@@ -1,4 +1,5 @@
-//! The reaper: closes sessions that have been idle too long or outlived their maximum lifetime.
+//! The reaper: closes sessions that have been idle too long or outlived their maximum lifetime,
+//! and reaps crash-handler processes that exited after their browser.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ pub async fn run(registry: Arc<SessionRegistry>, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        crate::browser::process::reap_crash_handlers();
         for (id, reason) in registry.expired(Instant::now()) {
             let registry = registry.clone();
             tokio::spawn(async move { registry.close(id, reason).await });

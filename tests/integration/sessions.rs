@@ -6,7 +6,7 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{TestApp, eventually, fixtures, group_members};
+use crate::support::{TestApp, eventually, eventually_async, fixtures, group_members, zombie_crash_handlers};
 
 /// Decodes a PNG and returns the RGB colour of pixel (x, y).
 fn pixel(png_bytes: &[u8], x: u32, y: u32) -> (u8, u8, u8, u32, u32) {
@@ -61,6 +61,11 @@ async fn create_navigate_screenshot_delete_releases_everything() {
     assert!(group_members(browser.pgid).is_empty(), "browser processes remain: {:?}", group_members(browser.pgid));
     assert!(!browser.user_data_dir.exists(), "the ephemeral profile dir is removed");
     assert!(app.browsers().is_empty(), "the pid record is removed");
+    assert!(
+        eventually(Duration::from_secs(3), || zombie_crash_handlers().is_empty()).await,
+        "crash handlers are reaped: {:?}",
+        zombie_crash_handlers()
+    );
     app.stop().await;
 }
 
@@ -152,17 +157,8 @@ async fn idle_sessions_are_reaped() {
     let session = app.create(json!({"idle_timeout_secs": 1})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     let pgid = app.browsers()[0].pgid;
-    // Listing does not count as activity on a session.
-    let mut listed = true;
-    for _ in 0..100 {
-        let (_, list) = app.call(Method::GET, "/api/v2/sessions", None).await;
-        listed = list["sessions"].as_array().unwrap().iter().any(|s| s["session_id"] == id.as_str());
-        if !listed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!listed, "the idle session was not reaped");
+    let reaped = eventually_async(Duration::from_secs(10), || async { !app.listed().await.contains(&id) }).await;
+    assert!(reaped, "the idle session was not reaped");
     let (status, body) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(body["error"]["details"]["reason"], "idle_timeout");
@@ -209,31 +205,12 @@ async fn a_killed_browser_fails_its_session() {
 #[tokio::test]
 async fn warm_pool_hands_over_ready_browsers() {
     let app = TestApp::start_with(&["--warm-pool", "1"]).await;
-    let ready = || async {
-        let (_, health) = app.call(Method::GET, "/health", None).await;
-        health["warm_pool_ready"].as_u64().unwrap()
-    };
-    let mut filled = false;
-    for _ in 0..150 {
-        if ready().await == 1 {
-            filled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(filled, "the pool filled");
+    let full = || async { app.pool_ready().await == 1 };
+    assert!(eventually_async(Duration::from_secs(15), full).await, "the pool filled");
     let session = app.create(json!({"url": format!("{}/pages/green.html", fixtures())})).await;
     assert_eq!(session["timing"]["browser_start_ms"], 0, "a pooled browser needs no launch");
     assert_eq!(session["title"], "Fixture Green");
-    let mut refilled = false;
-    for _ in 0..150 {
-        if ready().await == 1 {
-            refilled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(refilled, "the pool refilled");
+    assert!(eventually_async(Duration::from_secs(15), full).await, "the pool refilled");
     assert_eq!(app.browsers().len(), 2, "one session browser and one pooled browser");
     let pgids: Vec<i32> = app.browsers().iter().map(|b| b.pgid).collect();
     app.stop().await;
@@ -249,16 +226,7 @@ async fn an_abandoned_create_leaves_nothing_behind() {
         app.request(Method::POST, "/api/v2/sessions").json(&json!({})).timeout(Duration::from_millis(20)).send().await;
     assert!(abandoned.is_err(), "the client gave up before the browser started");
     // The browser finishes starting and becomes a listed session instead of a stray process.
-    let mut listed = 0;
-    for _ in 0..100 {
-        let (_, list) = app.call(Method::GET, "/api/v2/sessions", None).await;
-        listed = list["sessions"].as_array().unwrap().len();
-        if listed == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(listed, 1);
+    assert!(eventually_async(Duration::from_secs(10), || async { app.listed().await.len() == 1 }).await);
     let browsers = app.browsers();
     app.stop().await;
     for browser in browsers {

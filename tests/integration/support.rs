@@ -124,6 +124,22 @@ pub fn group_members(pgid: i32) -> Vec<String> {
     found
 }
 
+/// Exited-but-unreaped Chromium crash handlers parented to this process (they double-fork out
+/// of the browser's process group, so group checks do not see them).
+pub fn zombie_crash_handlers() -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str()) && stat.contains("(chrome_crashpad") {
+            found.push(stat[..close + 1].to_string());
+        }
+    }
+    found
+}
+
 /// Waits until `check` holds, up to `limit`; returns whether it did.
 pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -134,6 +150,38 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
+}
+
+/// Like `eventually`, for checks that need to await (e.g. an HTTP call).
+pub async fn eventually_async<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Ids of the sessions `GET /api/v2/sessions` lists (listing is not activity on them).
+    pub async fn listed(&self) -> Vec<String> {
+        let (_, list) = self.call(Method::GET, "/api/v2/sessions", None).await;
+        list["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// `warm_pool_ready` from `/health`.
+    pub async fn pool_ready(&self) -> u64 {
+        let (_, health) = self.call(Method::GET, "/health", None).await;
+        health["warm_pool_ready"].as_u64().unwrap()
+    }
 }
 
 /// Adopt orphans of killed workers so that their zombies can be reaped here.
