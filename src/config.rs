@@ -50,10 +50,6 @@ pub struct Config {
     #[arg(long, env = "BW_WARM_POOL", default_value_t = 0)]
     pub warm_pool: usize,
 
-    /// Public base URL of this worker (used in `cdp_url`); defaults to `http://<bind>`.
-    #[arg(long, env = "BW_PUBLIC_URL")]
-    pub public_url: Option<url::Url>,
-
     /// Log format.
     #[arg(long, env = "BW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -141,11 +137,6 @@ impl Config {
             return bad(format!("BW_API_KEYS has {shown} shorter than {MIN_KEY_LEN} characters"));
         }
         self.api_keys = self.api_keys.iter().map(|k| k.trim().to_string()).collect();
-        if let Some(url) = &self.public_url
-            && !matches!(url.scheme(), "http" | "https")
-        {
-            return bad(format!("BW_PUBLIC_URL must be http(s), got {url}"));
-        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad(format!("BW_LOG is not a valid filter: {e}"));
         }
@@ -186,14 +177,6 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
-    }
-
-    /// Base URL clients use to reach this worker.
-    pub fn public_base(&self) -> String {
-        match &self.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.bind),
-        }
     }
 
     /// Returns the configured keys, or the stored/generated one. A freshly generated key is

@@ -243,10 +243,6 @@ impl Session {
         }
     }
 
-    pub fn state(&self) -> SessionState {
-        self.status.lock().unwrap().state
-    }
-
     /// Records an API call or client activity (resets the idle timer).
     pub fn touch(&self) {
         let mut status = self.status.lock().unwrap();
