@@ -26,6 +26,15 @@ fn main() -> ExitCode {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {
+        // Listen for signals before anything else, so that a SIGTERM right after start-up
+        // still shuts down cleanly instead of killing the process.
+        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(term), Ok(int)) => (term, int),
+            _ => {
+                eprintln!("browser-worker: cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
         let server = match Server::start(config, keys).await {
             Ok(server) => server,
             Err(e) => {
@@ -34,10 +43,6 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(addr = %server.addr, version = env!("CARGO_PKG_VERSION"), "browser-worker listening");
-        let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(term), Ok(int)) => (term, int),
-            _ => return ExitCode::FAILURE,
-        };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),

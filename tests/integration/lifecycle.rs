@@ -33,17 +33,13 @@ async fn bad_configuration_exits_2_with_one_line() {
 #[tokio::test]
 async fn sigterm_closes_every_session_and_exits_0() {
     let data = tempfile::tempdir().unwrap();
-    let mut worker = WorkerProcess::spawn(data.path(), &[("BW_SHUTDOWN_GRACE_SECS", "10")]).await;
+    let worker = WorkerProcess::spawn(data.path(), &[("BW_SHUTDOWN_GRACE_SECS", "10")]).await;
     worker.create().await;
     worker.create().await;
     let browsers = recorded_browsers(data.path());
     assert_eq!(browsers.len(), 2);
-    kill(Pid::from_raw(worker.child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), worker.child.wait())
-        .await
-        .expect("exits within the grace period")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let (code, _) = worker.terminate().await;
+    assert_eq!(code, Some(0), "exits 0 within the grace period");
     for browser in &browsers {
         reap_adopted(browser.pgid);
         assert!(group_members(browser.pgid).is_empty(), "left behind: {:?}", group_members(browser.pgid));
@@ -62,7 +58,7 @@ async fn a_restart_reaps_browsers_orphaned_by_kill_9() {
     worker.child.wait().await.unwrap();
     assert!(!group_members(orphan.pgid).is_empty(), "the orphan outlives the killed worker");
 
-    let mut restarted = WorkerProcess::spawn(data.path(), &[]).await;
+    let restarted = WorkerProcess::spawn(data.path(), &[]).await;
     let gone = eventually(Duration::from_secs(5), || {
         reap_adopted(orphan.pgid);
         group_members(orphan.pgid).is_empty()
@@ -71,6 +67,24 @@ async fn a_restart_reaps_browsers_orphaned_by_kill_9() {
     assert!(gone, "orphan still running: {:?}", group_members(orphan.pgid));
     assert!(!orphan.user_data_dir.exists(), "the orphan's temp profile is removed");
     assert!(recorded_browsers(data.path()).is_empty());
-    kill(Pid::from_raw(restarted.child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    assert_eq!(restarted.child.wait().await.unwrap().code(), Some(0));
+    assert_eq!(restarted.terminate().await.0, Some(0));
+}
+
+#[tokio::test]
+async fn a_generated_key_is_stored_privately_and_printed_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let mut command = WorkerProcess::command(data.path());
+        command.env_remove("BW_API_KEYS");
+        let (code, stdout) = WorkerProcess::start(command).await.terminate().await;
+        assert_eq!(code, Some(0));
+        printed.push(stdout);
+    }
+    let key = std::fs::read_to_string(data.path().join("api-key")).unwrap().trim().to_string();
+    assert!(key.len() >= 32);
+    assert_eq!(std::fs::metadata(data.path().join("api-key")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(printed[0].contains(&key), "the first start prints the key: {:?}", printed[0]);
+    assert!(!printed[1].contains(&key), "a restart does not print it again");
 }

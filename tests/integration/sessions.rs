@@ -234,3 +234,27 @@ async fn an_abandoned_create_leaves_nothing_behind() {
         assert!(!browser.user_data_dir.exists());
     }
 }
+
+#[tokio::test]
+async fn sessions_end_at_their_maximum_lifetime() {
+    let app = TestApp::start_with(&["--max-lifetime-secs", "1"]).await;
+    let session = app.create(json!({})).await;
+    let id = session["session_id"].as_str().unwrap().to_string();
+    assert!(eventually_async(Duration::from_secs(10), || async { !app.listed().await.contains(&id) }).await);
+    let (status, body) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(body["error"]["details"]["reason"], "max_lifetime");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_that_cannot_start_is_a_502_and_frees_its_slot() {
+    let app = TestApp::start_with(&["--chromium-path", "/bin/false", "--max-sessions", "1"]).await;
+    for _ in 0..2 {
+        let (status, body) = app.call(Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p1"}))).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(body["error"]["code"], "browser_start_failed");
+    }
+    assert!(app.browsers().is_empty(), "no pid record is left for a failed launch");
+    app.stop().await;
+}

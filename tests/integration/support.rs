@@ -248,21 +248,32 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts the binary on an ephemeral port with `data_dir`, waiting until it listens.
-    pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        init();
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_browser-worker"))
+    /// The binary on an ephemeral port with `data_dir`, the test key and JSON logs.
+    pub fn command(data_dir: &Path) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_browser-worker"));
+        command
             .env("BW_BIND", "127.0.0.1:0")
             .env("BW_API_KEYS", KEY)
             .env("BW_DATA_DIR", data_dir)
             .env("BW_LOG_FORMAT", "json")
             .env("BW_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("worker binary runs");
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts the binary with `data_dir` and extra variables, waiting until it listens.
+    pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = Self::command(data_dir);
+        command.envs(env.iter().copied());
+        Self::start(command).await
+    }
+
+    /// Runs `command` (see `command`), waiting until the worker logs that it listens.
+    pub async fn start(mut command: tokio::process::Command) -> Self {
+        init();
+        let mut child = command.spawn().expect("worker binary runs");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
@@ -278,6 +289,21 @@ impl WorkerProcess {
         .expect("worker starts listening");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self { child, base: format!("http://{addr}") }
+    }
+
+    /// SIGTERM, then the exit code and everything the worker printed on stdout.
+    pub async fn terminate(mut self) -> (Option<i32>, String) {
+        use tokio::io::AsyncReadExt;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let mut stdout = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
+        let status =
+            tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.expect("exits in time").unwrap();
+        (status.code(), stdout)
     }
 
     pub async fn create(&self) -> Value {
