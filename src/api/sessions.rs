@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -105,8 +106,16 @@ impl CreateSessionRequest {
     }
 }
 
-fn parse_id(id: &str) -> Result<SessionId, ApiError> {
-    Ok(SessionId::parse(id)?)
+/// The `{id}` path segment as a session id; anything that is not one names no session (404).
+pub struct SessionIdPath(pub SessionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| SessionError::NotFound)?;
+        Ok(Self(SessionId::parse(&id)?))
+    }
 }
 
 /// Open a session (a browser with one page).
@@ -136,8 +145,11 @@ pub async fn list_sessions(State(app): State<Arc<App>>) -> Json<SessionList> {
 /// A session's state. A closed or failed session answers 410 with the reason.
 #[utoipa::path(get, path = "/api/v2/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
     responses((status = 200, body = SessionInfo), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
-pub async fn get_session(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<SessionInfo>, ApiError> {
-    let session = app.registry.get(parse_id(&id)?)?;
+pub async fn get_session(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let session = app.registry.get(id)?;
     session.touch();
     Ok(Json(session.info()))
 }
@@ -147,9 +159,9 @@ pub async fn get_session(State(app): State<Arc<App>>, Path(id): Path<String>) ->
     responses((status = 200, body = ClosedSession), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn delete_session(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    SessionIdPath(id): SessionIdPath,
 ) -> Result<Json<ClosedSession>, ApiError> {
-    Ok(Json(app.registry.close(parse_id(&id)?, CloseReason::Closed).await?))
+    Ok(Json(app.registry.close(id, CloseReason::Closed).await?))
 }
 
 /// Navigate the session's page and wait for it to load.
@@ -160,11 +172,11 @@ pub async fn delete_session(
         (status = 502, body = ErrorBody, description = "navigation_failed"), (status = 504, body = ErrorBody)))]
 pub async fn navigate(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    SessionIdPath(id): SessionIdPath,
     ApiJson(request): ApiJson<NavigateRequest>,
 ) -> Result<Json<NavigateResponse>, ApiError> {
     let url = session::parse_target_url(&request.url)?;
-    let op = app.registry.begin(parse_id(&id)?)?;
+    let op = app.registry.begin(id)?;
     let started = Instant::now();
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
     let navigate_ms = started.elapsed().as_millis() as u64;
@@ -177,11 +189,11 @@ pub async fn navigate(
     responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn screenshot(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    SessionIdPath(id): SessionIdPath,
     query: Result<Query<ScreenshotQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Query(query) = query?;
-    let op = app.registry.begin(parse_id(&id)?)?;
+    let op = app.registry.begin(id)?;
     let png = op.browser().screenshot(query.full_page).await.map_err(SessionError::from)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png))
 }
