@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
 
-.PHONY: deps build run test lint bench openapi fmt clean-data
+.PHONY: deps build run test lint bench openapi fmt
 
 deps:
 	@scripts/install-deps.sh
@@ -25,9 +25,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Session-create latency against a bare chromiumoxide launch; writes BENCHMARKS.md.
+## Session-create latency against a bare chromiumoxide launch, and worker memory per session
+## and over create/delete cycles; writes BENCHMARKS.md.
 bench: deps
-	$(CARGO) bench --bench session_create > BENCHMARKS.md.new
+	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
+	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 

@@ -1,8 +1,10 @@
 //! Sessions: one live browser each, its state machine, and the one-operation-at-a-time rule.
 //!
 //! States: `ready` ⇄ `busy` → `closing` → `closed`; any → `failed` when the browser dies.
-//! (Opening is the `POST` itself: a session is registered once its browser is ready.) A session's browser sits behind an async mutex: an operation takes it with
-//! `try_lock` (a second concurrent call gets `SessionError::Busy`), and closing takes it for good.
+//! Opening is the `POST` itself: a session is registered once its browser is ready.
+//!
+//! A session's browser sits behind an async mutex: an operation takes it with `try_lock` (a
+//! second concurrent call gets `SessionError::Busy`), and closing takes it for good.
 
 pub mod reaper;
 pub mod registry;
