@@ -108,7 +108,13 @@ impl BrowserProvider for ChromiumProvider {
         let (process, ws_url) =
             process::spawn(command, &self.run_dir, user_data_dir, ephemeral, self.launch_timeout, dead.clone()).await?;
 
-        let config = HandlerConfig { viewport: None, request_timeout: self.op_timeout, ..HandlerConfig::default() };
+        // No viewport emulation (the window size is the viewport) and certificate errors are not ignored.
+        let config = HandlerConfig {
+            viewport: None,
+            ignore_https_errors: false,
+            request_timeout: self.op_timeout,
+            ..HandlerConfig::default()
+        };
         let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url, config)).await;
         let (browser, mut handler) = match connected {
             Ok(Ok(pair)) => pair,
