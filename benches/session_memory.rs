@@ -1,0 +1,500 @@
+//! Worker memory per open session and over many create/delete cycles (`cargo bench --bench session_memory`).
+//!
+//! SPEC quality bar: the worker's own memory per open session (the browser excluded) ≤ 2 MiB, no
+//! growth over 200 create/delete cycles, and no leftover processes or temp dirs. The worker's
+//! memory is the `VmRSS` of its own process from `/proc/<pid>/status`; Chromium runs in separate
+//! processes, so it is excluded by construction.
+//!
+//! The worker binary is built here (`cargo build --release`) and run as a child process on a free
+//! loopback port with a fresh data dir; the pages it navigates to come from a tiny HTTP server on
+//! loopback inside this bench. Only the Markdown report goes to stdout; progress goes to stderr.
+//! The `Worker` guard stops the worker and every browser it left on every exit path.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use std::{env, fs, thread};
+
+use anyhow::{Context, Result, bail, ensure};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::task::AbortOnDropHandle;
+
+const API_KEY: &str = "bench-key-0123456789abcdef";
+const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+const MAX_SESSIONS: usize = 12;
+/// Sessions held open at once for the per-session figure.
+const OPEN_SESSIONS: usize = 10;
+const WARM_UP_CYCLES: usize = 3;
+/// The growth is measured from this cycle on, once the allocator has warmed up.
+const FIRST_SAMPLE: usize = 10;
+const SAMPLE_EVERY: usize = 50;
+/// Growth up to this much is allocator noise.
+const GROWTH_LIMIT_KIB: i64 = 1024;
+const PER_SESSION_LIMIT_KIB: f64 = 2048.0;
+/// Pause before each RSS reading so that the worker's teardown work has finished.
+const SETTLE: Duration = Duration::from_millis(500);
+const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+const PAGE: &str = "<!doctype html><html><head><title>bench</title></head><body><h1>bench</h1></body></html>";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let report = tokio::select! {
+        report = run() => report?,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    };
+    print!("{report}");
+    Ok(())
+}
+
+async fn run() -> Result<String> {
+    let cycles = env_count("BENCH_CYCLES", 200)?;
+    ensure!(cycles >= FIRST_SAMPLE, "BENCH_CYCLES must be at least {FIRST_SAMPLE}");
+    let chromium = env::var("BENCH_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into());
+    let bin = build_worker()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let (page_url, _page_server) = serve_page().await?;
+
+    let mut worker = Worker::start(&bin, &chromium, &http).await?;
+    let api = Api { http: &http, base: &worker.base };
+    tokio::time::sleep(SETTLE).await;
+    let idle = worker.memory()?;
+    eprintln!("worker pid {}: idle RSS {:.1} MiB", worker.pid, mib(idle.rss));
+
+    eprintln!("per session: {WARM_UP_CYCLES} warm-up cycles, then {OPEN_SESSIONS} sessions open at once");
+    for _ in 0..WARM_UP_CYCLES {
+        let id = api.create().await.context("warm-up create")?;
+        api.delete(&id).await.context("warm-up delete")?;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let baseline = worker.memory()?;
+    let mut open = Vec::new();
+    for n in 0..OPEN_SESSIONS {
+        open.push(api.create().await.with_context(|| format!("opening session {}", n + 1))?);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let loaded = worker.memory()?;
+    // The leftover counters must see the open sessions, or a zero at the end would prove nothing.
+    let seen = Leftovers::count(&worker);
+    eprintln!("  with {OPEN_SESSIONS} open: {seen:?}");
+    ensure!(
+        seen.temp_dirs >= OPEN_SESSIONS && seen.pid_records >= OPEN_SESSIONS && seen.browsers >= OPEN_SESSIONS,
+        "the leftover counters do not see the {OPEN_SESSIONS} open sessions: {seen:?}"
+    );
+    for id in &open {
+        api.delete(id).await?;
+    }
+    let per_session = PerSession::between(&baseline, &loaded);
+    eprintln!(
+        "  RSS {:.2} → {:.2} MiB with {OPEN_SESSIONS} open: {:.0} KiB per session (RssAnon {})",
+        mib(baseline.rss),
+        mib(loaded.rss),
+        per_session.rss_kib,
+        per_session.anon_kib.map_or("n/a".into(), |k| format!("{k:.0} KiB")),
+    );
+
+    eprintln!("growth: {cycles} cycles of create → navigate {page_url} → screenshot → delete");
+    let mut samples = Vec::new();
+    for cycle in 1..=cycles {
+        let id = api.create().await.with_context(|| format!("cycle {cycle}: create"))?;
+        api.navigate(&id, &page_url).await.with_context(|| format!("cycle {cycle}: navigate"))?;
+        api.screenshot(&id).await.with_context(|| format!("cycle {cycle}: screenshot"))?;
+        api.delete(&id).await.with_context(|| format!("cycle {cycle}: delete"))?;
+        if cycle == FIRST_SAMPLE || cycle % SAMPLE_EVERY == 0 || cycle == cycles {
+            tokio::time::sleep(SETTLE).await;
+            let memory = worker.memory()?;
+            eprintln!("  cycle {cycle}/{cycles}: RSS {:.2} MiB", mib(memory.rss));
+            samples.push((cycle, memory));
+        }
+    }
+
+    tokio::time::sleep(SETTLE).await;
+    let leftovers = Leftovers::count(&worker);
+    eprintln!("leftovers before shutdown: {leftovers:?}");
+    let shutdown = worker.stop().context("the worker was already stopped")?;
+    eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
+
+    Ok(report(&machine_line(&chromium), cycles, &idle, &per_session, &samples, &leftovers, &shutdown))
+}
+
+/// The worker's API, as used here.
+struct Api<'a> {
+    http: &'a reqwest::Client,
+    base: &'a str,
+}
+
+impl Api<'_> {
+    /// `POST /api/v2/sessions` with `{}`; the new session's id.
+    async fn create(&self) -> Result<String> {
+        let create = self.http.post(format!("{}/api/v2/sessions", self.base)).bearer_auth(API_KEY);
+        let response = create.json(&serde_json::json!({})).send().await.context("POST /api/v2/sessions")?;
+        let status = response.status();
+        let body = response.text().await.context("reading the create response")?;
+        ensure!(status == 201, "POST /api/v2/sessions returned {status}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).context("create response is not JSON")?;
+        Ok(body["session_id"].as_str().context("create response has no session_id")?.to_string())
+    }
+
+    async fn navigate(&self, id: &str, url: &str) -> Result<()> {
+        let navigate = self.http.post(format!("{}/api/v2/sessions/{id}/navigate", self.base)).bearer_auth(API_KEY);
+        let response = navigate.json(&serde_json::json!({ "url": url })).send().await.context("POST …/navigate")?;
+        let status = response.status();
+        let body = response.text().await.context("reading the navigate response")?;
+        ensure!(status == 200, "POST …/navigate returned {status}: {body}");
+        Ok(())
+    }
+
+    async fn screenshot(&self, id: &str) -> Result<()> {
+        let screenshot = self.http.get(format!("{}/api/v2/sessions/{id}/screenshot", self.base)).bearer_auth(API_KEY);
+        let response = screenshot.send().await.context("GET …/screenshot")?;
+        let status = response.status();
+        let body = response.bytes().await.context("reading the screenshot")?;
+        ensure!(status == 200, "GET …/screenshot returned {status}: {}", String::from_utf8_lossy(&body));
+        ensure!(body.starts_with(b"\x89PNG"), "GET …/screenshot answered {} bytes that are not a PNG", body.len());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let delete = self.http.delete(format!("{}/api/v2/sessions/{id}", self.base)).bearer_auth(API_KEY);
+        let response = delete.send().await.with_context(|| format!("DELETE /api/v2/sessions/{id}"))?;
+        ensure!(response.status() == 200, "DELETE /api/v2/sessions/{id} returned {}", response.status());
+        Ok(())
+    }
+}
+
+/// Serves `PAGE` to every request on a loopback port until the handle is dropped; its URL.
+async fn serve_page() -> Result<(String, AbortOnDropHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the page server")?;
+    let url = format!("http://{}/", listener.local_addr()?);
+    let response: Arc<str> = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{PAGE}",
+        PAGE.len()
+    )
+    .into();
+    let server = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                // Read the request head, then answer and close.
+                let (mut head, mut buf) = (Vec::new(), [0; 1024]);
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    Ok((url, AbortOnDropHandle::new(server)))
+}
+
+/// The worker process's own memory, in KiB.
+struct Memory {
+    rss: u64,
+    anon: Option<u64>,
+}
+
+impl Memory {
+    fn of(pid: u32) -> Result<Self> {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).context("reading the worker's status")?;
+        let field = |name: &str| {
+            status.lines().find_map(|line| line.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse().ok())
+        };
+        Ok(Memory { rss: field("VmRSS:").context("no VmRSS in the worker's status")?, anon: field("RssAnon:") })
+    }
+}
+
+/// Growth of the worker's memory per open session, in KiB.
+struct PerSession {
+    baseline: u64,
+    loaded: u64,
+    rss_kib: f64,
+    anon_kib: Option<f64>,
+}
+
+impl PerSession {
+    fn between(baseline: &Memory, loaded: &Memory) -> Self {
+        let per = |before: u64, after: u64| (after as f64 - before as f64) / OPEN_SESSIONS as f64;
+        PerSession {
+            baseline: baseline.rss,
+            loaded: loaded.rss,
+            rss_kib: per(baseline.rss, loaded.rss),
+            anon_kib: baseline.anon.zip(loaded.anon).map(|(before, after)| per(before, after)),
+        }
+    }
+}
+
+/// What the worker left behind once every session was closed.
+#[derive(Debug)]
+struct Leftovers {
+    temp_dirs: usize,
+    pid_records: usize,
+    browsers: usize,
+    zombies: usize,
+}
+
+impl Leftovers {
+    fn count(worker: &Worker) -> Self {
+        let entries = |dir: &str| fs::read_dir(worker.data_dir.path().join(dir)).map_or(0, |d| d.count());
+        let zombies = processes().filter(|&pid| stat(pid).is_some_and(|s| s.0 == 'Z' && s.1 == worker.pid as i32));
+        Leftovers {
+            temp_dirs: entries("tmp"),
+            pid_records: entries("run"),
+            browsers: browsers_of(worker.data_dir.path()).len(),
+            zombies: zombies.count(),
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.temp_dirs + self.pid_records + self.browsers + self.zombies
+    }
+}
+
+/// Live processes whose command line has a `--user-data-dir` inside `data_dir`.
+fn browsers_of(data_dir: &Path) -> Vec<i32> {
+    let marker = format!("--user-data-dir={}/", data_dir.display()).into_bytes();
+    processes()
+        .filter(|&pid| stat(pid).is_some_and(|s| s.0 != 'Z'))
+        .filter(|&pid| {
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.windows(marker.len()).any(|w| w == marker)
+        })
+        .collect()
+}
+
+fn processes() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// How the worker ended.
+struct Shutdown {
+    status: Option<ExitStatus>,
+    /// SIGTERM was not enough.
+    killed: bool,
+    /// Browser processes of this data dir still running after the worker exited.
+    browsers_left: usize,
+}
+
+/// A running worker; stopping it (explicitly or on drop) leaves no process behind.
+struct Worker {
+    child: Option<Child>,
+    pid: u32,
+    base: String,
+    /// `BW_DATA_DIR`; removed after the worker has exited.
+    data_dir: tempfile::TempDir,
+}
+
+impl Worker {
+    async fn start(bin: &Path, chromium: &str, http: &reqwest::Client) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let data_dir = tempfile::tempdir().context("creating BW_DATA_DIR")?;
+        let mut cmd = Command::new(bin);
+        for (key, _) in env::vars_os().filter(|(key, _)| key.to_string_lossy().starts_with("BW_")) {
+            cmd.env_remove(key);
+        }
+        cmd.env("BW_BIND", format!("127.0.0.1:{port}"))
+            .env("BW_API_KEYS", API_KEY)
+            .env("BW_DATA_DIR", data_dir.path())
+            .env("BW_CHROMIUM_PATH", chromium)
+            .env("BW_MAX_SESSIONS", MAX_SESSIONS.to_string())
+            .env("BW_WARM_POOL", "0")
+            .env("BW_LOG_FORMAT", "json")
+            .env("BW_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(stderr_stdio()?);
+        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        let mut worker = Worker { child: Some(child), pid, base: format!("http://127.0.0.1:{port}"), data_dir };
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        while Instant::now() < deadline {
+            if let Some(status) = worker.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("worker exited during start-up: {status}");
+            }
+            if http.get(format!("{}/health", worker.base)).send().await.is_ok_and(|r| r.status() == 200) {
+                return Ok(worker);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("worker did not answer GET /health with 200 within {STARTUP_LIMIT:?}")
+    }
+
+    fn memory(&self) -> Result<Memory> {
+        Memory::of(self.pid)
+    }
+
+    /// SIGTERM, wait up to 15 s, then SIGKILL; counts the browsers still running, then kills them
+    /// and any other descendant it left (Chromium runs in its own process group, so it would
+    /// outlive a killed worker). `None` if already stopped.
+    fn stop(&mut self) -> Option<Shutdown> {
+        let mut child = self.child.take()?;
+        let pid = child.id() as i32;
+        let family = descendants(pid);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let killed = matches!(child.try_wait(), Ok(None));
+        if killed {
+            eprintln!("warning: worker ignored SIGTERM for 15 s; killing it");
+            let _ = child.kill();
+        }
+        let status = child.wait().ok();
+        thread::sleep(Duration::from_millis(500));
+        let browsers = browsers_of(self.data_dir.path());
+        // Same pid and start time, and not a zombie (those are already dead).
+        let left = family.into_iter().filter(|&(p, start)| stat(p).is_some_and(|s| s.0 != 'Z' && s.2 == start));
+        for pid in left.map(|(pid, _)| pid).chain(browsers.iter().copied()) {
+            eprintln!("warning: worker left process {pid} running; killing it");
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        Some(Shutdown { status, killed, browsers_left: browsers.len() })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every process below `root`, as (pid, start time) so a reused pid is never mistaken for it.
+fn descendants(root: i32) -> Vec<(i32, u64)> {
+    let all: Vec<(i32, i32, u64)> =
+        processes().filter_map(|pid| stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
+    let (mut found, mut parents) = (Vec::new(), vec![root]);
+    while let Some(parent) = parents.pop() {
+        for &(pid, _, start) in all.iter().filter(|p| p.1 == parent) {
+            found.push((pid, start));
+            parents.push(pid);
+        }
+    }
+    found
+}
+
+/// (state, parent pid, start time) from `/proc/<pid>/stat`.
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
+    Some((fields.first()?.chars().next()?, fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+/// Builds the worker in the release profile so that nothing else is needed.
+fn build_worker() -> Result<PathBuf> {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    eprintln!("building target/release/browser-worker");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "browser-worker", "--manifest-path"])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .stdout(stderr_stdio()?)
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "cargo build --release --bin browser-worker failed: {status}");
+    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest_dir.join("target"), PathBuf::from);
+    Ok(target.join("release").join("browser-worker"))
+}
+
+/// A child's stdout pointed at our stderr, keeping the report alone on stdout.
+fn stderr_stdio() -> Result<Stdio> {
+    Ok(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+}
+
+fn env_count(name: &str, default: usize) -> Result<usize> {
+    let count = env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v}")))?;
+    ensure!(count > 0, "{name} must be at least 1");
+    Ok(count)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn machine_line(chromium: &str) -> String {
+    let version = |program: &str| {
+        let output = Command::new(program).arg("--version").output();
+        output.map_or_else(
+            |_| format!("{program}: unknown version"),
+            |o| String::from_utf8_lossy(&o.stdout).trim().into(),
+        )
+    };
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    let (mem_gib, chromium, rustc) = (mem_kib / 1024.0 / 1024.0, version(chromium), version("rustc"));
+    format!("Machine: {cores} cores, {mem_gib:.1} GiB RAM, {chromium}, {rustc}")
+}
+
+fn report(
+    machine: &str,
+    cycles: usize,
+    idle: &Memory,
+    per_session: &PerSession,
+    samples: &[(usize, Memory)],
+    leftovers: &Leftovers,
+    shutdown: &Shutdown,
+) -> String {
+    let first = samples.first().expect("cycle 10 is always sampled");
+    let last = samples.last().expect("the last cycle is always sampled");
+    let growth = last.1.rss as i64 - first.1.rss as i64;
+    let anon_growth = first.1.anon.zip(last.1.anon).map(|(a, b)| b as i64 - a as i64);
+    let by_cycle = |value: &dyn Fn(&Memory) -> Option<u64>| {
+        let mut parts = samples.iter().filter_map(|(cycle, m)| Some((cycle, mib(value(m)?))));
+        let head = parts.next().map(|(cycle, v)| format!("{cycle}: {v:.2} MiB"));
+        head.into_iter().chain(parts.map(|(cycle, v)| format!("{cycle}: {v:.2}"))).collect::<Vec<_>>().join(", ")
+    };
+    let per_session_verdict = if per_session.rss_kib <= PER_SESSION_LIMIT_KIB { "met" } else { "NOT met" };
+    let growth_verdict = if growth <= GROWTH_LIMIT_KIB { "no growth" } else { "GROWTH" };
+    let leftover_verdict = if leftovers.total() == 0 && shutdown.browsers_left == 0 { "none" } else { "LEFTOVERS" };
+    let exit = match (shutdown.status, shutdown.killed) {
+        (_, true) => "had to be killed after ignoring SIGTERM for 15 s".to_string(),
+        (Some(status), false) => format!("exited on SIGTERM with {status}"),
+        (None, false) => "exited on SIGTERM (status unknown)".to_string(),
+    };
+    format!(
+        "## Worker memory per session and over {cycles} create/delete cycles — {date}\n\n{machine}\n\n\
+         Command: `make bench` (`cargo bench --bench session_memory`)\n\n\
+         | measurement | value | target |\n| --- | --- | --- |\n\
+         | worker RSS, idle | {idle:.1} MiB | |\n\
+         | worker RSS per open session ({OPEN_SESSIONS} open) | {per:.0} KiB | ≤ {PER_SESSION_LIMIT_KIB:.0} KiB |\n\
+         | RSS growth, cycle {FIRST_SAMPLE} → {cycles} | {growth} KiB | ≈ 0 (≤ {GROWTH_LIMIT_KIB} KiB) |\n\
+         | leftover temp dirs / pid records / browser processes / zombies | {tmp} / {run} / {procs} / {zombies} | 0 |\n\n\
+         RSS by cycle: {rss_by_cycle}\n\n\
+         RssAnon by cycle: {anon_by_cycle} (growth {anon_growth}; per open session {anon_per})\n\n\
+         Per session: {per_session_verdict} ({base:.2} MiB after {WARM_UP_CYCLES} warm-up create/delete cycles, \
+         {loaded:.2} MiB with {OPEN_SESSIONS} sessions open). Growth: {growth_verdict}. Leftovers: {leftover_verdict}; \
+         the worker {exit} and left {browsers_left} browser processes behind.\n\n\
+         RSS is `VmRSS` of the worker process alone (`/proc/<pid>/status`); Chromium runs in separate processes \
+         and is not counted. Worker settings: `BW_MAX_SESSIONS={MAX_SESSIONS} BW_WARM_POOL=0 BW_LOG=warn`. Each \
+         cycle is `POST /api/v2/sessions` → `POST …/navigate` to a {page_len}-byte page on a loopback server → \
+         `GET …/screenshot` → `DELETE`, one session at a time; RSS is read {settle} ms after the last request. \
+         Leftovers are counted after the last cycle with the worker still running (`<data_dir>/tmp`, \
+         `<data_dir>/run`, processes with a `--user-data-dir` in the data dir, zombie children of the worker), \
+         and browsers again after it has exited.\n",
+        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        idle = mib(idle.rss),
+        per = per_session.rss_kib,
+        tmp = leftovers.temp_dirs,
+        run = leftovers.pid_records,
+        procs = leftovers.browsers,
+        zombies = leftovers.zombies,
+        rss_by_cycle = by_cycle(&|m| Some(m.rss)),
+        anon_by_cycle = by_cycle(&|m| m.anon),
+        anon_growth = anon_growth.map_or("n/a".into(), |g| format!("{g} KiB")),
+        anon_per = per_session.anon_kib.map_or("n/a".into(), |k| format!("{k:.0} KiB")),
+        base = mib(per_session.baseline),
+        loaded = mib(per_session.loaded),
+        browsers_left = shutdown.browsers_left,
+        page_len = PAGE.len(),
+        settle = SETTLE.as_millis(),
+    )
+}
