@@ -10,9 +10,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::browser::BrowserProvider;
 use crate::browser::chromium::ChromiumProvider;
 use crate::browser::pool::WarmPool;
-use crate::browser::{BrowserProvider, process};
+use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, ProviderKind};
 use crate::session::{SessionRegistry, reaper};
 
@@ -27,12 +28,15 @@ pub struct App {
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Keeps other workers off this data dir while this one runs.
+    _data_dir_lock: DataDirLock,
 }
 
 impl App {
     /// Builds the provider, the pool and the registry, and starts the background tasks.
     /// Must run inside a Tokio runtime.
     pub fn build(config: Config, api_keys: Vec<String>) -> anyhow::Result<Arc<Self>> {
+        let data_dir_lock = DataDirLock::acquire(&config.data_dir).context("locking the data dir")?;
         process::become_subreaper();
         crate::telemetry::metrics();
         let provider: Arc<dyn BrowserProvider> = match config.provider {
@@ -59,7 +63,16 @@ impl App {
             tracker.clone(),
         ));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
-        Ok(Arc::new(Self { config, api_keys, registry, pool, started: Instant::now(), cancel, tracker }))
+        Ok(Arc::new(Self {
+            config,
+            api_keys,
+            registry,
+            pool,
+            started: Instant::now(),
+            cancel,
+            tracker,
+            _data_dir_lock: data_dir_lock,
+        }))
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -93,13 +106,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds the app, binds `config.bind` and starts serving.
+    /// Builds the app (locking the data dir), binds `config.bind` and starts serving.
     pub async fn start(config: Config, api_keys: Vec<String>) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
-        let addr = listener.local_addr()?;
+        let bind = config.bind;
         let app = App::build(config, api_keys)?;
+        let listener = match tokio::net::TcpListener::bind(bind).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                app.shutdown().await;
+                return Err(anyhow::Error::new(e).context(format!("cannot listen on {bind}")));
+            }
+        };
+        let addr = listener.local_addr()?;
         let router = crate::api::router(app.clone());
         let stop = app.cancel.clone();
         let serving =

@@ -40,6 +40,27 @@ pub struct BrowserProcess {
     terminated: bool,
 }
 
+/// An exclusive lock on `<data_dir>/worker.lock`, held for the worker's lifetime: two workers
+/// sharing a data dir would reap each other's browsers as orphans.
+pub struct DataDirLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl DataDirLock {
+    pub fn acquire(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join("worker.lock");
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Self { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is in use by another browser-worker", data_dir.display()),
+            )),
+            Err((_, errno)) => Err(std::io::Error::from(errno)),
+        }
+    }
+}
+
 /// Makes this process adopt orphaned descendants so that it can reap them.
 pub fn become_subreaper() {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {

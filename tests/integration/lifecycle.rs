@@ -88,3 +88,13 @@ async fn a_generated_key_is_stored_privately_and_printed_once() {
     assert!(printed[0].contains(&key), "the first start prints the key: {:?}", printed[0]);
     assert!(!printed[1].contains(&key), "a restart does not print it again");
 }
+
+#[tokio::test]
+async fn two_workers_cannot_share_a_data_dir() {
+    let first = crate::support::TestApp::start().await;
+    let config = crate::support::test_config(first.data_dir.path(), &[]);
+    let second = browser_worker::Server::start(config, vec![crate::support::KEY.into()]).await;
+    let error = format!("{:#}", second.err().expect("the second worker is refused"));
+    assert!(error.contains("in use by another browser-worker"), "{error}");
+    first.stop().await;
+}
