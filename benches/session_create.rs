@@ -12,21 +12,17 @@
 //! and chromiumoxide's kill-on-drop stop every worker and browser on every exit path, including
 //! errors, panics and Ctrl-C.
 
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-use std::{env, fs, thread};
+mod common;
 
-use anyhow::{Context, Result, bail, ensure};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
 use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio_util::task::AbortOnDropHandle;
 
-const API_KEY: &str = "bench-key-0123456789abcdef";
-const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+use common::{API_KEY, Api, STARTUP_LIMIT, Worker};
+
 /// The worker's own launch flags (plus no start-up tab), so that the baseline starts the same browser.
 fn flags() -> impl Iterator<Item = &'static str> {
     browser_worker::browser::chromium::CHROMIUM_FLAGS.iter().copied().chain(["--no-startup-window"])
@@ -34,27 +30,23 @@ fn flags() -> impl Iterator<Item = &'static str> {
 const WARM_POOL: u32 = 2;
 /// Pause between two measurements so one side's teardown does not land in the other's sample.
 const SETTLE: Duration = Duration::from_millis(200);
-const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+/// `BW_MAX_SESSIONS` of the worker under test.
+const MAX_SESSIONS: usize = 4;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let report = tokio::select! {
-        report = run() => report?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
-    };
-    print!("{report}");
-    Ok(())
+    common::print_report(run()).await
 }
 
 async fn run() -> Result<String> {
-    let rounds = env_count("BENCH_ROUNDS", 20)?;
-    let warm_rounds = env_count("BENCH_WARM_ROUNDS", 20)?;
-    let chromium = env::var("BENCH_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into());
-    let bin = build_worker()?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let rounds = common::env_count("BENCH_ROUNDS", 20)?;
+    let warm_rounds = common::env_count("BENCH_WARM_ROUNDS", 20)?;
+    let chromium = common::chromium();
+    let bin = common::build_worker()?;
+    let http = common::http_client()?;
 
     eprintln!("cold: {rounds} rounds, baseline and worker alternated");
-    let mut worker = Worker::start(&bin, &chromium, 0, &http).await?;
+    let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
     baseline_create(&chromium).await.context("warm-up bare launch")?;
     worker_create_delete(&http, &worker.base).await.context("warm-up worker create")?;
     let (mut baseline, mut cold) = (Vec::new(), Vec::new());
@@ -73,7 +65,7 @@ async fn run() -> Result<String> {
     worker.stop();
 
     eprintln!("warm: BW_WARM_POOL={WARM_POOL}, {warm_rounds} creates");
-    let mut worker = Worker::start(&bin, &chromium, WARM_POOL, &http).await?;
+    let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, WARM_POOL, &http).await?;
     let mut warm = Vec::new();
     for round in 0..warm_rounds {
         wait_pool_ready(&http, &worker.base).await?;
@@ -83,7 +75,7 @@ async fn run() -> Result<String> {
     worker.stop();
 
     let (baseline, cold, warm) = (Stats::of(&baseline), Stats::of(&cold), Stats::of(&warm));
-    Ok(report(&machine_line(&chromium), rounds, warm_rounds, &baseline, &cold, &warm))
+    Ok(report(&common::machine_line(&chromium), rounds, warm_rounds, &baseline, &cold, &warm))
 }
 
 /// Bare chromiumoxide: launch, connect, first usable page. Timed from launch to page.
@@ -114,18 +106,9 @@ async fn baseline_create(chromium: &str) -> Result<Duration> {
 
 /// `POST /api/v2/sessions` timed until the 201 body has arrived, then an untimed DELETE.
 async fn worker_create_delete(http: &reqwest::Client, base: &str) -> Result<Duration> {
-    let start = Instant::now();
-    let create = http.post(format!("{base}/api/v2/sessions")).bearer_auth(API_KEY).json(&serde_json::json!({}));
-    let response = create.send().await.context("POST /api/v2/sessions")?;
-    let status = response.status();
-    let body = response.text().await.context("reading the create response")?;
-    let elapsed = start.elapsed();
-    ensure!(status == 201, "POST /api/v2/sessions returned {status}: {body}");
-    let body: serde_json::Value = serde_json::from_str(&body).context("create response is not JSON")?;
-    let id = body["session_id"].as_str().context("create response has no session_id")?;
-    let delete = http.delete(format!("{base}/api/v2/sessions/{id}")).bearer_auth(API_KEY);
-    let response = delete.send().await.with_context(|| format!("DELETE /api/v2/sessions/{id}"))?;
-    ensure!(response.status() == 200, "DELETE returned {}", response.status());
+    let api = Api { http, base };
+    let (id, elapsed) = api.create().await?;
+    api.delete(&id).await?;
     Ok(elapsed)
 }
 
@@ -154,128 +137,6 @@ fn gauge(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-/// A running worker; stopping it (explicitly or on drop) leaves no process behind.
-struct Worker {
-    child: Option<Child>,
-    base: String,
-    /// `BW_DATA_DIR`; removed after the worker has exited.
-    _data_dir: tempfile::TempDir,
-}
-
-impl Worker {
-    async fn start(bin: &Path, chromium: &str, warm_pool: u32, http: &reqwest::Client) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let data_dir = tempfile::tempdir().context("creating BW_DATA_DIR")?;
-        let mut cmd = Command::new(bin);
-        for (key, _) in env::vars_os().filter(|(key, _)| key.to_string_lossy().starts_with("BW_")) {
-            cmd.env_remove(key);
-        }
-        cmd.env("BW_BIND", format!("127.0.0.1:{port}"))
-            .env("BW_API_KEYS", API_KEY)
-            .env("BW_DATA_DIR", data_dir.path())
-            .env("BW_CHROMIUM_PATH", chromium)
-            .env("BW_MAX_SESSIONS", "4")
-            .env("BW_WARM_POOL", warm_pool.to_string())
-            .env("BW_LOG_FORMAT", "json")
-            .env("BW_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(stderr_stdio()?);
-        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        let mut worker = Worker { child: Some(child), base: format!("http://127.0.0.1:{port}"), _data_dir: data_dir };
-        let deadline = Instant::now() + STARTUP_LIMIT;
-        while Instant::now() < deadline {
-            if let Some(status) = worker.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("worker exited during start-up: {status}");
-            }
-            if http.get(format!("{}/health", worker.base)).send().await.is_ok_and(|r| r.status() == 200) {
-                return Ok(worker);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("worker did not answer GET /health with 200 within {STARTUP_LIMIT:?}")
-    }
-
-    /// SIGTERM, wait up to 15 s, then SIGKILL; then kills any descendant it left running
-    /// (Chromium runs in its own process group, so it would outlive a killed worker).
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        let pid = child.id() as i32;
-        let family = descendants(pid);
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-        }
-        if matches!(child.try_wait(), Ok(None)) {
-            eprintln!("warning: worker ignored SIGTERM for 15 s; killing it");
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-        thread::sleep(Duration::from_millis(500));
-        // Same pid and start time, and not a zombie (those are already dead).
-        let left = family.into_iter().filter(|&(p, start)| stat(p).is_some_and(|s| s.0 != 'Z' && s.2 == start));
-        for (pid, _) in left {
-            eprintln!("warning: worker left process {pid} running; killing it");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Every process below `root`, as (pid, start time) so a reused pid is never mistaken for it.
-fn descendants(root: i32) -> Vec<(i32, u64)> {
-    let pids =
-        fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok());
-    let all: Vec<(i32, i32, u64)> =
-        pids.filter_map(|pid| stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
-    let (mut found, mut parents) = (Vec::new(), vec![root]);
-    while let Some(parent) = parents.pop() {
-        for &(pid, _, start) in all.iter().filter(|p| p.1 == parent) {
-            found.push((pid, start));
-            parents.push(pid);
-        }
-    }
-    found
-}
-
-/// (state, parent pid, start time) from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
-    Some((fields.first()?.chars().next()?, fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Builds the worker in the release profile so `make bench` needs nothing else.
-fn build_worker() -> Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    eprintln!("building target/release/browser-worker");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "browser-worker", "--manifest-path"])
-        .arg(manifest_dir.join("Cargo.toml"))
-        .stdout(stderr_stdio()?)
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "cargo build --release --bin browser-worker failed: {status}");
-    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest_dir.join("target"), PathBuf::from);
-    Ok(target.join("release").join("browser-worker"))
-}
-
-/// A child's stdout pointed at our stderr, keeping the report alone on stdout.
-fn stderr_stdio() -> Result<Stdio> {
-    Ok(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    let count = env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v}")))?;
-    ensure!(count > 0, "{name} must be at least 1");
-    Ok(count)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -300,24 +161,6 @@ impl Stats {
     }
 }
 
-fn machine_line(chromium: &str) -> String {
-    let version = |program: &str| {
-        let output = Command::new(program).arg("--version").output();
-        output.map_or_else(
-            |_| format!("{program}: unknown version"),
-            |o| String::from_utf8_lossy(&o.stdout).trim().into(),
-        )
-    };
-    let cores = thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_kib: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
-    let (mem_gib, chromium, rustc) = (mem_kib / 1024.0 / 1024.0, version(chromium), version("rustc"));
-    format!("Machine: {cores} cores, {mem_gib:.1} GiB RAM, {chromium}, {rustc}")
-}
-
 fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: &Stats, warm: &Stats) -> String {
     let header = "| measurement | p50 ms | p95 ms | mean ms |\n| --- | --- | --- | --- |\n";
     let verdict = if warm.p50 <= 50.0 { "met" } else { "NOT met" };
@@ -336,13 +179,13 @@ fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: 
          {warm_rounds} creates; after each DELETE the bench waits for `bw_warm_pool_ready {WARM_POOL}` \
          so every create is a pool hit.\n\n\
          Target p50 ≤ 50 ms: {verdict}\n",
-        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        date = common::report_date(),
         base_row = base.row("bare chromiumoxide launch+connect+page"),
         cold_row = cold.row("worker POST /api/v2/sessions (cold)"),
         warm_row = warm.row("worker POST /api/v2/sessions (pool hit)"),
         r50 = cold.p50 / base.p50,
         r95 = cold.p95 / base.p95,
-        bin = env::var("BENCH_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into()),
+        bin = common::chromium(),
         flags = flags().collect::<Vec<_>>().join(" "),
     )
 }

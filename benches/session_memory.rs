@@ -10,21 +10,19 @@
 //! loopback inside this bench. Only the Markdown report goes to stdout; progress goes to stderr.
 //! The `Worker` guard stops the worker and every browser it left on every exit path.
 
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use std::{env, fs, thread};
+mod common;
 
-use anyhow::{Context, Result, bail, ensure};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use std::fs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::task::AbortOnDropHandle;
 
-const API_KEY: &str = "bench-key-0123456789abcdef";
-const DEFAULT_CHROMIUM: &str = "/usr/bin/chromium";
+use common::{API_KEY, Api, Shutdown, Worker, browsers_of, processes, stat};
+
+/// `BW_MAX_SESSIONS` of the worker under test.
 const MAX_SESSIONS: usize = 12;
 /// Sessions held open at once for the per-session figure.
 const OPEN_SESSIONS: usize = 10;
@@ -37,28 +35,22 @@ const GROWTH_LIMIT_KIB: i64 = 1024;
 const PER_SESSION_LIMIT_KIB: f64 = 2048.0;
 /// Pause before each RSS reading so that the worker's teardown work has finished.
 const SETTLE: Duration = Duration::from_millis(500);
-const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 const PAGE: &str = "<!doctype html><html><head><title>bench</title></head><body><h1>bench</h1></body></html>";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let report = tokio::select! {
-        report = run() => report?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
-    };
-    print!("{report}");
-    Ok(())
+    common::print_report(run()).await
 }
 
 async fn run() -> Result<String> {
-    let cycles = env_count("BENCH_CYCLES", 200)?;
+    let cycles = common::env_count("BENCH_CYCLES", 200)?;
     ensure!(cycles >= FIRST_SAMPLE, "BENCH_CYCLES must be at least {FIRST_SAMPLE}");
-    let chromium = env::var("BENCH_CHROMIUM").unwrap_or_else(|_| DEFAULT_CHROMIUM.into());
-    let bin = build_worker()?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let chromium = common::chromium();
+    let bin = common::build_worker()?;
+    let http = common::http_client()?;
     let (page_url, _page_server) = serve_page().await?;
 
-    let mut worker = Worker::start(&bin, &chromium, &http).await?;
+    let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
     let api = Api { http: &http, base: &worker.base };
     tokio::time::sleep(SETTLE).await;
     let idle = worker.memory()?;
@@ -66,14 +58,14 @@ async fn run() -> Result<String> {
 
     eprintln!("per session: {WARM_UP_CYCLES} warm-up cycles, then {OPEN_SESSIONS} sessions open at once");
     for _ in 0..WARM_UP_CYCLES {
-        let id = api.create().await.context("warm-up create")?;
+        let (id, _) = api.create().await.context("warm-up create")?;
         api.delete(&id).await.context("warm-up delete")?;
     }
     tokio::time::sleep(SETTLE).await;
     let baseline = worker.memory()?;
     let mut open = Vec::new();
     for n in 0..OPEN_SESSIONS {
-        open.push(api.create().await.with_context(|| format!("opening session {}", n + 1))?);
+        open.push(api.create().await.with_context(|| format!("opening session {}", n + 1))?.0);
     }
     tokio::time::sleep(SETTLE).await;
     let loaded = worker.memory()?;
@@ -99,7 +91,7 @@ async fn run() -> Result<String> {
     eprintln!("growth: {cycles} cycles of create → navigate {page_url} → screenshot → delete");
     let mut samples = Vec::new();
     for cycle in 1..=cycles {
-        let id = api.create().await.with_context(|| format!("cycle {cycle}: create"))?;
+        let (id, _) = api.create().await.with_context(|| format!("cycle {cycle}: create"))?;
         api.navigate(&id, &page_url).await.with_context(|| format!("cycle {cycle}: navigate"))?;
         api.screenshot(&id).await.with_context(|| format!("cycle {cycle}: screenshot"))?;
         api.delete(&id).await.with_context(|| format!("cycle {cycle}: delete"))?;
@@ -117,27 +109,12 @@ async fn run() -> Result<String> {
     let shutdown = worker.stop().context("the worker was already stopped")?;
     eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
 
-    Ok(report(&machine_line(&chromium), cycles, &idle, &per_session, &samples, &leftovers, &shutdown))
+    Ok(report(&common::machine_line(&chromium), cycles, &idle, &per_session, &samples, &leftovers, &shutdown))
 }
 
-/// The worker's API, as used here.
-struct Api<'a> {
-    http: &'a reqwest::Client,
-    base: &'a str,
-}
-
+/// The session calls only this bench makes.
 impl Api<'_> {
-    /// `POST /api/v2/sessions` with `{}`; the new session's id.
-    async fn create(&self) -> Result<String> {
-        let create = self.http.post(format!("{}/api/v2/sessions", self.base)).bearer_auth(API_KEY);
-        let response = create.json(&serde_json::json!({})).send().await.context("POST /api/v2/sessions")?;
-        let status = response.status();
-        let body = response.text().await.context("reading the create response")?;
-        ensure!(status == 201, "POST /api/v2/sessions returned {status}: {body}");
-        let body: serde_json::Value = serde_json::from_str(&body).context("create response is not JSON")?;
-        Ok(body["session_id"].as_str().context("create response has no session_id")?.to_string())
-    }
-
+    /// `POST /api/v2/sessions/{id}/navigate` to `url`, which must answer 200.
     async fn navigate(&self, id: &str, url: &str) -> Result<()> {
         let navigate = self.http.post(format!("{}/api/v2/sessions/{id}/navigate", self.base)).bearer_auth(API_KEY);
         let response = navigate.json(&serde_json::json!({ "url": url })).send().await.context("POST …/navigate")?;
@@ -147,6 +124,7 @@ impl Api<'_> {
         Ok(())
     }
 
+    /// `GET /api/v2/sessions/{id}/screenshot`, which must answer 200 with a PNG.
     async fn screenshot(&self, id: &str) -> Result<()> {
         let screenshot = self.http.get(format!("{}/api/v2/sessions/{id}/screenshot", self.base)).bearer_auth(API_KEY);
         let response = screenshot.send().await.context("GET …/screenshot")?;
@@ -154,13 +132,6 @@ impl Api<'_> {
         let body = response.bytes().await.context("reading the screenshot")?;
         ensure!(status == 200, "GET …/screenshot returned {status}: {}", String::from_utf8_lossy(&body));
         ensure!(body.starts_with(b"\x89PNG"), "GET …/screenshot answered {} bytes that are not a PNG", body.len());
-        Ok(())
-    }
-
-    async fn delete(&self, id: &str) -> Result<()> {
-        let delete = self.http.delete(format!("{}/api/v2/sessions/{id}", self.base)).bearer_auth(API_KEY);
-        let response = delete.send().await.with_context(|| format!("DELETE /api/v2/sessions/{id}"))?;
-        ensure!(response.status() == 200, "DELETE /api/v2/sessions/{id} returned {}", response.status());
         Ok(())
     }
 }
@@ -257,181 +228,16 @@ impl Leftovers {
     }
 }
 
-/// Live processes whose command line has a `--user-data-dir` inside `data_dir`.
-fn browsers_of(data_dir: &Path) -> Vec<i32> {
-    let marker = format!("--user-data-dir={}/", data_dir.display()).into_bytes();
-    processes()
-        .filter(|&pid| stat(pid).is_some_and(|s| s.0 != 'Z'))
-        .filter(|&pid| {
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            cmdline.windows(marker.len()).any(|w| w == marker)
-        })
-        .collect()
-}
-
-fn processes() -> impl Iterator<Item = i32> {
-    fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
-}
-
-/// How the worker ended.
-struct Shutdown {
-    status: Option<ExitStatus>,
-    /// SIGTERM was not enough.
-    killed: bool,
-    /// Browser processes of this data dir still running after the worker exited.
-    browsers_left: usize,
-}
-
-/// A running worker; stopping it (explicitly or on drop) leaves no process behind.
-struct Worker {
-    child: Option<Child>,
-    pid: u32,
-    base: String,
-    /// `BW_DATA_DIR`; removed after the worker has exited.
-    data_dir: tempfile::TempDir,
-}
-
 impl Worker {
-    async fn start(bin: &Path, chromium: &str, http: &reqwest::Client) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let data_dir = tempfile::tempdir().context("creating BW_DATA_DIR")?;
-        let mut cmd = Command::new(bin);
-        for (key, _) in env::vars_os().filter(|(key, _)| key.to_string_lossy().starts_with("BW_")) {
-            cmd.env_remove(key);
-        }
-        cmd.env("BW_BIND", format!("127.0.0.1:{port}"))
-            .env("BW_API_KEYS", API_KEY)
-            .env("BW_DATA_DIR", data_dir.path())
-            .env("BW_CHROMIUM_PATH", chromium)
-            .env("BW_MAX_SESSIONS", MAX_SESSIONS.to_string())
-            .env("BW_WARM_POOL", "0")
-            .env("BW_LOG_FORMAT", "json")
-            .env("BW_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(stderr_stdio()?);
-        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child.id();
-        let mut worker = Worker { child: Some(child), pid, base: format!("http://127.0.0.1:{port}"), data_dir };
-        let deadline = Instant::now() + STARTUP_LIMIT;
-        while Instant::now() < deadline {
-            if let Some(status) = worker.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("worker exited during start-up: {status}");
-            }
-            if http.get(format!("{}/health", worker.base)).send().await.is_ok_and(|r| r.status() == 200) {
-                return Ok(worker);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("worker did not answer GET /health with 200 within {STARTUP_LIMIT:?}")
-    }
-
+    /// The worker process's own memory now.
     fn memory(&self) -> Result<Memory> {
         Memory::of(self.pid)
     }
-
-    /// SIGTERM, wait up to 15 s, then SIGKILL; counts the browsers still running, then kills them
-    /// and any other descendant it left (Chromium runs in its own process group, so it would
-    /// outlive a killed worker). `None` if already stopped.
-    fn stop(&mut self) -> Option<Shutdown> {
-        let mut child = self.child.take()?;
-        let pid = child.id() as i32;
-        let family = descendants(pid);
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(50));
-        }
-        let killed = matches!(child.try_wait(), Ok(None));
-        if killed {
-            eprintln!("warning: worker ignored SIGTERM for 15 s; killing it");
-            let _ = child.kill();
-        }
-        let status = child.wait().ok();
-        thread::sleep(Duration::from_millis(500));
-        let browsers = browsers_of(self.data_dir.path());
-        // Same pid and start time, and not a zombie (those are already dead).
-        let left = family.into_iter().filter(|&(p, start)| stat(p).is_some_and(|s| s.0 != 'Z' && s.2 == start));
-        for pid in left.map(|(pid, _)| pid).chain(browsers.iter().copied()) {
-            eprintln!("warning: worker left process {pid} running; killing it");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        Some(Shutdown { status, killed, browsers_left: browsers.len() })
-    }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Every process below `root`, as (pid, start time) so a reused pid is never mistaken for it.
-fn descendants(root: i32) -> Vec<(i32, u64)> {
-    let all: Vec<(i32, i32, u64)> =
-        processes().filter_map(|pid| stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
-    let (mut found, mut parents) = (Vec::new(), vec![root]);
-    while let Some(parent) = parents.pop() {
-        for &(pid, _, start) in all.iter().filter(|p| p.1 == parent) {
-            found.push((pid, start));
-            parents.push(pid);
-        }
-    }
-    found
-}
-
-/// (state, parent pid, start time) from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = text.get(text.rfind(')')? + 1..)?.split_whitespace().collect();
-    Some((fields.first()?.chars().next()?, fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-/// Builds the worker in the release profile so that nothing else is needed.
-fn build_worker() -> Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    eprintln!("building target/release/browser-worker");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "browser-worker", "--manifest-path"])
-        .arg(manifest_dir.join("Cargo.toml"))
-        .stdout(stderr_stdio()?)
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "cargo build --release --bin browser-worker failed: {status}");
-    let target = env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest_dir.join("target"), PathBuf::from);
-    Ok(target.join("release").join("browser-worker"))
-}
-
-/// A child's stdout pointed at our stderr, keeping the report alone on stdout.
-fn stderr_stdio() -> Result<Stdio> {
-    Ok(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
-}
-
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    let count = env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v}")))?;
-    ensure!(count > 0, "{name} must be at least 1");
-    Ok(count)
-}
-
+/// KiB to MiB.
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn machine_line(chromium: &str) -> String {
-    let version = |program: &str| {
-        let output = Command::new(program).arg("--version").output();
-        output.map_or_else(
-            |_| format!("{program}: unknown version"),
-            |o| String::from_utf8_lossy(&o.stdout).trim().into(),
-        )
-    };
-    let cores = thread::available_parallelism().map_or(0, |n| n.get());
-    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem_kib: f64 = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
-        .unwrap_or(0.0);
-    let (mem_gib, chromium, rustc) = (mem_kib / 1024.0 / 1024.0, version(chromium), version("rustc"));
-    format!("Machine: {cores} cores, {mem_gib:.1} GiB RAM, {chromium}, {rustc}")
 }
 
 fn report(
@@ -480,7 +286,7 @@ fn report(
          Leftovers are counted after the last cycle with the worker still running (`<data_dir>/tmp`, \
          `<data_dir>/run`, processes with a `--user-data-dir` in the data dir, zombie children of the worker), \
          and browsers again after it has exited.\n",
-        date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        date = common::report_date(),
         idle = mib(idle.rss),
         per = per_session.rss_kib,
         tmp = leftovers.temp_dirs,
