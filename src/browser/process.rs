@@ -170,12 +170,11 @@ impl Drop for BrowserProcess {
         kill_group(self.pgid);
         let (pgid, temp_dir, record) = (self.pgid, self.temp_dir.take(), self.record.clone());
         std::thread::spawn(move || {
-            for _ in 0..80 {
-                reap_adopted(pgid);
-                if proc_stats().iter().all(|p| p.pgrp != pgid) {
+            for _ in 0..REAP_TRIES {
+                if reap_pass(pgid, true) {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(25));
+                std::thread::sleep(REAP_PAUSE);
             }
             if let Some(dir) = temp_dir {
                 let _ = std::fs::remove_dir_all(dir);
@@ -198,7 +197,6 @@ struct ProcStat {
     ppid: i32,
     pgrp: i32,
     comm: String,
-    zombie: bool,
 }
 
 fn proc_stats() -> Vec<ProcStat> {
@@ -211,29 +209,38 @@ fn proc_stats() -> Vec<ProcStat> {
             // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
             let close = stat.rfind(')')?;
             let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
-            let mut fields = stat[close + 2..].split_whitespace();
-            let zombie = fields.next()? == "Z";
+            let mut fields = stat[close + 2..].split_whitespace().skip(1);
             let ppid = fields.next()?.parse().ok()?;
             let pgrp = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, ppid, pgrp, comm, zombie })
+            Some(ProcStat { pid, ppid, pgrp, comm })
         })
         .collect()
 }
 
-/// Waits (up to ~2 s) until no process of group `pgid` remains, reaping members adopted by
-/// this process. The leader is left to its own watcher task, which owns its `Child`.
-async fn reap_group(pgid: i32) {
+/// How often, and how far apart, a dying group is checked (about 2 s in all).
+const REAP_TRIES: usize = 80;
+const REAP_PAUSE: Duration = Duration::from_millis(25);
+
+/// One pass: reaps (without blocking) every member of group `pgid` that this process adopted,
+/// and says whether the group is gone. `with_leader` is false while a watcher task owns the
+/// leader's `Child` and reaps it itself.
+fn reap_pass(pgid: i32, with_leader: bool) -> bool {
     let me = std::process::id() as i32;
-    for _ in 0..80 {
-        let members: Vec<ProcStat> = proc_stats().into_iter().filter(|p| p.pgrp == pgid).collect();
-        if members.is_empty() {
+    let members: Vec<ProcStat> = proc_stats().into_iter().filter(|p| p.pgrp == pgid).collect();
+    for member in members.iter().filter(|p| p.ppid == me && (with_leader || p.pid != pgid)) {
+        let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
+    }
+    members.is_empty()
+}
+
+/// Waits until no process of group `pgid` remains, killing and reaping what is left.
+async fn reap_group(pgid: i32) {
+    for _ in 0..REAP_TRIES {
+        if reap_pass(pgid, false) {
             return;
         }
-        for member in members.iter().filter(|p| p.ppid == me && p.pid != pgid) {
-            let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
-        }
         kill_group(pgid);
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(REAP_PAUSE).await;
     }
     tracing::warn!(pgid, "browser process group still has members after kill");
 }
@@ -241,19 +248,16 @@ async fn reap_group(pgid: i32) {
 /// Reaps zombies of group `pgid` that this process adopted, including a former leader.
 /// For callers that watched a worker die (tests, supervisors).
 pub fn reap_adopted(pgid: i32) {
-    let me = std::process::id() as i32;
-    for member in proc_stats().into_iter().filter(|p| p.pgrp == pgid && p.ppid == me) {
-        let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
-    }
+    reap_pass(pgid, true);
 }
 
 /// Reaps exited Chromium crash handlers adopted by this process. Chromium starts
 /// `chrome_crashpad_handler` with a double fork into its own session, outside the browser's
 /// process group; it exits with the browser and is re-parented here (we are a subreaper).
+/// Live handlers are untouched: `WNOHANG` returns at once for them.
 pub fn reap_crash_handlers() {
     let me = std::process::id() as i32;
-    for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.zombie && p.comm.starts_with("chrome_crashpad"))
-    {
+    for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.comm.starts_with("chrome_crashpad")) {
         let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
     }
 }

@@ -5,122 +5,78 @@ use serde_json::{Value, json};
 
 use crate::support::{KEY, TestApp};
 
-async fn envelope(response: reqwest::Response) -> (StatusCode, String, Value) {
-    let status = response.status();
+/// Sends `request` and checks that it fails with `status` and `code` in the JSON envelope.
+async fn expect_error(request: reqwest::RequestBuilder, status: StatusCode, code: &str) -> Value {
+    let response = request.send().await.expect("request is answered");
+    let got = response.status();
     let body: Value = response.json().await.expect("error bodies are JSON");
-    let code = body["error"]["code"].as_str().expect("error.code").to_string();
+    assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "error.message: {body}");
-    (status, code, body)
+    body
 }
 
 #[tokio::test]
 async fn errors_use_the_json_envelope() {
+    use StatusCode as S;
     let app = TestApp::start().await;
-    let url = |path: &str| format!("{}{path}", app.base);
-    let client = &app.client;
+    let anonymous = |path: &str| app.client.get(format!("{}{path}", app.base));
+    let post = |path: &str| app.request(Method::POST, path);
 
-    let (status, code, _) = envelope(client.get(url("/api/v2/sessions")).send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"));
-    let wrong = client.get(url("/api/v2/sessions")).bearer_auth(format!("{KEY}x")).send().await.unwrap();
-    assert_eq!(envelope(wrong).await.0, StatusCode::UNAUTHORIZED);
-    let metrics = client.get(url("/metrics")).send().await.unwrap();
-    assert_eq!(envelope(metrics).await.0, StatusCode::UNAUTHORIZED);
+    expect_error(anonymous("/api/v2/sessions"), S::UNAUTHORIZED, "unauthorized").await;
+    expect_error(anonymous("/api/v2/sessions").bearer_auth(format!("{KEY}x")), S::UNAUTHORIZED, "unauthorized").await;
+    expect_error(anonymous("/metrics"), S::UNAUTHORIZED, "unauthorized").await;
     // Auth comes first: an unknown API route does not reveal itself without a key.
-    assert_eq!(envelope(client.get(url("/api/nope")).send().await.unwrap()).await.0, StatusCode::UNAUTHORIZED);
+    expect_error(anonymous("/api/nope"), S::UNAUTHORIZED, "unauthorized").await;
 
-    let malformed = app
-        .request(Method::POST, "/api/v2/sessions")
-        .header("content-type", "application/json")
-        .body("{\"profile_id\": ")
-        .send()
-        .await
-        .unwrap();
-    let (status, code, _) = envelope(malformed).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_json"));
+    let json = "application/json";
+    let malformed = post("/api/v2/sessions").header("content-type", json).body("{\"profile_id\": ");
+    expect_error(malformed, S::BAD_REQUEST, "invalid_json").await;
+    let wrong_type = post("/api/v2/sessions").json(&json!({"idle_timeout_secs": "soon"}));
+    expect_error(wrong_type, S::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let not_json = post("/api/v2/sessions").header("content-type", "text/plain").body("hello");
+    expect_error(not_json, S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let huge = format!("{{\"metadata\": {{\"blob\": \"{}\"}}}}", "x".repeat(13 * 1024 * 1024));
+    expect_error(
+        post("/api/v2/sessions").header("content-type", json).body(huge),
+        S::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
 
-    let wrong_type =
-        app.request(Method::POST, "/api/v2/sessions").json(&json!({"idle_timeout_secs": "soon"})).send().await.unwrap();
-    let (status, code, _) = envelope(wrong_type).await;
-    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
-
-    let not_json = app
-        .request(Method::POST, "/api/v2/sessions")
-        .header("content-type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(envelope(not_json).await.1, "unsupported_media_type");
-
-    for (body, expected) in [
-        (json!({"url": "file:///etc/passwd"}), "invalid_url"),
-        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), "invalid_url"),
-        (json!({"profile_id": "../../etc"}), "validation_failed"),
-        (json!({"idle_timeout_secs": 0}), "validation_failed"),
-        (json!({"viewport": {"width": 10, "height": 10}}), "validation_failed"),
-        (json!({"display": true}), "validation_failed"),
+    for (body, status, code) in [
+        (json!({"url": "file:///etc/passwd"}), S::BAD_REQUEST, "invalid_url"),
+        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), S::BAD_REQUEST, "invalid_url"),
+        (json!({"profile_id": "../../etc"}), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (json!({"idle_timeout_secs": 0}), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (json!({"viewport": {"width": 10, "height": 10}}), S::UNPROCESSABLE_ENTITY, "validation_failed"),
+        (json!({"display": true}), S::UNPROCESSABLE_ENTITY, "validation_failed"),
     ] {
-        let (status, response) = app.call(Method::POST, "/api/v2/sessions", Some(body.clone())).await;
-        assert_eq!(response["error"]["code"], expected, "{body} → {status} {response}");
+        expect_error(post("/api/v2/sessions").json(&body), status, code).await;
     }
 
-    let unknown = uuid::Uuid::new_v4();
-    let (status, code, _) =
-        envelope(app.request(Method::GET, &format!("/api/v2/sessions/{unknown}")).send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "session_not_found"));
-    let (status, code, _) =
-        envelope(app.request(Method::GET, "/api/v2/sessions/not-a-uuid").send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "session_not_found"));
-    let (status, code, _) = envelope(app.request(Method::GET, "/no/such/route").send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
-
-    let (status, code, _) = envelope(app.request(Method::PUT, "/api/v2/sessions").send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
-
-    let huge = format!("{{\"metadata\": {{\"blob\": \"{}\"}}}}", "x".repeat(13 * 1024 * 1024));
-    let too_big = app
-        .request(Method::POST, "/api/v2/sessions")
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    let (status, code, _) = envelope(too_big).await;
-    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for bad_id in [unknown.as_str(), "not-a-uuid", "%FF", "%FF/screenshot"] {
+        let request = app.request(Method::GET, &format!("/api/v2/sessions/{bad_id}"));
+        expect_error(request, S::NOT_FOUND, "session_not_found").await;
+    }
+    expect_error(app.request(Method::GET, "/no/such/route"), S::NOT_FOUND, "not_found").await;
+    expect_error(app.request(Method::PUT, "/api/v2/sessions"), S::METHOD_NOT_ALLOWED, "method_not_allowed").await;
 
     let session = app.create(json!({})).await;
     let id = session["session_id"].as_str().unwrap();
-    let (status, code, _) = envelope(
-        app.request(Method::POST, &format!("/api/v2/sessions/{id}/navigate"))
-            .json(&json!({"url": "ftp://x"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_url"));
-    let (status, code, _) = envelope(
-        app.request(Method::GET, &format!("/api/v2/sessions/{id}/screenshot?full_page=maybe")).send().await.unwrap(),
-    )
-    .await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_query"));
-    let (status, code, _) = envelope(
-        app.request(Method::POST, &format!("/api/v2/sessions/{id}/navigate"))
-            .json(&json!({"url": "http://127.0.0.1:9/closed-port"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_GATEWAY, "navigation_failed"));
+    let navigate = format!("/api/v2/sessions/{id}/navigate");
+    let screenshot = format!("/api/v2/sessions/{id}/screenshot");
+    expect_error(post(&navigate).json(&json!({"url": "ftp://x"})), S::BAD_REQUEST, "invalid_url").await;
+    let bad_query = app.request(Method::GET, &format!("{screenshot}?full_page=maybe"));
+    expect_error(bad_query, S::BAD_REQUEST, "invalid_query").await;
+    let closed_port = post(&navigate).json(&json!({"url": "http://127.0.0.1:9/closed-port"}));
+    expect_error(closed_port, S::BAD_GATEWAY, "navigation_failed").await;
 
-    assert_eq!(app.delete(id).await.0, StatusCode::OK);
-    let (status, body) = app.delete(id).await;
-    assert_eq!(status, StatusCode::GONE);
-    assert_eq!(body["error"]["code"], "session_closed");
-    assert_eq!(body["error"]["details"]["reason"], "closed");
-    let (status, _) = app.call(Method::GET, &format!("/api/v2/sessions/{id}/screenshot"), None).await;
-    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(app.delete(id).await.0, S::OK);
+    let gone =
+        expect_error(app.request(Method::DELETE, &format!("/api/v2/sessions/{id}")), S::GONE, "session_closed").await;
+    assert_eq!(gone["error"]["details"]["reason"], "closed");
+    expect_error(app.request(Method::GET, &screenshot), S::GONE, "session_closed").await;
 
     let response = app.request(Method::GET, "/health").send().await.unwrap();
     assert!(response.headers().contains_key("x-request-id"), "responses carry a request id");
