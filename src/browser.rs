@@ -60,6 +60,8 @@ pub struct BrowserHandle {
     process: Option<BrowserProcess>,
     /// Time limit for each CDP call.
     op_timeout: Duration,
+    /// The browser's DevTools WebSocket endpoint (`ws://127.0.0.1:PORT/devtools/browser/…`).
+    ws_url: String,
     /// How long the launch took, for the session's `timing.browser_start_ms`.
     pub start_ms: u64,
 }
@@ -73,6 +75,11 @@ impl BrowserHandle {
     /// True once the browser process exited or the connection dropped.
     pub fn is_dead(&self) -> bool {
         self.dead.is_cancelled()
+    }
+
+    /// The browser's DevTools WebSocket endpoint.
+    pub fn ws_url(&self) -> &str {
+        &self.ws_url
     }
 
     /// Process group id of a local browser (used to force-kill from outside the session lock).

@@ -115,7 +115,7 @@ impl BrowserProvider for ChromiumProvider {
             request_timeout: self.op_timeout,
             ..HandlerConfig::default()
         };
-        let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url, config)).await;
+        let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url.clone(), config)).await;
         let (browser, mut handler) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
@@ -153,6 +153,7 @@ impl BrowserProvider for ChromiumProvider {
             dead,
             process: Some(process),
             op_timeout: self.op_timeout,
+            ws_url,
             start_ms: started.elapsed().as_millis() as u64,
         })
     }
