@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod forms;
 pub mod health;
 pub mod json;
 pub mod sessions;
@@ -54,6 +55,8 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(sessions::get_session, sessions::delete_session))
         .routes(routes!(sessions::navigate))
         .routes(routes!(sessions::screenshot))
+        .routes(routes!(forms::analyze))
+        .routes(routes!(forms::fill))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }

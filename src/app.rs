@@ -60,6 +60,7 @@ impl App {
             config.max_sessions,
             config.idle_timeout(),
             config.max_lifetime(),
+            config.data_dir.join("tmp"),
             tracker.clone(),
         ));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));

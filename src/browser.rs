@@ -5,6 +5,7 @@
 //! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
 
 pub mod chromium;
+pub mod humanize;
 pub mod page;
 pub mod pool;
 pub mod process;

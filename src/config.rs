@@ -73,6 +73,11 @@ pub struct Config {
     /// Time given to open sessions to close on SIGINT/SIGTERM, in seconds.
     #[arg(long, env = "BW_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Allow fetching resumes (and later webhooks) from private and loopback addresses.
+    /// Link-local and metadata addresses are refused regardless.
+    #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_private_egress: bool,
 }
 
 /// Where sessions' browsers come from.
@@ -177,6 +182,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn egress(&self) -> crate::egress::EgressPolicy {
+        crate::egress::EgressPolicy { allow_private: self.allow_private_egress }
     }
 
     /// Returns the configured keys, or the stored/generated one. A freshly generated key is

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::browser::BrowserError;
+use crate::forms::FormsError;
 use crate::session::SessionError;
 
 /// An error answer: status, stable machine code, human message, optional details.
@@ -135,6 +136,27 @@ impl From<BrowserError> for ApiError {
             E::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
             E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
             E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
+        }
+    }
+}
+
+impl From<FormsError> for ApiError {
+    fn from(e: FormsError) -> Self {
+        let message = e.to_string();
+        match e {
+            FormsError::Browser(b) => b.into(),
+            FormsError::Scan(_) => Self::new(StatusCode::BAD_GATEWAY, "scan_failed", message),
+            FormsError::UnknownOverride(fields) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message)
+                    .with_details(json!({"fields": fields}))
+            }
+            FormsError::Resume(r) if r.is_client_error() => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_resume", message)
+            }
+            FormsError::Resume(_) => Self::new(StatusCode::BAD_GATEWAY, "resume_download_failed", message),
+            FormsError::EngineUnavailable(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "engine_unavailable", message)
+            }
         }
     }
 }

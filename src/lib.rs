@@ -16,7 +16,9 @@ pub mod api;
 pub mod app;
 pub mod browser;
 pub mod config;
+pub mod egress;
 pub mod error;
+pub mod forms;
 pub mod session;
 pub mod telemetry;
 

@@ -9,6 +9,7 @@
 pub mod reaper;
 pub mod registry;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
 
 pub use registry::{CreateOptions, SessionRegistry};
@@ -184,6 +186,10 @@ pub struct Session {
     /// When the maximum lifetime runs out.
     deadline: Instant,
     idle_timeout: Duration,
+    /// Default input policy for fills on this session.
+    pub humanize: Humanize,
+    /// The session's own files (downloaded resumes); removed when it closes.
+    pub files_dir: PathBuf,
     metadata: Map<String, Value>,
     status: Mutex<Status>,
     /// The browser; `None` once closed. Holding the lock is holding the session's one operation.

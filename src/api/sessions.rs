@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
+use crate::browser::humanize::Humanize;
 use crate::error::{ApiError, ErrorBody};
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
@@ -32,6 +33,8 @@ pub struct CreateSessionRequest {
     pub display: Option<bool>,
     /// Close the session after this many seconds without activity (1–86400).
     pub idle_timeout_secs: Option<u64>,
+    /// Default input policy for fills on this session (`human`, `fast`, `off`; default `human`).
+    pub humanize: Option<Humanize>,
     pub viewport: Option<Viewport>,
     /// Caller's own data, returned as given (e.g. `task_id`, `user_id`).
     #[schema(value_type = Option<Object>)]
@@ -101,6 +104,7 @@ impl CreateSessionRequest {
             url,
             idle_timeout,
             viewport: self.viewport.map(|v| (v.width, v.height)),
+            humanize: self.humanize.unwrap_or_default(),
             metadata: self.metadata.unwrap_or_default(),
         })
     }

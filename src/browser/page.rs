@@ -1,8 +1,18 @@
 //! Page operations on a `BrowserHandle`: every CDP call runs under the operation timeout and
-//! turns a dead browser into `BrowserError::Disconnected`.
+//! turns a dead browser into `BrowserError::Disconnected`. Also the `FormPage` input primitives
+//! (evaluate, mouse, keys, text, files) that the forms executors drive.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
+use chromiumoxide::cdp::browser_protocol::input::{
+    DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams,
+    MouseButton,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ReleaseObjectParams};
+use serde_json::Value;
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
@@ -10,6 +20,7 @@ use chromiumoxide::error::CdpError;
 use chromiumoxide::page::ScreenshotParams;
 
 use super::{BrowserError, BrowserHandle};
+use crate::forms::FormPage;
 
 /// Where the page is and what it is called.
 #[derive(Debug, Clone, Default)]
@@ -88,5 +99,130 @@ impl BrowserHandle {
         let page = &self.page;
         let params = SetDeviceMetricsOverrideParams::new(width as i64, height as i64, 1.0, false);
         self.cdp("set viewport", || async { page.execute(params.clone()).await.map(|_| ()) }).await
+    }
+}
+
+/// Key definitions for the named keys forms press: (key, code, Windows virtual key code, text).
+fn named_key(key: &str) -> Option<(&'static str, &'static str, i64, Option<&'static str>)> {
+    Some(match key {
+        "Backspace" => ("Backspace", "Backspace", 8, None),
+        "Tab" => ("Tab", "Tab", 9, None),
+        "Enter" => ("Enter", "Enter", 13, Some("\r")),
+        "Escape" => ("Escape", "Escape", 27, None),
+        "ArrowDown" => ("ArrowDown", "ArrowDown", 40, None),
+        "ArrowUp" => ("ArrowUp", "ArrowUp", 38, None),
+        "End" => ("End", "End", 35, None),
+        _ => return None,
+    })
+}
+
+impl BrowserHandle {
+    async fn execute<C>(&self, what: &'static str, command: C) -> Result<C::Response, BrowserError>
+    where
+        C: chromiumoxide::types::Command + Clone + Send + Sync,
+        C::Response: Send,
+    {
+        let page = &self.page;
+        self.cdp(what, || {
+            let command = command.clone();
+            async move { page.execute(command).await.map(|r| r.result) }
+        })
+        .await
+    }
+
+    async fn mouse(&self, kind: DispatchMouseEventType, x: f64, y: f64, pressed: bool) -> Result<(), BrowserError> {
+        let mut params = DispatchMouseEventParams::new(kind.clone(), x, y);
+        if kind != DispatchMouseEventType::MouseMoved {
+            params.button = Some(MouseButton::Left);
+            params.click_count = Some(1);
+        }
+        params.buttons = Some(if pressed { 1 } else { 0 });
+        self.execute("mouse event", params).await.map(|_| ())
+    }
+
+    async fn key_event(
+        &self,
+        kind: DispatchKeyEventType,
+        key: &str,
+        code: &str,
+        vk: i64,
+        text: Option<&str>,
+    ) -> Result<(), BrowserError> {
+        let mut params = DispatchKeyEventParams::new(kind);
+        params.key = Some(key.to_string());
+        params.code = Some(code.to_string());
+        if vk > 0 {
+            params.windows_virtual_key_code = Some(vk);
+            params.native_virtual_key_code = Some(vk);
+        }
+        if let Some(text) = text {
+            params.text = Some(text.to_string());
+            params.unmodified_text = Some(text.to_string());
+        }
+        self.execute("key event", params).await.map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl FormPage for BrowserHandle {
+    async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError> {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .await_promise(true)
+            .return_by_value(true)
+            .build()
+            .map_err(BrowserError::Cdp)?;
+        let result = self.execute(what, params).await?;
+        if let Some(exception) = result.exception_details {
+            let detail = exception.exception.and_then(|e| e.description).unwrap_or(exception.text);
+            return Err(BrowserError::Cdp(format!("{what}: script error: {detail}")));
+        }
+        Ok(result.result.value.unwrap_or(Value::Null))
+    }
+
+    async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError> {
+        self.mouse(DispatchMouseEventType::MouseMoved, x, y, false).await
+    }
+
+    async fn click_at(&self, x: f64, y: f64) -> Result<(), BrowserError> {
+        self.mouse(DispatchMouseEventType::MousePressed, x, y, true).await?;
+        self.mouse(DispatchMouseEventType::MouseReleased, x, y, false).await
+    }
+
+    async fn type_char(&self, c: char) -> Result<(), BrowserError> {
+        let text = c.to_string();
+        let code = if c.is_ascii_alphabetic() { format!("Key{}", c.to_ascii_uppercase()) } else { String::new() };
+        let vk = if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() as i64 } else { 0 };
+        self.key_event(DispatchKeyEventType::KeyDown, &text, &code, vk, Some(&text)).await?;
+        self.key_event(DispatchKeyEventType::KeyUp, &text, &code, vk, None).await
+    }
+
+    async fn press_key(&self, key: &str) -> Result<(), BrowserError> {
+        let (key, code, vk, text) = named_key(key).ok_or_else(|| BrowserError::Cdp(format!("unknown key {key}")))?;
+        let down = if text.is_some() { DispatchKeyEventType::KeyDown } else { DispatchKeyEventType::RawKeyDown };
+        self.key_event(down, key, code, vk, text).await?;
+        self.key_event(DispatchKeyEventType::KeyUp, key, code, vk, None).await
+    }
+
+    async fn insert_text(&self, text: &str) -> Result<(), BrowserError> {
+        self.execute("insert text", InsertTextParams::new(text)).await.map(|_| ())
+    }
+
+    async fn wheel(&self, x: f64, y: f64, dy: f64) -> Result<(), BrowserError> {
+        let mut params = DispatchMouseEventParams::new(DispatchMouseEventType::MouseWheel, x, y);
+        params.delta_x = Some(0.0);
+        params.delta_y = Some(dy);
+        self.execute("wheel", params).await.map(|_| ())
+    }
+
+    async fn set_files(&self, element_expression: &str, files: &[PathBuf]) -> Result<(), BrowserError> {
+        let params = EvaluateParams::builder().expression(element_expression).build().map_err(BrowserError::Cdp)?;
+        let object = self.execute("find file input", params).await?.result.object_id;
+        let object_id = object.ok_or_else(|| BrowserError::Cdp("the file input is not on the page".into()))?;
+        let mut params = SetFileInputFilesParams::new(files.iter().map(|f| f.display().to_string()).collect());
+        params.object_id = Some(object_id.clone());
+        let result = self.execute("set files", params).await.map(|_| ());
+        let _ = self.execute("release", ReleaseObjectParams::new(object_id)).await;
+        result
     }
 }

@@ -2,6 +2,7 @@
 //! one at a time, closes sessions exactly once, and remembers why closed ones ended.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
 use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
+use crate::browser::humanize::Humanize;
 use crate::browser::pool::WarmPool;
 use crate::browser::{BrowserProvider, LaunchSpec};
 
@@ -31,6 +33,8 @@ pub struct CreateOptions {
     pub url: Option<url::Url>,
     pub idle_timeout: Option<Duration>,
     pub viewport: Option<(u32, u32)>,
+    /// Default input policy for this session's fills.
+    pub humanize: Humanize,
     pub metadata: Map<String, Value>,
 }
 
@@ -65,6 +69,8 @@ pub struct SessionRegistry {
     max_sessions: usize,
     idle_timeout: Duration,
     max_lifetime: Duration,
+    /// Parent of each session's own file dir (downloaded resumes), `<data_dir>/tmp`.
+    files_root: PathBuf,
     /// Supervisor tasks (one per session, watching for a dead browser).
     tracker: TaskTracker,
     shutting_down: AtomicBool,
@@ -98,6 +104,7 @@ impl SessionRegistry {
         max_sessions: usize,
         idle_timeout: Duration,
         max_lifetime: Duration,
+        files_root: PathBuf,
         tracker: TaskTracker,
     ) -> Self {
         Self {
@@ -110,6 +117,7 @@ impl SessionRegistry {
             max_sessions,
             idle_timeout,
             max_lifetime,
+            files_root,
             tracker,
             shutting_down: AtomicBool::new(false),
         }
@@ -198,6 +206,8 @@ impl SessionRegistry {
             expires_at: now + lifetime,
             deadline: Instant::now() + self.max_lifetime,
             idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
+            humanize: options.humanize,
+            files_dir: self.files_root.join(format!("files-{id}")),
             metadata: options.metadata,
             status: Mutex::new(Status {
                 state: SessionState::Ready,
@@ -309,6 +319,7 @@ impl SessionRegistry {
             handle.close(graceful).await;
         }
         drop(slot);
+        let _ = tokio::fs::remove_dir_all(&session.files_dir).await;
 
         let state = reason.final_state();
         session.set_state(state);

@@ -177,6 +177,15 @@ impl TestApp {
         list["sessions"].as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap().to_string()).collect()
     }
 
+    /// Evaluates a script in a session's page (awaiting promises) through the worker's own
+    /// browser connection, as a test-side view of what the page's code sees.
+    pub async fn page_eval(&self, id: &str, expression: &str) -> Value {
+        use browser_worker::forms::FormPage;
+        let app = &self.server.as_ref().unwrap().app;
+        let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
+        op.browser().eval("test eval", expression).await.expect("script runs")
+    }
+
     /// `warm_pool_ready` from `/health`.
     pub async fn pool_ready(&self) -> u64 {
         let (_, health) = self.call(Method::GET, "/health", None).await;
@@ -211,6 +220,11 @@ pub fn fixtures() -> &'static str {
 fn fixture_routes() -> Router {
     Router::new()
         .route("/pages/{name}", get(page))
+        .route("/forms/{*path}", get(form_file))
+        .route(
+            "/big.pdf",
+            get(|| async { ([(header::CONTENT_TYPE, "application/pdf")], vec![b'%'; 11 * 1024 * 1024]) }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -239,6 +253,29 @@ async fn page(UrlPath(name): UrlPath<String>) -> impl IntoResponse {
         Ok(html) => Html(html).into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// Files under `tests/fixtures/forms`, with a content type from the extension.
+async fn form_file(UrlPath(path): UrlPath<String>) -> impl IntoResponse {
+    if path.split('/').any(|part| part == ".." || part.is_empty()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let file = forms_dir().join(&path);
+    let kind = match file.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("json") => "application/json",
+        Some("pdf") => "application/pdf",
+        _ => "application/octet-stream",
+    };
+    match std::fs::read(&file) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+pub fn forms_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forms")
 }
 
 /// The `browser-worker` binary running as a child process.

@@ -1,0 +1,224 @@
+//! Form understanding and filling: scan a live page into `Field`s, let a `FormEngine` decide
+//! which applicant fact goes into each field, and write the values with verified executors.
+//!
+//! `forms/` reaches the browser only through the `FormPage` trait (implemented by
+//! `BrowserHandle`), so its decisions can be read without knowing CDP.
+
+pub mod fill;
+pub mod matching;
+pub mod platforms;
+pub mod resume;
+pub mod rules;
+pub mod scan;
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::browser::BrowserError;
+
+pub use platforms::Platform;
+
+/// What a control is, as far as filling it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    Text,
+    Email,
+    Tel,
+    Url,
+    Number,
+    Date,
+    Textarea,
+    Select,
+    RadioGroup,
+    Checkbox,
+    CheckboxGroup,
+    Combobox,
+    File,
+}
+
+impl FieldKind {
+    /// Kinds written by typing.
+    pub fn is_text_like(self) -> bool {
+        matches!(self, Self::Text | Self::Email | Self::Tel | Self::Url | Self::Number | Self::Date | Self::Textarea)
+    }
+
+    /// Kinds whose answer must be one of the page's options.
+    pub fn is_choice(self) -> bool {
+        matches!(self, Self::Select | Self::RadioGroup | Self::CheckboxGroup | Self::Combobox)
+    }
+}
+
+/// One choice of a select, radio group, checkbox group or combobox, with its exact text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FieldOption {
+    pub value: String,
+    pub label: String,
+    /// The element to click for this choice (radio and button groups).
+    #[serde(default, skip_serializing)]
+    pub selector: Option<String>,
+}
+
+/// A value proposed for a field and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Suggestion {
+    /// A string, a bool (checkbox) or a list of option labels (checkbox group).
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// `user_data.<key>`, `qa_answers.<question>`, `resume`, `default`, `llm` or `override`.
+    pub source: String,
+    pub confidence: f64,
+}
+
+/// One question of the page (a radio or checkbox group is one field).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Field {
+    /// Stable id within the page (html id, name, automation id or selector).
+    pub field_id: String,
+    /// CSS selector matching exactly this element (`A >>> B` crosses a frame or shadow root).
+    pub selector: String,
+    pub html_id: Option<String>,
+    pub name: Option<String>,
+    pub label: String,
+    pub kind: FieldKind,
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<FieldOption>,
+    /// Current value: a string, a bool, a list of strings or null.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub section: Option<String>,
+    /// A honeypot, a decoy outside the application form or a hidden proxy input: never filled.
+    pub trap: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trap_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<Suggestion>,
+    #[serde(flatten, skip_serializing)]
+    #[schema(ignore)]
+    pub hints: FieldHints,
+}
+
+/// What the scanner saw that the engines and executors use but callers need not.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FieldHints {
+    #[serde(default)]
+    pub visible: bool,
+    /// `native`, `react_select`, `aria_combobox`, `listbox_button`, `button_group`, `typeahead`.
+    #[serde(default)]
+    pub widget: String,
+    pub autocomplete: Option<String>,
+    pub input_type: Option<String>,
+    pub placeholder: Option<String>,
+    /// A single checkbox's own label (its question may be elsewhere).
+    pub own_label: Option<String>,
+    pub accept: Option<String>,
+    pub max_length: Option<u32>,
+}
+
+/// A clickable control: `{"selector", "text"}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Control {
+    pub selector: String,
+    pub text: String,
+}
+
+/// The page's primary controls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Actions {
+    pub apply: Option<Control>,
+    pub next: Option<Control>,
+    pub review: Option<Control>,
+    pub submit: Option<Control>,
+}
+
+/// Where a multi-step form is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Step {
+    pub index: u32,
+    pub total: u32,
+    pub title: Option<String>,
+}
+
+/// What kind of page the session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    JobPosting,
+    ApplicationForm,
+    Confirmation,
+    Login,
+    Blocked,
+    Unknown,
+}
+
+/// The applicant's data as the caller gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Applicant {
+    pub user_data: Map<String, Value>,
+    pub qa_answers: Map<String, Value>,
+    /// The resume file on disk, when one was given.
+    pub resume: Option<PathBuf>,
+    pub cover_letter_text: Option<String>,
+}
+
+impl Applicant {
+    pub fn is_empty(&self) -> bool {
+        self.user_data.is_empty() && self.qa_answers.is_empty() && self.resume.is_none()
+    }
+}
+
+/// What an engine sees of the page.
+pub struct PageContext<'a> {
+    pub platform: Platform,
+    pub fields: &'a [Field],
+    pub title: &'a str,
+}
+
+/// Decides which applicant fact or option goes into each field; never writes to the page.
+#[async_trait]
+pub trait FormEngine: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// One entry per field of `page.fields` (same order): the suggestion, or none.
+    async fn suggest(&self, page: &PageContext<'_>, applicant: &Applicant) -> Vec<Option<Suggestion>>;
+}
+
+/// The browser operations forms need.
+#[async_trait]
+pub trait FormPage: Send + Sync {
+    /// Evaluates an expression (awaiting a promise) and returns its JSON value.
+    async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError>;
+    /// Moves the mouse to a viewport point.
+    async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError>;
+    /// Presses and releases the left button at a viewport point.
+    async fn click_at(&self, x: f64, y: f64) -> Result<(), BrowserError>;
+    /// Types one character as keyDown/char/keyUp.
+    async fn type_char(&self, c: char) -> Result<(), BrowserError>;
+    /// Presses a named key (e.g. `Backspace`, `Enter`, `ArrowDown`, `Escape`).
+    async fn press_key(&self, key: &str) -> Result<(), BrowserError>;
+    /// Inserts text at the caret as an IME commit (one input event).
+    async fn insert_text(&self, text: &str) -> Result<(), BrowserError>;
+    /// Scrolls the page by `dy` CSS pixels with the mouse wheel at a point.
+    async fn wheel(&self, x: f64, y: f64, dy: f64) -> Result<(), BrowserError>;
+    /// Sets the files of the file input the expression evaluates to.
+    async fn set_files(&self, element_expression: &str, files: &[PathBuf]) -> Result<(), BrowserError>;
+}
+
+/// Failures of analyze and fill.
+#[derive(Debug, thiserror::Error)]
+pub enum FormsError {
+    #[error(transparent)]
+    Browser(#[from] BrowserError),
+    #[error("the page could not be scanned: {0}")]
+    Scan(String),
+    #[error("overrides name fields that are not on the page: {}", .0.join(", "))]
+    UnknownOverride(Vec<String>),
+    #[error(transparent)]
+    Resume(#[from] resume::ResumeError),
+    #[error("{0}")]
+    EngineUnavailable(String),
+}

@@ -1,0 +1,504 @@
+// The page scanner: one Runtime.evaluate returns every control of the page (main frame,
+// same-origin iframes, open shadow roots) with its label, kind, options, value, section,
+// visibility and trap signals, and a stable selector. It also reports platform signals, the
+// primary actions and step hints. Selectors that cross a frame or shadow root are joined
+// with " >>> " (the executor resolves them the same way).
+(async () => {
+  const JOIN = ' >>> ';
+  const started = performance.now();
+  const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+  const REQ_MARK = /[*✱]|\(required\)/i;
+  const stripReq = (s) => norm(norm(s).replace(/[*✱]/g, ' ').replace(/\(required\)/gi, ' '));
+  const GENERIC_LABEL = /^(attach|upload|upload file|choose file|browse|select file|drop files? here|or drag and drop here|enter manually)$/i;
+  const HONEYPOT_NAME = /(^|[_\-\[])(hp|honeypot|honey_?pot|trap|bot_?field|do_?not_?fill)($|[_\-\]])|^website2$|^email2$|^url2$|^fax_?only$/i;
+  const RANDOM_ID = /^(:r[0-9a-z]*:|react-select-|ember\d|mui-\d|headlessui-|radix-|uid-|id-?\d|\d)|^[0-9a-f]{8}-[0-9a-f]{4}-|^[a-z0-9]{20,}$/i;
+  const OPTION_PLACEHOLDER = /^(select|choose|please select|pick|--|—|select an option|select one|select\.\.\.)/i;
+
+  const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  const isRandomId = (id) => RANDOM_ID.test(id);
+
+  // Visible text of a node, skipping form controls, scripts and hidden subtrees.
+  function textOf(node, limit = 300) {
+    let out = '';
+    const walk = (n) => {
+      if (out.length > limit) return;
+      if (n.nodeType === 3) { out += n.nodeValue + ' '; return; }
+      if (n.nodeType !== 1) return;
+      const tag = n.tagName;
+      if (tag === 'SCRIPT' || tag === 'STYLE' || tag === 'SELECT' || tag === 'TEXTAREA' || tag === 'OPTION' || tag === 'TEMPLATE') return;
+      if (n !== node && !n.getClientRects().length) return;
+      for (const c of n.childNodes) walk(c);
+    };
+    walk(node);
+    return norm(out).slice(0, limit);
+  }
+
+  function byId(root, id) {
+    try { return root.getElementById ? root.getElementById(id) : root.querySelector('#' + CSS.escape(id)); } catch (e) { return null; }
+  }
+
+  function unique(root, sel, el) {
+    try { const all = root.querySelectorAll(sel); return all.length === 1 && all[0] === el; } catch (e) { return false; }
+  }
+
+  // A selector that matches exactly `el` within `root`: name, automation attributes,
+  // label-based ARIA attributes, a non-random id, then a structural path.
+  function selectorIn(el, root) {
+    const tag = el.tagName.toLowerCase();
+    const name = el.getAttribute('name');
+    if (name) {
+      let s = `${tag}[name="${esc(name)}"]`;
+      if (unique(root, s, el)) return s;
+      if (el.type === 'radio' || el.type === 'checkbox') {
+        s += `[value="${esc(el.value)}"]`;
+        if (unique(root, s, el)) return s;
+      }
+    }
+    for (const attr of ['data-automation-id', 'data-qa', 'data-testid', 'data-test-id']) {
+      const v = el.getAttribute(attr);
+      if (v) { const s = `${tag}[${attr}="${esc(v)}"]`; if (unique(root, s, el)) return s; }
+    }
+    for (const attr of ['aria-labelledby', 'aria-label']) {
+      const v = el.getAttribute(attr);
+      if (v) { const s = `${tag}[${attr}="${esc(v)}"]`; if (unique(root, s, el)) return s; }
+    }
+    if (el.id && !isRandomId(el.id)) { const s = '#' + CSS.escape(el.id); if (unique(root, s, el)) return s; }
+    const parts = [];
+    let node = el;
+    while (node && node.nodeType === 1) {
+      if (node !== el && node.id && !isRandomId(node.id) && unique(root, '#' + CSS.escape(node.id), node)) {
+        parts.unshift('#' + CSS.escape(node.id));
+        break;
+      }
+      const parent = node.parentElement;
+      let part = node.tagName.toLowerCase();
+      if (parent) {
+        const same = Array.from(parent.children).filter((c) => c.tagName === node.tagName);
+        if (same.length > 1) part += `:nth-of-type(${same.indexOf(node) + 1})`;
+      }
+      parts.unshift(part);
+      if (!parent) break;
+      node = parent;
+    }
+    const s = parts.join(' > ');
+    return unique(root, s, el) ? s : s;
+  }
+
+  // Roots: the document, same-origin iframes and open shadow roots, each with the selector
+  // prefix that reaches it.
+  const roots = [];
+  function collectRoots(root, prefix) {
+    roots.push({ root, prefix });
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) collectRoots(el.shadowRoot, prefix.concat([selectorIn(el, root)]));
+      if (el.tagName === 'IFRAME' || el.tagName === 'FRAME') {
+        let doc = null;
+        try { doc = el.contentDocument; } catch (e) { doc = null; }
+        if (doc && doc.documentElement) collectRoots(doc, prefix.concat([selectorIn(el, root)]));
+      }
+    }
+  }
+  collectRoots(document, []);
+  const fullSelector = (prefix, sel) => prefix.concat([sel]).join(JOIN);
+
+  function visibility(el) {
+    const win = el.ownerDocument.defaultView || window;
+    if (!el.getClientRects().length) return 'display_none';
+    const cs = win.getComputedStyle(el);
+    if (cs.visibility === 'hidden' || cs.visibility === 'collapse') return 'visibility_hidden';
+    const r = el.getBoundingClientRect();
+    if (r.width <= 1 || r.height <= 1) return 'zero_size';
+    if (cs.clip === 'rect(0px, 0px, 0px, 0px)' || /inset\(50%\)/.test(cs.clipPath || '')) return 'clipped';
+    let n = el;
+    for (let i = 0; n && i < 4; i++, n = n.parentElement) {
+      if (parseFloat(win.getComputedStyle(n).opacity) === 0) return 'transparent';
+    }
+    const doc = el.ownerDocument.documentElement;
+    const sx = win.scrollX, sy = win.scrollY;
+    if (r.right + sx <= 0 || r.bottom + sy <= 0 || r.left + sx >= Math.max(doc.scrollWidth, win.innerWidth) + 100) return 'off_screen';
+    return 'visible';
+  }
+
+  // The question text of a control and whether that text marks it required.
+  function questionContainerLabel(el) {
+    const lever = el.closest('.application-question, li.application-question');
+    if (lever) {
+      const t = lever.querySelector('.application-label .text') || lever.querySelector('.application-label');
+      if (t) return textOf(t);
+    }
+    const li = el.closest('[data-test-form-element], .jobs-easy-apply-form-element, .fb-dash-form-element');
+    if (li) {
+      const t = li.querySelector('label, legend, .fb-dash-form-element__label, [data-test-form-builder-radio-button-form-component__title]');
+      if (t) return textOf(t);
+    }
+    const wd = el.closest('[data-automation-id^="formField"]');
+    if (wd) {
+      const t = wd.querySelector('label, legend');
+      if (t) return textOf(t);
+    }
+    return '';
+  }
+
+  function groupTitle(el) {
+    const group = el.closest('[role="group"][aria-labelledby], [role="radiogroup"][aria-labelledby]');
+    if (group) {
+      const root = el.getRootNode();
+      const text = group.getAttribute('aria-labelledby').split(/\s+/).map((id) => byId(root, id)).filter(Boolean).map((n) => textOf(n)).join(' ');
+      if (norm(text)) return text;
+    }
+    const labelled = el.closest('[role="group"][aria-label], [role="radiogroup"][aria-label]');
+    if (labelled) return labelled.getAttribute('aria-label');
+    const fs = el.closest('fieldset');
+    if (fs) { const lg = fs.querySelector('legend'); if (lg && norm(textOf(lg))) return textOf(lg); }
+    const q = questionContainerLabel(el);
+    if (q) return q;
+    return nearbyText(el);
+  }
+
+  function nearbyText(el) {
+    let node = el;
+    for (let depth = 0; node && depth < 4; depth++, node = node.parentElement) {
+      let sib = node.previousElementSibling;
+      for (let i = 0; sib && i < 3; i++, sib = sib.previousElementSibling) {
+        if (sib.matches('input, select, textarea, button')) break;
+        if (sib.querySelector('input, select, textarea')) break;
+        const t = textOf(sib, 200);
+        if (t) return t;
+      }
+    }
+    return '';
+  }
+
+  function ownLabel(el) {
+    const root = el.getRootNode();
+    if (el.id) {
+      try {
+        const l = root.querySelector(`label[for="${esc(el.id)}"]`);
+        if (l) { const t = textOf(l); if (t) return t; }
+      } catch (e) { /* invalid id */ }
+    }
+    const wrap = el.closest('label');
+    if (wrap) { const t = textOf(wrap); if (t) return t; }
+    const lb = el.getAttribute('aria-labelledby');
+    if (lb) {
+      const t = lb.split(/\s+/).map((id) => byId(root, id)).filter(Boolean).map((n) => textOf(n)).join(' ');
+      if (norm(t)) return norm(t);
+    }
+    const al = el.getAttribute('aria-label');
+    if (al && norm(al)) return norm(al);
+    return '';
+  }
+
+  function labelFor(el, kind) {
+    let text = '';
+    if (kind === 'radio_group' || kind === 'checkbox_group') {
+      text = groupTitle(el);
+    } else {
+      if (kind !== 'checkbox') text = questionContainerLabel(el);
+      if (!text) text = ownLabel(el);
+      if (!text || GENERIC_LABEL.test(stripReq(text))) {
+        const q = questionContainerLabel(el) || groupTitle(el);
+        if (q) text = q;
+      }
+      if (!text) text = questionContainerLabel(el);
+      if (!text) text = el.getAttribute('placeholder') || el.getAttribute('title') || '';
+      if (!text) text = nearbyText(el);
+    }
+    return text;
+  }
+
+  function requiredMarker(el) {
+    const c = el.closest('.application-question, [data-test-form-element], [data-automation-id^="formField"], [class*="field-entry"], [class*="fieldEntry"], fieldset, .field');
+    return !!(c && c.querySelector('.required, [class*="required" i], abbr[title="required"]'));
+  }
+
+  function controlKind(el) {
+    const tag = el.tagName;
+    if (tag === 'SELECT') return 'select';
+    if (tag === 'TEXTAREA') return 'textarea';
+    if (tag === 'BUTTON') return 'combobox';
+    if (tag !== 'INPUT') return el.getAttribute('role') === 'combobox' ? 'combobox' : 'text';
+    const type = (el.getAttribute('type') || 'text').toLowerCase();
+    if (el.getAttribute('role') === 'combobox') return 'combobox';
+    switch (type) {
+      case 'email': return 'email';
+      case 'tel': return 'tel';
+      case 'url': return 'url';
+      case 'number': return 'number';
+      case 'date': case 'datetime-local': case 'month': return 'date';
+      case 'file': return 'file';
+      case 'radio': return 'radio';
+      case 'checkbox': return 'checkbox';
+      default: return 'text';
+    }
+  }
+
+  function comboContainer(el) {
+    return el.closest('.select__container, .select-shell, [class*="select__control"], [data-uxi-widget-type], [role="group"], .field, div') || el.parentElement;
+  }
+
+  function comboDisplay(el) {
+    if (el.tagName === 'BUTTON') {
+      const t = textOf(el);
+      return t && !OPTION_PLACEHOLDER.test(t) ? t : null;
+    }
+    const box = el.closest('.select__control, [class*="select__control"], .select-shell, .select__container') || el.parentElement && el.parentElement.parentElement;
+    const single = box && box.querySelector('.select__single-value, [class*="singleValue"], [class*="single-value"]');
+    if (single) return norm(single.textContent) || null;
+    return el.value ? norm(el.value) : null;
+  }
+
+  function listboxOf(el) {
+    const root = el.getRootNode();
+    for (const attr of ['aria-controls', 'aria-owns']) {
+      const id = el.getAttribute(attr);
+      if (id) { const lb = byId(root, id); if (lb) return lb; }
+    }
+    const box = el.closest('.select__container, .select-shell, [data-uxi-widget-type]') || (el.parentElement && el.parentElement.parentElement);
+    return box ? box.querySelector('[role="listbox"], .select__menu') : null;
+  }
+
+  function optionsIn(listbox) {
+    if (!listbox) return [];
+    return Array.from(listbox.querySelectorAll('[role="option"], .select__option'))
+      .map((o) => ({ value: o.getAttribute('data-value') || norm(o.textContent), label: norm(o.textContent) }))
+      .filter((o) => o.label && !OPTION_PLACEHOLDER.test(o.label));
+  }
+
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+  const key = (el, k) => el.dispatchEvent(new KeyboardEvent('keydown', { key: k, code: k, bubbles: true, cancelable: true }));
+
+  // Opens a closed combobox just long enough to read its options, then closes it again.
+  async function probeOptions(el) {
+    let opts = optionsIn(listboxOf(el));
+    if (opts.length || el.getAttribute('aria-expanded') === 'true') return opts;
+    const before = el.ownerDocument.activeElement;
+    try {
+      el.focus({ preventScroll: true });
+      key(el, 'ArrowDown');
+      await tick();
+      opts = optionsIn(listboxOf(el));
+      if (!opts.length) {
+        const target = el.tagName === 'BUTTON' ? el : (el.closest('.select__control, [class*="select__control"]') || el);
+        for (const type of ['mousedown', 'mouseup', 'click']) target.dispatchEvent(new MouseEvent(type, { bubbles: true, cancelable: true, view: window }));
+        await tick();
+        opts = optionsIn(listboxOf(el));
+      }
+    } finally {
+      if (el.getAttribute('aria-expanded') === 'true' || optionsIn(listboxOf(el)).length) {
+        key(el, 'Escape');
+        await tick();
+        if (el.getAttribute('aria-expanded') === 'true' && el.tagName === 'BUTTON') el.click();
+      }
+      if (el.ownerDocument.activeElement === el) el.blur();
+      if (before && before !== el && before.focus) before.focus({ preventScroll: true });
+    }
+    return opts;
+  }
+
+  function selectOptions(el) {
+    return Array.from(el.options)
+      .filter((o, i) => !(i === 0 && (o.value === '' || OPTION_PLACEHOLDER.test(norm(o.text)))) && !o.disabled)
+      .map((o) => ({ value: o.value, label: norm(o.text) }));
+  }
+
+  // Scope: the Easy Apply modal, else the best-scoring form; controls outside it are decoys.
+  function visibleControls(container) {
+    return Array.from(container.querySelectorAll('input:not([type=hidden]), select, textarea')).filter((c) => visibility(c) === 'visible' || (c.type === 'file'));
+  }
+  function scoreForm(form) {
+    const controls = visibleControls(form);
+    let score = controls.length;
+    if (form.querySelector('input[type=file]')) score += 5;
+    if (form.querySelector('input[type=email], input[name*=email i]')) score += 3;
+    const text = textOf(form, 400).toLowerCase();
+    if (/submit application|apply/.test(text)) score += 2;
+    if (controls.length <= 2 && /newsletter|subscribe|job alert|sign up for|search/.test(text)) score -= 20;
+    return score;
+  }
+  let scope = null;
+  for (const { root } of roots) {
+    const modal = root.querySelector('.jobs-easy-apply-modal, .jobs-easy-apply-content, [role="dialog"][aria-modal="true"]');
+    if (modal && visibility(modal) === 'visible' && visibleControls(modal).length) { scope = modal; break; }
+  }
+  if (!scope) {
+    let best = null, bestScore = 2;
+    for (const { root } of roots) for (const f of root.querySelectorAll('form')) {
+      const s = scoreForm(f);
+      if (s > bestScore) { best = f; bestScore = s; }
+    }
+    scope = best;
+  }
+  const inScope = (el) => {
+    if (!scope) {
+      const form = el.form || el.closest('form');
+      return !(form && scoreForm(form) < 0);
+    }
+    if (scope.tagName === 'FORM' && el.form === scope) return true;
+    return scope.contains(el);
+  };
+
+  function trapReason(el, kind, vis, label) {
+    if (!inScope(el)) return 'outside_form';
+    const name = el.getAttribute('name') || el.id || '';
+    if (HONEYPOT_NAME.test(name)) return 'honeypot_name';
+    if (kind === 'file') return null;
+    if (el.closest('[aria-hidden="true"]') && el.getAttribute('role') !== 'combobox') return 'aria_hidden';
+    if (vis !== 'visible') {
+      if ((kind === 'radio' || kind === 'checkbox') && el.labels && Array.from(el.labels).some((l) => visibility(l) === 'visible')) return null;
+      return vis;
+    }
+    if (el.getAttribute('tabindex') === '-1' && kind !== 'radio' && kind !== 'checkbox' && kind !== 'combobox') return 'tabindex_-1';
+    return null;
+  }
+
+  // Walk every root in document order, tracking section headings.
+  const CONTROLS = 'input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]):not([type=image]), select, textarea, [role="combobox"]:not(input), button[aria-haspopup="listbox"], [aria-pressed]';
+  const HEADINGS = 'h2, h3, h4, h5, [role="heading"]';
+  const fields = [];
+  const seenGroups = new Map();
+  const usedIds = new Set();
+  const probes = [];
+  for (const { root, prefix } of roots) {
+    let section = null;
+    for (const el of root.querySelectorAll(CONTROLS + ', ' + HEADINGS)) {
+      if (el.matches(HEADINGS) && !el.matches(CONTROLS)) {
+        const t = textOf(el, 120);
+        if (t) section = t;
+        continue;
+      }
+      if (el.tagName === 'INPUT' && el.closest('[role="combobox"]:not(input)')) continue;
+      let kind = controlKind(el);
+      if (el.hasAttribute('aria-pressed')) {
+        if (el.tagName !== 'BUTTON') continue;
+        kind = 'button';
+      }
+      const vis = visibility(el);
+      const name = el.getAttribute('name');
+      // Group radios (by name), checkboxes sharing a name, and aria-pressed button pairs.
+      let groupKey = null;
+      if (kind === 'radio') groupKey = 'r:' + (name || (el.closest('fieldset, [role=radiogroup]') ? selectorIn(el.closest('fieldset, [role=radiogroup]'), root) : selectorIn(el, root)));
+      else if (kind === 'checkbox' && name && root.querySelectorAll(`input[type=checkbox][name="${esc(name)}"]`).length > 1) groupKey = 'c:' + name;
+      else if (kind === 'button') groupKey = 'b:' + selectorIn(el.parentElement, root);
+      const optLabel = (kind === 'button') ? textOf(el) : (kind === 'radio' || kind === 'checkbox') ? (ownLabel(el) || norm(el.value)) : null;
+      if (groupKey && seenGroups.has(prefix.join() + groupKey)) {
+        const f = seenGroups.get(prefix.join() + groupKey);
+        f.options.push({ value: kind === 'button' ? optLabel : el.value, label: optLabel, selector: fullSelector(prefix, selectorIn(el, root)) });
+        if (kind === 'checkbox' && el.checked) f.value.push(optLabel);
+        if ((kind === 'radio' && el.checked) || (kind === 'button' && el.getAttribute('aria-pressed') === 'true')) f.value = optLabel;
+        if (el.required || el.getAttribute('aria-required') === 'true') f.required = true;
+        if (f.trap && !trapReason(el, kind, vis, optLabel)) { f.trap = false; f.trap_reason = null; }
+        continue;
+      }
+      const fieldKind = kind === 'radio' || kind === 'button' ? 'radio_group' : kind === 'checkbox' && groupKey ? 'checkbox_group' : kind;
+      const rawLabel = labelFor(el, fieldKind);
+      const label = stripReq(rawLabel);
+      const reason = trapReason(el, kind, vis, label);
+      const sel = selectorIn(el, root);
+      let value = null;
+      let options = [];
+      let widget = 'native';
+      if (fieldKind === 'radio_group') {
+        options = [{ value: kind === 'button' ? optLabel : el.value, label: optLabel, selector: fullSelector(prefix, sel) }];
+        value = (el.checked || el.getAttribute('aria-pressed') === 'true') ? optLabel : null;
+        if (kind === 'button') widget = 'button_group';
+      } else if (fieldKind === 'checkbox_group') {
+        options = [{ value: el.value, label: optLabel, selector: fullSelector(prefix, sel) }];
+        value = el.checked ? [optLabel] : [];
+      } else if (fieldKind === 'checkbox') {
+        value = el.checked;
+      } else if (fieldKind === 'select') {
+        options = selectOptions(el);
+        const o = el.selectedOptions && el.selectedOptions[0];
+        value = o && el.value !== '' && !OPTION_PLACEHOLDER.test(norm(o.text)) ? norm(o.text) : null;
+      } else if (fieldKind === 'combobox') {
+        widget = el.classList.contains('select__input') || el.closest('[class*="select__control"]') ? 'react_select' : el.tagName === 'BUTTON' ? 'listbox_button' : 'aria_combobox';
+        value = comboDisplay(el);
+      } else if (fieldKind === 'file') {
+        value = el.files && el.files.length ? el.files[0].name : null;
+      } else {
+        value = el.value === '' ? null : el.value;
+        if (el.getAttribute('aria-autocomplete') === 'list' || el.closest('.location-input, [data-qa="location-input"]') || el.classList.contains('location-input')) widget = 'typeahead';
+      }
+      let fieldId = (el.id && !isRandomId(el.id) && el.id) || name || el.getAttribute('data-automation-id') || el.getAttribute('data-qa') || sel;
+      if (fieldKind === 'radio_group' && kind === 'radio' && name) fieldId = name;
+      if (prefix.length) fieldId = prefix.join(JOIN) + JOIN + fieldId;
+      let unique_id = fieldId;
+      for (let n = 2; usedIds.has(unique_id); n++) unique_id = `${fieldId}~${n}`;
+      usedIds.add(unique_id);
+      const field = {
+        field_id: unique_id,
+        selector: fullSelector(prefix, sel),
+        html_id: el.id || null,
+        name: name || null,
+        label,
+        kind: fieldKind,
+        required: !!(el.required || el.getAttribute('aria-required') === 'true' || REQ_MARK.test(rawLabel) || requiredMarker(el)),
+        options,
+        value,
+        section,
+        trap: !!reason,
+        trap_reason: reason,
+        visible: vis === 'visible',
+        widget,
+        autocomplete: el.getAttribute('autocomplete') || null,
+        input_type: el.getAttribute('type') || null,
+        placeholder: el.getAttribute('placeholder') || null,
+        own_label: fieldKind === 'checkbox' ? stripReq(ownLabel(el)) : null,
+        accept: el.getAttribute('accept') || null,
+        max_length: el.maxLength > 0 ? el.maxLength : null,
+      };
+      if (fieldKind === 'combobox' && !reason) probes.push([field, el]);
+      if (groupKey) seenGroups.set(prefix.join() + groupKey, field);
+      fields.push(field);
+    }
+  }
+  for (const [field, el] of probes) field.options = await probeOptions(el);
+
+  // Primary actions.
+  const CLICKABLE = 'button, input[type=submit], input[type=button], a[href], a[role=button], [role=button]';
+  const actionRules = {
+    submit: (t, el) => /^(submit( your)? application|submit|send application|apply|send|finish|complete application)$/i.test(t) || el.matches('#submit_app, [data-qa=btn-submit], #btn-submit, [aria-label="Submit application"], [data-automation-id=bottom-navigation-submit-button]'),
+    review: (t, el) => /^review( your application)?$/i.test(t) || el.matches('[aria-label="Review your application"]'),
+    next: (t, el) => /^(next( step)?|continue|save and continue|save & continue|next page)$/i.test(t) || el.matches('[aria-label="Continue to next step"], [data-automation-id=bottom-navigation-next-button], [data-automation-id=pageFooterNextButton]'),
+    apply: (t, el) => /^(easy apply|apply|apply now|apply for this (job|position|role)|apply manually|i'?m interested|start application)$/i.test(t) || el.matches('[data-automation-id=adventureButton], [data-automation-id=applyManually], .jobs-apply-button, a[href*="/apply"]:not([href*="apply_with"])'),
+  };
+  const actions = {};
+  for (const { root, prefix } of roots) {
+    for (const el of root.querySelectorAll(CLICKABLE)) {
+      if (visibility(el) !== 'visible' || el.disabled) continue;
+      const t = norm(el.getAttribute('aria-label') && !textOf(el) ? el.getAttribute('aria-label') : (textOf(el) || el.value || ''));
+      for (const [kind, rule] of Object.entries(actionRules)) {
+        if (actions[kind]) continue;
+        if (kind !== 'apply' && scope && !scope.contains(el) && !(el.form && el.form === scope)) continue;
+        if (rule(t, el)) { actions[kind] = { selector: fullSelector(prefix, selectorIn(el, root)), text: t }; break; }
+      }
+    }
+  }
+
+  // Platform and page-kind signals.
+  const count = (sel) => roots.reduce((n, { root }) => { try { return n + root.querySelectorAll(sel).length; } catch (e) { return n; } }, 0);
+  const bodyText = norm((document.body || document.documentElement).innerText).slice(0, 4000);
+  const stepMatch = bodyText.match(/step (\d+) (?:of|\/) (\d+)/i);
+  const signals = {
+    greenhouse_legacy: count('form#application_form, input[name^="job_application["], #submit_app, #resume_fieldset'),
+    greenhouse: count('.select__input, label[id$="-label"][for], #grnhse_app, [class*="greenhouse"], meta[content*="greenhouse" i], script[src*="greenhouse"]') + (/powered by greenhouse/i.test(bodyText) ? 5 : 0),
+    lever: count('form#application-form, li.application-question, .application-label, [data-qa=btn-submit], input[name*="baseTemplate"]') + (/powered by lever/i.test(bodyText) ? 5 : 0),
+    ashby: count('[name^="_systemfield_"], [id^="_systemfield_"], [class*="ashby"]') + (/powered by ashby/i.test(bodyText) ? 5 : 0),
+    workday: count('[data-automation-id]') + count('[data-uxi-widget-type]'),
+    linkedin: count('.jobs-easy-apply-modal, .jobs-easy-apply-content, [data-test-form-element], .artdeco-button, .jobs-apply-button'),
+    password_fields: count('input[type=password]'),
+  };
+  return {
+    url: location.href,
+    title: document.title,
+    fields: fields.filter((f) => !(f.widget === 'button_group' && f.options.length < 2)),
+    actions,
+    signals,
+    scoped: !!scope,
+    body_sample: bodyText.slice(0, 2000),
+    step: stepMatch ? { index: +stepMatch[1], total: +stepMatch[2] } : null,
+    heading: (() => { const h = (scope && scope.querySelector('h1, h2, h3')) || document.querySelector('h1, h2'); return h ? textOf(h, 120) : null; })(),
+    scan_ms: performance.now() - started,
+  };
+})()
