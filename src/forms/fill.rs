@@ -269,17 +269,22 @@ impl Executor<'_> {
     /// Brings the element into view (wheel steps for people, a jump otherwise) and returns the
     /// box to click, which for a visually hidden radio or checkbox is its label.
     async fn reveal(&self, selector: &str, rng: &mut StdRng) -> Result<Rect, FillError> {
-        let measure = format!(
-            "const el = R({}); if (!el) return null; const t = TARGET(el); const b = BOX(t); \
-             return {{ ...b, vh: innerHeight }};",
-            js(selector)
-        );
+        let measure = |settle: bool| {
+            format!(
+                "const el = R({}); if (!el) return null; const t = TARGET(el); \
+                 if ({settle}) {{ let last = NaN, same = 0; \
+                   for (let i = 0; i < 60 && same < 2; i++) {{ await new Promise((r) => setTimeout(r, 25)); \
+                     const top = t.getBoundingClientRect().top; if (top === last) same++; else {{ same = 0; last = top; }} }} }} \
+                 return {{ ...BOX(t), vh: innerHeight }};",
+                js(selector)
+            )
+        };
         let read = |v: Value| -> Result<(Rect, f64), FillError> {
             let vh = v.get("vh").and_then(Value::as_f64).ok_or(FillError::Gone)?;
             let rect: Rect = serde_json::from_value(v).map_err(|_| FillError::Gone)?;
             Ok((rect, vh))
         };
-        let (mut rect, vh) = read(self.eval("measure", &measure).await?)?;
+        let (mut rect, vh) = read(self.eval("measure", &measure(false)).await?)?;
         let off_view = |r: &Rect| r.y < 0.0 || r.y + r.h > vh;
         if off_view(&rect) && self.humanize != Humanize::Off {
             let distance = rect.y + rect.h / 2.0 - vh / 2.0;
@@ -287,7 +292,8 @@ impl Executor<'_> {
                 self.page.wheel(rect.x.max(1.0) + 1.0, vh / 2.0, dy).await?;
                 tokio::time::sleep(pause).await;
             }
-            rect = read(self.eval("measure", &measure).await?)?.0;
+            // Wheel scrolling is smooth: measure again once the element stops moving.
+            rect = read(self.eval("measure", &measure(true)).await?)?.0;
         }
         if off_view(&rect) {
             let jump = format!(

@@ -4,6 +4,7 @@
 mod support;
 
 mod errors;
+mod fill_inputs;
 mod forms;
 mod lifecycle;
 mod openapi;
