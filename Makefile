@@ -29,7 +29,7 @@ lint:
 ## and over create/delete cycles; writes BENCHMARKS.md.
 bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
-	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && $(CARGO) bench --bench forms; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 
