@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::{self, Block};
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
 
@@ -62,9 +63,8 @@ pub struct NavigateRequest {
 pub struct NavigateResponse {
     pub current_url: String,
     pub title: String,
-    /// Block detected on the page (none is detected yet by this version).
-    #[schema(value_type = Option<Object>)]
-    pub block: Option<Value>,
+    /// The block detected on the page, if any; the session is then `needs_human`.
+    pub block: Option<Block>,
     pub navigate_ms: u64,
 }
 
@@ -180,8 +180,10 @@ pub async fn navigate(
     let started = Instant::now();
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
     let navigate_ms = started.elapsed().as_millis() as u64;
+    let block = guard::detect_block(op.browser(), url.as_str()).await.map_err(SessionError::from)?;
     op.session().set_page(page.url.clone(), page.title.clone(), Some(navigate_ms));
-    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block: None, navigate_ms }))
+    op.session().set_block(block.clone());
+    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms }))
 }
 
 /// A PNG of the session's page.

@@ -115,7 +115,8 @@ impl BrowserProvider for ChromiumProvider {
             request_timeout: self.op_timeout,
             ..HandlerConfig::default()
         };
-        let connected = tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url.clone(), config)).await;
+        let connected =
+            tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url.clone(), config)).await;
         let (browser, mut handler) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {

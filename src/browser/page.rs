@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::page::ScreenshotParams;
 
@@ -88,5 +89,19 @@ impl BrowserHandle {
         let page = &self.page;
         let params = SetDeviceMetricsOverrideParams::new(width as i64, height as i64, 1.0, false);
         self.cdp("set viewport", || async { page.execute(params.clone()).await.map(|_| ()) }).await
+    }
+
+    /// Evaluates a JavaScript expression in the page and returns its value as JSON (one
+    /// `Runtime.evaluate`, by value). An exception in the script is a `Cdp` error.
+    pub async fn evaluate_json(&self, expression: &str) -> Result<serde_json::Value, BrowserError> {
+        let page = &self.page;
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .return_by_value(true)
+            .await_promise(true)
+            .build()
+            .map_err(BrowserError::Cdp)?;
+        let result = self.cdp("evaluate", || page.evaluate_expression(params.clone())).await?;
+        Ok(result.value().cloned().unwrap_or(serde_json::Value::Null))
     }
 }

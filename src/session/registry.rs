@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
 use crate::browser::pool::WarmPool;
 use crate::browser::{BrowserProvider, LaunchSpec};
+use crate::guard;
 
 /// How many ended sessions are remembered for 410 answers.
 const TOMBSTONES: usize = 4096;
@@ -170,16 +171,18 @@ impl SessionRegistry {
                 handle.set_viewport(width, height).await?;
             }
             let mut navigate_ms = None;
+            let mut block = None;
             let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), title: String::new() };
             if let Some(url) = &options.url {
                 let navigation = Instant::now();
                 page = handle.navigate(url.as_str()).await?;
                 navigate_ms = Some(navigation.elapsed().as_millis() as u64);
+                block = guard::detect_block(&handle, url.as_str()).await?;
             }
-            Ok::<_, crate::browser::BrowserError>((page, navigate_ms))
+            Ok::<_, crate::browser::BrowserError>((page, navigate_ms, block))
         }
         .await;
-        let (page, navigate_ms) = match prepared {
+        let (page, navigate_ms, block) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
                 handle.close(false).await;
@@ -200,12 +203,13 @@ impl SessionRegistry {
             idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
             metadata: options.metadata,
             status: Mutex::new(Status {
-                state: SessionState::Ready,
+                state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },
                 last_activity: Instant::now(),
                 last_activity_at: now,
                 current_url: page.url,
                 title: page.title,
                 timing,
+                block,
             }),
             pgid: handle.pgid(),
             dead: handle.dead(),

@@ -4,6 +4,7 @@
 mod support;
 
 mod errors;
+mod guard;
 mod lifecycle;
 mod openapi;
 mod readme;
