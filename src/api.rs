@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod health;
 pub mod json;
+pub mod profiles;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -54,6 +55,10 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(sessions::get_session, sessions::delete_session))
         .routes(routes!(sessions::navigate))
         .routes(routes!(sessions::screenshot))
+        .routes(routes!(profiles::list_profiles))
+        .routes(routes!(profiles::resolve_profile))
+        .routes(routes!(profiles::disable_profile))
+        .routes(routes!(profiles::enable_profile))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::breaker::Breaker;
 use crate::browser::BrowserProvider;
 use crate::browser::chromium::ChromiumProvider;
 use crate::browser::pool::WarmPool;
@@ -23,6 +24,8 @@ pub struct App {
     /// Accepted API keys (several, for rotation).
     pub api_keys: Vec<String>,
     pub registry: Arc<SessionRegistry>,
+    /// Per-profile circuit breakers (`<data_dir>/profiles.redb`).
+    pub breaker: Arc<Breaker>,
     pub pool: Option<Arc<WarmPool>>,
     pub started: Instant,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
@@ -50,12 +53,15 @@ impl App {
                 .context("preparing the data dir")?,
             ),
         };
+        let breaker =
+            Arc::new(Breaker::open(&config.data_dir.join("profiles.redb")).context("opening the profile store")?);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let pool = (config.warm_pool > 0)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
         let registry = Arc::new(SessionRegistry::new(
             provider,
+            breaker.clone(),
             pool.clone(),
             config.max_sessions,
             config.idle_timeout(),
@@ -67,6 +73,7 @@ impl App {
             config,
             api_keys,
             registry,
+            breaker,
             pool,
             started: Instant::now(),
             cancel,

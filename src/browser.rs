@@ -49,6 +49,14 @@ pub enum BrowserError {
     Cdp(String),
 }
 
+impl BrowserError {
+    /// True for failures of the browser itself (start, crash, hang), which count against a
+    /// profile's breaker; navigation errors do not.
+    pub fn is_profile_failure(&self) -> bool {
+        matches!(self, BrowserError::Launch(_) | BrowserError::Disconnected | BrowserError::Timeout(_))
+    }
+}
+
 /// A live browser with one page, owned by exactly one session (or the warm pool).
 pub struct BrowserHandle {
     browser: Browser,

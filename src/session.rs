@@ -135,6 +135,8 @@ pub enum SessionError {
     ShuttingDown,
     #[error(transparent)]
     Browser(#[from] BrowserError),
+    #[error(transparent)]
+    Profile(#[from] crate::breaker::BreakerError),
 }
 
 /// How long the steps of a session took, in milliseconds.

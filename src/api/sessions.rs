@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
-use crate::guard::{self, Block};
+use crate::guard::Block;
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
 
@@ -180,9 +180,8 @@ pub async fn navigate(
     let started = Instant::now();
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
     let navigate_ms = started.elapsed().as_millis() as u64;
-    let block = guard::detect_block(op.browser(), url.as_str()).await.map_err(SessionError::from)?;
     op.session().set_page(page.url.clone(), page.title.clone(), Some(navigate_ms));
-    op.session().set_block(block.clone());
+    let block = app.registry.detect(&op, url.as_str()).await?;
     Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms }))
 }
 

@@ -7,5 +7,6 @@ mod errors;
 mod guard;
 mod lifecycle;
 mod openapi;
+mod profiles;
 mod readme;
 mod sessions;
