@@ -395,6 +395,7 @@ impl Breaker {
             let record = {
                 let mut table = txn.open_table(PROFILES)?;
                 let existing = table.get(id.as_str())?.map(|v| decode(v.value())).transpose()?;
+                let is_new = existing.is_none();
                 let mut record = match existing {
                     Some(record) => record,
                     None if create => ProfileRecord::new(&id, now),
@@ -402,7 +403,7 @@ impl Breaker {
                 };
                 let before = record.clone();
                 let outcome = change(&mut record, now, draw.as_ref());
-                if record != before {
+                if is_new || record != before {
                     record.updated_at = now;
                     let bytes = serde_json::to_vec(&record).map_err(|e| BreakerError::Store(e.to_string()))?;
                     table.insert(id.as_str(), bytes.as_slice())?;

@@ -137,6 +137,7 @@ impl From<BrowserError> for ApiError {
             E::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
             E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
             E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
+            E::Provider { .. } => Self::new(StatusCode::BAD_GATEWAY, "adspower_error", message),
         }
     }
 }

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
+use crate::config::ProviderKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Block;
 use crate::session::registry::ClosedSession;
@@ -81,8 +82,12 @@ impl CreateSessionRequest {
         if self.display == Some(true) || self.headless == Some(false) {
             return Err(ApiError::validation("this worker has no display: sessions are headless"));
         }
-        if let Some(id) = &self.profile_id {
-            session::validate_profile_id(id)?;
+        match &self.profile_id {
+            Some(id) => session::validate_profile_id(id)?,
+            None if app.config.provider == ProviderKind::AdsPower => {
+                return Err(ApiError::validation("the adspower provider needs a profile_id (the AdsPower user_id)"));
+            }
+            None => {}
         }
         let url = self.url.as_deref().map(session::parse_target_url).transpose()?;
         if let Some(secs) = self.idle_timeout_secs

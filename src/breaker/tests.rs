@@ -139,6 +139,13 @@ async fn unknown_profiles_are_not_created_by_lookups() {
     assert!(matches!(breaker.enable("ghost").await, Err(BreakerError::NotFound)));
     assert!(matches!(breaker.disable("ghost").await, Err(BreakerError::NotFound)));
     assert!(breaker.list().await.unwrap().is_empty());
+    breaker.learn(vec!["listed".into()]).await.unwrap();
+    let listed = breaker.get("listed").await.unwrap();
+    assert_eq!(
+        (listed.state, listed.total_tasks),
+        (ProfileState::Healthy, 0),
+        "learning makes a profile known, unused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

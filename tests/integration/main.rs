@@ -3,7 +3,9 @@
 
 mod support;
 
+mod adspower;
 mod errors;
+mod fake_adspower;
 mod guard;
 mod lifecycle;
 mod openapi;
