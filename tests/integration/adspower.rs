@@ -51,6 +51,11 @@ async fn a_full_session_on_an_adspower_profile() {
         eventually_async(std::time::Duration::from_secs(5), || async { !profile(&app, "ads-2").await.is_null() }).await
     );
 
+    // A profile AdsPower does not know: its refusal is a 502 and counts against the profile.
+    let (status, err) = app.call(Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "ads-unknown"}))).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("adspower_error")), "{err}");
+    assert_eq!(profile(&app, "ads-unknown").await["consecutive_failures"], 1);
+
     let session = app.create(json!({"profile_id": "ads-1", "url": format!("{base}/pages/green.html")})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     assert_eq!(session["provider"], "adspower");

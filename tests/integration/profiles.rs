@@ -133,3 +133,44 @@ async fn needs_human_survives_kill_9_and_opens_only_after_resolve() {
     .await;
     assert!(gone, "the killed worker's browser is reaped");
 }
+
+#[tokio::test]
+async fn five_failed_starts_disable_a_profile() {
+    // A "browser" that exits at once: every start fails.
+    let app = TestApp::start_with(&["--chromium-path", "/bin/false"]).await;
+    for n in 1..=5 {
+        let (status, err) = app.call(Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-broken"}))).await;
+        assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("browser_start_failed")));
+        let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+        assert_eq!(profile(&list, "p-broken").unwrap()["consecutive_failures"], n);
+    }
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    assert_eq!(profile(&list, "p-broken").unwrap()["status"], "disabled");
+    let (status, err) = app.call(Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-broken"}))).await;
+    assert_eq!((status.as_u16(), err["error"]["details"]["state"].as_str()), (423, Some("disabled")));
+    // Sessions without a profile never touch the breaker.
+    let (status, _) = app.call(Method::POST, "/api/v2/sessions", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    assert_eq!(list["profiles"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_crashed_browser_counts_as_a_profile_failure() {
+    let app = TestApp::start().await;
+    let session = app.create(json!({"profile_id": "p-crash"})).await;
+    let id = session["session_id"].as_str().unwrap().to_string();
+    let browser = app.browsers()[0].clone();
+    kill(Pid::from_raw(browser.pgid), Signal::SIGKILL).unwrap();
+    let counted = crate::support::eventually_async(Duration::from_secs(5), || async {
+        let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+        profile(&list, "p-crash").is_some_and(|p| p["consecutive_failures"] == 1 && p["in_use_by_session"].is_null())
+    })
+    .await;
+    assert!(counted, "the crash is recorded and the profile released");
+    let (status, _) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(eventually(Duration::from_secs(3), || group_members(browser.pgid).is_empty()).await);
+    app.stop().await;
+}
