@@ -99,6 +99,7 @@ pub async fn detect_block(handle: &BrowserHandle, original_url: &str) -> Result<
     let block = detect(&signals);
     if let Some(block) = &block {
         tracing::info!(reason = block.reason.as_str(), "block detected");
+        metrics::counter!("bw_blocks_detected_total", "reason" => block.reason.as_str()).increment(1);
     }
     Ok(block)
 }
@@ -264,10 +265,8 @@ fn title_stage(title: &str) -> Option<(BlockReason, &'static str)> {
         (R::ChallengePage, "verify you're human"),
         (R::ChallengePage, "human verification"),
         (R::ChallengePage, "verification required"),
-        (R::ChallengePage, "security check"),
         (R::ChallengePage, "security verification"),
         (R::ChallengePage, "checking your browser"),
-        (R::ChallengePage, "one more step"),
         (R::ChallengePage, "verify"),
         (R::ChallengePage, "安全验证"),
         (R::ChallengePage, "安全检查"),
@@ -284,15 +283,27 @@ fn title_stage(title: &str) -> Option<(BlockReason, &'static str)> {
         (R::AccessDenied, "access to this page has been denied"),
         (R::AccessDenied, "403 forbidden"),
         (R::AccessDenied, "error 403"),
-        (R::AccessDenied, "blocked"),
         (R::AccessDenied, "you have been blocked"),
         (R::AccessDenied, "访问被拒绝"),
         (R::AccessDenied, "拒绝访问"),
         (R::AccessDenied, "访问受限"),
         (R::AccessDenied, "禁止访问"),
     ];
+    // Words that are also parts of job titles ("Security Check Officer", "Blocked Drains
+    // Engineer") count only as a whole title or a whole `|`/`-`/`:`-separated part of one.
+    const WHOLE: &[(BlockReason, &str)] = &[
+        (R::ChallengePage, "security check"),
+        (R::ChallengePage, "one more step"),
+        (R::AccessDenied, "blocked"),
+        (R::AccessDenied, "request blocked"),
+    ];
     if let Some(hit) = find(title, TABLE) {
         return Some(hit);
+    }
+    for part in title.split(['|', '-', '\u{2013}', '\u{2014}', ':']).map(|p| p.trim().trim_end_matches(['.', '!'])) {
+        if let Some(hit) = WHOLE.iter().copied().find(|(_, phrase)| part == *phrase) {
+            return Some(hit);
+        }
     }
     // A bare "验证" title (the seed's keyword) is a verification page; "验证工程师" is a job.
     let bare = title.trim();
