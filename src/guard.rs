@@ -91,10 +91,24 @@ pub struct PageSignals {
 }
 
 /// Collects the signals from the live page and runs [`detect`].
+/// A page the probe cannot run on (a script error, an odd document) counts as not blocked;
+/// a dead or hung browser is an error.
 pub async fn detect_block(handle: &BrowserHandle, original_url: &str) -> Result<Option<Block>, BrowserError> {
-    let value = handle.evaluate_json(PROBE_JS).await?;
-    let mut signals: PageSignals =
-        serde_json::from_value(value).map_err(|e| BrowserError::Cdp(format!("unexpected probe answer: {e}")))?;
+    let value = match handle.evaluate_json(PROBE_JS).await {
+        Ok(value) => value,
+        Err(BrowserError::Cdp(e)) => {
+            tracing::warn!(error = %e, "block probe failed; treating the page as not blocked");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut signals: PageSignals = match serde_json::from_value(value) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "unexpected block probe answer; treating the page as not blocked");
+            return Ok(None);
+        }
+    };
     signals.original_url = original_url.to_string();
     let block = detect(&signals);
     if let Some(block) = &block {
