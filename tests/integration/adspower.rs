@@ -144,3 +144,26 @@ async fn adspower_down_is_a_502_and_degrades_health() {
     assert_eq!(p["consecutive_failures"], 0, "AdsPower being down is not the profile's failure: {p}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_browser_closed_behind_the_workers_back_fails_its_session() {
+    let ads = fake(10).await;
+    let app = worker(&ads.base, "10").await;
+    let session = app.create(json!({"profile_id": "ads-1"})).await;
+    let id = session["session_id"].as_str().unwrap().to_string();
+    ads.kill_browser("ads-1").await;
+    let failed = eventually_async(std::time::Duration::from_secs(5), || async {
+        let (status, body) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+        status == StatusCode::GONE && body["error"]["details"]["reason"] == "browser_crashed"
+    })
+    .await;
+    assert!(failed, "the lost DevTools connection fails the session");
+    let p = profile(&app, "ads-1").await;
+    assert_eq!((p["consecutive_failures"].as_u64(), p["in_use_by_session"].is_null()), (Some(1), true), "{p}");
+    // The profile can be opened again.
+    let session = app.create(json!({"profile_id": "ads-1"})).await;
+    app.delete(session["session_id"].as_str().unwrap()).await;
+    app.stop().await;
+    assert!(ads.running().await.is_empty());
+    ads.shutdown().await;
+}

@@ -109,6 +109,13 @@ impl FakeAdsPower {
         self.shared.browsers.lock().await.iter().map(|(id, r)| (id.clone(), r.process.pgid())).collect()
     }
 
+    /// Closes a profile's browser behind the worker's back (as a person closing its window would).
+    pub async fn kill_browser(&self, user_id: &str) {
+        if let Some(running) = self.shared.browsers.lock().await.remove(user_id) {
+            running.process.terminate().await;
+        }
+    }
+
     /// Stops serving and terminates every browser it started.
     pub async fn shutdown(self) {
         self.server.abort();
