@@ -48,7 +48,9 @@ fn generated_form(n: usize) -> String {
                 "<fieldset><legend>Question {i} radio</legend><label><input type=radio name=q{i} value=y>Yes</label><label><input type=radio name=q{i} value=n>No</label></fieldset>"
             ),
             3 => write!(html, "<p><label><input type=checkbox name=q{i}> Question {i} agree</label></p>"),
-            _ => write!(html, "<p><label for=q{i}>Question {i} long</label><textarea id=q{i} name=q{i}></textarea></p>"),
+            _ => {
+                write!(html, "<p><label for=q{i}>Question {i} long</label><textarea id=q{i} name=q{i}></textarea></p>")
+            }
         };
     }
     html.push_str("<button type=submit>Submit application</button></form>");

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod forms;
 pub mod health;
 pub mod json;
+pub mod profiles;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -57,6 +58,10 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(sessions::screenshot))
         .routes(routes!(forms::analyze))
         .routes(routes!(forms::fill))
+        .routes(routes!(profiles::list_profiles))
+        .routes(routes!(profiles::resolve_profile))
+        .routes(routes!(profiles::disable_profile))
+        .routes(routes!(profiles::enable_profile))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }

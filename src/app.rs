@@ -10,11 +10,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::breaker::Breaker;
 use crate::browser::BrowserProvider;
+use crate::browser::adspower::{AdsPowerClient, AdsPowerProvider};
 use crate::browser::chromium::ChromiumProvider;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, ProviderKind};
+use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
 
 /// Everything handlers share.
@@ -23,6 +26,10 @@ pub struct App {
     /// Accepted API keys (several, for rotation).
     pub api_keys: Vec<String>,
     pub registry: Arc<SessionRegistry>,
+    /// The AdsPower Local API client, with the `adspower` provider.
+    pub adspower: Option<Arc<AdsPowerClient>>,
+    /// Per-profile circuit breakers (`<data_dir>/profiles.redb`).
+    pub breaker: Arc<Breaker>,
     pub pool: Option<Arc<WarmPool>>,
     pub started: Instant,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
@@ -39,7 +46,19 @@ impl App {
         let data_dir_lock = DataDirLock::acquire(&config.data_dir).context("locking the data dir")?;
         process::become_subreaper();
         crate::telemetry::metrics();
+        let adspower = (config.provider == ProviderKind::AdsPower).then(|| {
+            Arc::new(AdsPowerClient::new(
+                config.adspower_url.clone(),
+                config.adspower_api_key.clone(),
+                config.adspower_rate,
+            ))
+        });
         let provider: Arc<dyn BrowserProvider> = match config.provider {
+            ProviderKind::AdsPower => Arc::new(AdsPowerProvider::new(
+                adspower.clone().expect("built above"),
+                config.launch_timeout(),
+                config.operation_timeout(),
+            )),
             ProviderKind::Chromium => Arc::new(
                 ChromiumProvider::new(
                     config.chromium().to_path_buf(),
@@ -50,24 +69,35 @@ impl App {
                 .context("preparing the data dir")?,
             ),
         };
+        let breaker =
+            Arc::new(Breaker::open(&config.data_dir.join("profiles.redb")).context("opening the profile store")?);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let pool = (config.warm_pool > 0)
+        // Pooled browsers are ephemeral; AdsPower sessions always have a profile.
+        let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
         let registry = Arc::new(SessionRegistry::new(
             provider,
+            breaker.clone(),
             pool.clone(),
-            config.max_sessions,
-            config.idle_timeout(),
-            config.max_lifetime(),
-            config.data_dir.join("tmp"),
+            Limits {
+                max_sessions: config.max_sessions,
+                idle_timeout: config.idle_timeout(),
+                max_lifetime: config.max_lifetime(),
+                files_root: config.data_dir.join("tmp"),
+            },
             tracker.clone(),
         ));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
+        if let Some(client) = adspower.clone() {
+            tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
+        }
         Ok(Arc::new(Self {
             config,
             api_keys,
             registry,
+            breaker,
+            adspower,
             pool,
             started: Instant::now(),
             cancel,
@@ -96,6 +126,24 @@ impl App {
             tracing::warn!(?grace, "shutdown did not complete in the grace period; killing browsers");
             self.registry.kill_all();
         }
+    }
+}
+
+/// Makes AdsPower's profiles (first page of `user/list`) known to the breaker, once.
+async fn learn_profiles(client: Arc<AdsPowerClient>, breaker: Arc<Breaker>, cancel: CancellationToken) {
+    let listed = tokio::select! {
+        _ = cancel.cancelled() => return,
+        listed = client.list_users() => listed,
+    };
+    match listed {
+        Ok(ids) => {
+            let ids: Vec<String> =
+                ids.into_iter().filter(|id| crate::session::validate_profile_id(id).is_ok()).collect();
+            if let Err(e) = breaker.learn(ids).await {
+                tracing::warn!(error = %e, "cannot store AdsPower's profiles");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list AdsPower profiles"),
     }
 }
 

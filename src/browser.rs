@@ -4,6 +4,7 @@
 //! a supervised CDP handler task and (for local browsers) the process group it runs in. The
 //! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
 
+pub mod adspower;
 pub mod chromium;
 pub mod humanize;
 pub mod page;
@@ -48,7 +49,25 @@ pub enum BrowserError {
     Navigation(String),
     #[error("the browser reported an error: {0}")]
     Cdp(String),
+    /// The provider (AdsPower) failed; `profile_fault` when it refused this profile.
+    #[error("{message}")]
+    Provider { message: String, profile_fault: bool },
 }
+
+impl BrowserError {
+    /// True for failures of the browser itself (start, crash, hang), which count against a
+    /// profile's breaker; navigation errors do not.
+    pub fn is_profile_failure(&self) -> bool {
+        match self {
+            BrowserError::Launch(_) | BrowserError::Disconnected | BrowserError::Timeout(_) => true,
+            BrowserError::Provider { profile_fault, .. } => *profile_fault,
+            BrowserError::Navigation(_) | BrowserError::Cdp(_) => false,
+        }
+    }
+}
+
+/// A provider's way of closing a browser it owns.
+pub type Release = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A live browser with one page, owned by exactly one session (or the warm pool).
 pub struct BrowserHandle {
@@ -59,6 +78,8 @@ pub struct BrowserHandle {
     dead: CancellationToken,
     /// The local process group, when this worker launched the browser.
     process: Option<BrowserProcess>,
+    /// Hands a provider-owned browser back (AdsPower: `browser/stop`) instead of quitting it over CDP.
+    release: Option<Release>,
     /// Time limit for each CDP call.
     op_timeout: Duration,
     /// The browser's DevTools WebSocket endpoint (`ws://127.0.0.1:PORT/devtools/browser/…`).
@@ -91,6 +112,12 @@ impl BrowserHandle {
     /// Closes the browser and releases everything it held (process group, temp dir, pid record).
     /// `graceful` asks Chromium to quit first so that a persistent profile is flushed to disk.
     pub async fn close(mut self, graceful: bool) {
+        if let Some(release) = self.release.take() {
+            // Detach, then let the provider close its browser.
+            self.handler.abort();
+            release().await;
+            return;
+        }
         if graceful && !self.is_dead() {
             let _ = tokio::time::timeout(Duration::from_secs(3), self.browser.close()).await;
             if let Some(process) = &self.process {
@@ -108,5 +135,10 @@ impl Drop for BrowserHandle {
     /// A handle dropped without `close` stops its handler; its process cleans up in its own `Drop`.
     fn drop(&mut self) {
         self.handler.abort();
+        if let Some(release) = self.release.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(release());
+        }
     }
 }

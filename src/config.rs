@@ -30,6 +30,18 @@ pub struct Config {
     #[arg(long, env = "BW_PROVIDER", value_enum, default_value_t = ProviderKind::Chromium)]
     pub provider: ProviderKind,
 
+    /// AdsPower Local API base URL (provider `adspower`).
+    #[arg(long, env = "BW_ADSPOWER_URL", default_value = "http://127.0.0.1:50325")]
+    pub adspower_url: url::Url,
+
+    /// AdsPower Local API key, sent as `Authorization: Bearer <key>` when set.
+    #[arg(long, env = "BW_ADSPOWER_API_KEY", hide_env_values = true)]
+    pub adspower_api_key: Option<String>,
+
+    /// Requests per second this worker sends to the AdsPower Local API (it limits clients).
+    #[arg(long, env = "BW_ADSPOWER_RATE", default_value_t = 1.0)]
+    pub adspower_rate: f64,
+
     /// Chromium executable; auto-detected (`chromium`, `chromium-browser`, `google-chrome`) when unset.
     #[arg(long, env = "BW_CHROMIUM_PATH")]
     pub chromium_path: Option<PathBuf>,
@@ -85,6 +97,9 @@ pub struct Config {
 pub enum ProviderKind {
     /// A local Chromium launched by the worker.
     Chromium,
+    /// AdsPower profiles started through its Local API (`profile_id` is the AdsPower `user_id`).
+    #[value(name = "adspower")]
+    AdsPower,
 }
 
 /// How log lines are written.
@@ -145,14 +160,22 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad(format!("BW_LOG is not a valid filter: {e}"));
         }
-        self.chromium_path = Some(match self.chromium_path.take() {
-            Some(path) if is_executable(&path) => path,
+        if !(self.adspower_rate > 0.0 && self.adspower_rate <= 100.0) {
+            return bad("BW_ADSPOWER_RATE must be more than 0 and at most 100 requests per second".into());
+        }
+        if !matches!(self.adspower_url.scheme(), "http" | "https") {
+            return bad("BW_ADSPOWER_URL must be an http(s) URL".into());
+        }
+        let needs_chromium = self.provider == ProviderKind::Chromium;
+        self.chromium_path = match self.chromium_path.take() {
+            Some(path) if is_executable(&path) => Some(path),
             Some(path) => return bad(format!("BW_CHROMIUM_PATH {} is not an executable file", path.display())),
             None => match detect_chromium() {
-                Some(path) => path,
+                Some(path) => Some(path),
+                None if !needs_chromium => None,
                 None => return bad("no Chromium found (install it with `make deps` or set BW_CHROMIUM_PATH)".into()),
             },
-        });
+        };
         if let Err(e) = std::fs::create_dir_all(&self.data_dir) {
             return bad(format!("BW_DATA_DIR {} cannot be created: {e}", self.data_dir.display()));
         }
@@ -252,6 +275,13 @@ mod tests {
         assert!(parse(&["--data-dir", data, "--api-keys", "short"]).unwrap_err().to_string().contains("shorter"));
         assert!(parse(&["--data-dir", data, "--chromium-path", "/nonexistent"]).is_err());
         assert!(parse(&["--data-dir", data, "--log", "info,[[["]).is_err());
+        assert!(
+            parse(&["--data-dir", data, "--adspower-rate", "0"]).unwrap_err().to_string().contains("BW_ADSPOWER_RATE")
+        );
+        assert!(parse(&["--data-dir", data, "--adspower-url", "ftp://x"]).is_err());
+        let ads = parse(&["--data-dir", data, "--provider", "adspower", "--adspower-rate", "2.5"]).unwrap();
+        assert_eq!((ads.provider, ads.adspower_rate), (ProviderKind::AdsPower, 2.5));
+        assert_eq!(ads.adspower_url.as_str(), "http://127.0.0.1:50325/");
         assert!(parse(&["--data-dir", data, "--max-lifetime-secs", "18446744073709551615"]).is_err());
         let ok = parse(&["--data-dir", data, "--api-keys", "0123456789abcdef, fedcba9876543210"]).unwrap();
         assert_eq!(ok.api_keys, vec!["0123456789abcdef", "fedcba9876543210"]);

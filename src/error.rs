@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::breaker::BreakerError;
 use crate::browser::BrowserError;
 use crate::forms::FormsError;
 use crate::session::SessionError;
@@ -122,6 +123,7 @@ impl From<SessionError> for ApiError {
             E::InvalidUrl(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_url", message),
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
             E::Browser(b) => b.into(),
+            E::Profile(p) => p.into(),
         }
     }
 }
@@ -136,6 +138,28 @@ impl From<BrowserError> for ApiError {
             E::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
             E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
             E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
+            E::Provider { .. } => Self::new(StatusCode::BAD_GATEWAY, "adspower_error", message),
+        }
+    }
+}
+
+impl From<BreakerError> for ApiError {
+    fn from(e: BreakerError) -> Self {
+        use BreakerError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => Self::new(StatusCode::NOT_FOUND, "profile_not_found", message),
+            E::Unavailable(u) => {
+                let mut err = Self::new(StatusCode::LOCKED, "profile_unavailable", message)
+                    .with_details(json!({"state": u.state, "retry_after_secs": u.retry_after_secs}));
+                err.retry_after = u.retry_after_secs;
+                err
+            }
+            E::InvalidState(_) => Self::new(StatusCode::CONFLICT, "invalid_state", message),
+            E::Store(_) => {
+                tracing::error!(error = %message, "profile store failed");
+                Self::internal()
+            }
         }
     }
 }

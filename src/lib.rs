@@ -8,17 +8,21 @@
 //! - [`session`]: the session state machine, registry (capacity, profiles, one operation at a time) and reaper.
 //! - [`browser`]: the `BrowserProvider` trait, the local Chromium provider, page operations,
 //!   process groups and orphan reaping, and the warm pool.
+//! - [`breaker`]: the per-profile circuit breaker, persisted in redb.
+//! - [`guard`]: block detection (CAPTCHAs, challenge pages, rate limits, login walls).
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod breaker;
 pub mod browser;
 pub mod config;
 pub mod egress;
 pub mod error;
 pub mod forms;
+pub mod guard;
 pub mod session;
 pub mod telemetry;
 

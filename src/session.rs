@@ -1,6 +1,8 @@
 //! Sessions: one live browser each, its state machine, and the one-operation-at-a-time rule.
 //!
 //! States: `ready` ⇄ `busy` → `closing` → `closed`; any → `failed` when the browser dies.
+//! A detected block (CAPTCHA, challenge, login wall) leaves the session in `needs_human`
+//! instead of `ready` until an operation finds the page clear again.
 //! Opening is the `POST` itself: a session is registered once its browser is ready.
 //!
 //! A session's browser sits behind an async mutex: an operation takes it with `try_lock` (a
@@ -24,6 +26,7 @@ use uuid::Uuid;
 
 use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
+use crate::guard::Block;
 
 pub use registry::{CreateOptions, SessionRegistry};
 
@@ -61,6 +64,8 @@ impl std::fmt::Display for SessionId {
 pub enum SessionState {
     Ready,
     Busy,
+    /// A block was detected on the page; a human should look (operations still run).
+    NeedsHuman,
     Closing,
     Closed,
     Failed,
@@ -71,6 +76,7 @@ impl SessionState {
         match self {
             SessionState::Ready => "ready",
             SessionState::Busy => "busy",
+            SessionState::NeedsHuman => "needs_human",
             SessionState::Closing => "closing",
             SessionState::Closed => "closed",
             SessionState::Failed => "failed",
@@ -131,6 +137,8 @@ pub enum SessionError {
     ShuttingDown,
     #[error(transparent)]
     Browser(#[from] BrowserError),
+    #[error(transparent)]
+    Profile(#[from] crate::breaker::BreakerError),
 }
 
 /// How long the steps of a session took, in milliseconds.
@@ -150,9 +158,8 @@ pub struct SessionInfo {
     pub provider: String,
     pub current_url: String,
     pub title: String,
-    /// Block detected on the page (none is detected yet by this version).
-    #[schema(value_type = Option<Object>)]
-    pub block: Option<Value>,
+    /// The block detected on the page, if any (`{"reason", "detail"}`).
+    pub block: Option<Block>,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -174,6 +181,8 @@ struct Status {
     current_url: String,
     title: String,
     timing: Timing,
+    /// The block found by the last detection; while set, the session rests in `needs_human`.
+    block: Option<Block>,
 }
 
 /// One open session.
@@ -225,7 +234,10 @@ impl OpGuard {
 impl Drop for OpGuard {
     fn drop(&mut self) {
         self.session.touch();
-        self.session.transition(SessionState::Busy, SessionState::Ready);
+        let mut status = self.session.status.lock().unwrap();
+        if status.state == SessionState::Busy {
+            status.state = if status.block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
+        }
     }
 }
 
@@ -240,7 +252,7 @@ impl Session {
             provider: self.provider.to_string(),
             current_url: status.current_url.clone(),
             title: status.title.clone(),
-            block: None,
+            block: status.block.clone(),
             created_at: self.created_at,
             last_activity_at: status.last_activity_at,
             expires_at: self.expires_at,
@@ -268,16 +280,22 @@ impl Session {
         }
     }
 
-    fn set_state(&self, state: SessionState) {
-        self.status.lock().unwrap().state = state;
+    /// Records the result of block detection; a block keeps the session in `needs_human`.
+    pub fn set_block(&self, block: Option<Block>) {
+        let mut status = self.status.lock().unwrap();
+        if block.is_some() && status.state == SessionState::Ready {
+            status.state = SessionState::NeedsHuman;
+        }
+        status.block = block;
     }
 
-    /// Moves `from` → `to` only if the session is in `from`.
-    fn transition(&self, from: SessionState, to: SessionState) {
-        let mut status = self.status.lock().unwrap();
-        if status.state == from {
-            status.state = to;
-        }
+    /// The block found by the last detection.
+    pub fn block(&self) -> Option<Block> {
+        self.status.lock().unwrap().block.clone()
+    }
+
+    fn set_state(&self, state: SessionState) {
+        self.status.lock().unwrap().state = state;
     }
 
     fn is_closing(&self) -> bool {

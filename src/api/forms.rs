@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::forms::fill::{self, FillReport};
 use crate::forms::rules::RulesEngine;
 use crate::forms::scan::{self, Analysis};
-use crate::forms::{Applicant, FormEngine, FormsError, resume};
+use crate::forms::{Applicant, FormEngine, FormsError, PageKind, resume};
 
 /// Which engine maps fields to applicant data.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -96,8 +96,12 @@ pub async fn analyze(
         qa_answers: request.qa_answers.unwrap_or_default(),
         ..Applicant::default()
     };
-    let analysis = scan::analyze(op.browser(), engine, &applicant).await?;
+    let mut analysis = scan::analyze(op.browser(), engine, &applicant).await?;
     op.session().set_page(analysis.url.clone(), analysis.title.clone(), None);
+    analysis.block = app.registry.detect(&op, &analysis.url).await?;
+    if analysis.block.is_some() {
+        analysis.page_kind = PageKind::Blocked;
+    }
     Ok(Json(analysis))
 }
 
@@ -139,9 +143,9 @@ pub async fn fill(
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();
     let mut rng = StdRng::from_os_rng();
-    let report = fill::fill(op.browser(), engine, &applicant, &overrides, humanize, &mut rng).await?;
-    if let Ok(page) = op.browser().info().await {
-        session.set_page(page.url, page.title, None);
-    }
+    let mut report = fill::fill(op.browser(), engine, &applicant, &overrides, humanize, &mut rng).await?;
+    let page = op.browser().info().await.map_err(FormsError::from)?;
+    session.set_page(page.url.clone(), page.title, None);
+    report.block = app.registry.detect(&op, &page.url).await?;
     Ok(Json(report))
 }

@@ -14,9 +14,9 @@ use crate::app::App;
 /// Worker health for load balancers and the orchestrator.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `healthy`, or `degraded` while shutting down.
+    /// `healthy`, or `degraded` while shutting down or while AdsPower is unreachable.
     pub status: &'static str,
-    /// `not_configured`: this worker has no AdsPower provider.
+    /// `connected`, `disconnected`, or `not_configured` (this worker has no AdsPower provider).
     pub adspower: &'static str,
     pub active_sessions: usize,
     pub max_sessions: usize,
@@ -31,9 +31,15 @@ pub struct Health {
 /// Health check (no auth).
 #[utoipa::path(get, path = "/health", tag = "health", security(()), responses((status = 200, body = Health)))]
 pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+    let adspower = match &app.adspower {
+        None => "not_configured",
+        Some(client) if client.connected().await => "connected",
+        Some(_) => "disconnected",
+    };
+    let degraded = app.is_shutting_down() || adspower == "disconnected";
     Json(Health {
-        status: if app.is_shutting_down() { "degraded" } else { "healthy" },
-        adspower: "not_configured",
+        status: if degraded { "degraded" } else { "healthy" },
+        adspower,
         active_sessions: app.registry.active(),
         max_sessions: app.registry.max_sessions(),
         active_tasks: 0,

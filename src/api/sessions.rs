@@ -16,7 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
 use crate::browser::humanize::Humanize;
+use crate::config::ProviderKind;
 use crate::error::{ApiError, ErrorBody};
+use crate::guard::Block;
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
 
@@ -65,9 +67,8 @@ pub struct NavigateRequest {
 pub struct NavigateResponse {
     pub current_url: String,
     pub title: String,
-    /// Block detected on the page (none is detected yet by this version).
-    #[schema(value_type = Option<Object>)]
-    pub block: Option<Value>,
+    /// The block detected on the page, if any; the session is then `needs_human`.
+    pub block: Option<Block>,
     pub navigate_ms: u64,
 }
 
@@ -84,8 +85,12 @@ impl CreateSessionRequest {
         if self.display == Some(true) || self.headless == Some(false) {
             return Err(ApiError::validation("this worker has no display: sessions are headless"));
         }
-        if let Some(id) = &self.profile_id {
-            session::validate_profile_id(id)?;
+        match &self.profile_id {
+            Some(id) => session::validate_profile_id(id)?,
+            None if app.config.provider == ProviderKind::AdsPower => {
+                return Err(ApiError::validation("the adspower provider needs a profile_id (the AdsPower user_id)"));
+            }
+            None => {}
         }
         let url = self.url.as_deref().map(session::parse_target_url).transpose()?;
         if let Some(secs) = self.idle_timeout_secs
@@ -185,7 +190,8 @@ pub async fn navigate(
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
     let navigate_ms = started.elapsed().as_millis() as u64;
     op.session().set_page(page.url.clone(), page.title.clone(), Some(navigate_ms));
-    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block: None, navigate_ms }))
+    let block = app.registry.detect(&op, url.as_str()).await?;
+    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms }))
 }
 
 /// A PNG of the session's page.

@@ -153,6 +153,7 @@ impl BrowserProvider for ChromiumProvider {
             handler,
             dead,
             process: Some(process),
+            release: None,
             op_timeout: self.op_timeout,
             ws_url,
             start_ms: started.elapsed().as_millis() as u64,

@@ -117,6 +117,23 @@ fn named_key(key: &str) -> Option<(&'static str, &'static str, i64, Option<&'sta
 }
 
 impl BrowserHandle {
+    /// Evaluates a JavaScript expression (awaiting a promise) and returns its value as JSON
+    /// (one `Runtime.evaluate`, by value). An exception in the script is a `Cdp` error.
+    pub async fn evaluate(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError> {
+        let params = EvaluateParams::builder()
+            .expression(expression)
+            .await_promise(true)
+            .return_by_value(true)
+            .build()
+            .map_err(BrowserError::Cdp)?;
+        let result = self.execute(what, params).await?;
+        if let Some(exception) = result.exception_details {
+            let detail = exception.exception.and_then(|e| e.description).unwrap_or(exception.text);
+            return Err(BrowserError::Cdp(format!("{what}: script error: {detail}")));
+        }
+        Ok(result.result.value.unwrap_or(Value::Null))
+    }
+
     async fn execute<C>(&self, what: &'static str, command: C) -> Result<C::Response, BrowserError>
     where
         C: chromiumoxide::types::Command + Clone + Send + Sync,
@@ -166,18 +183,7 @@ impl BrowserHandle {
 #[async_trait::async_trait]
 impl FormPage for BrowserHandle {
     async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError> {
-        let params = EvaluateParams::builder()
-            .expression(expression)
-            .await_promise(true)
-            .return_by_value(true)
-            .build()
-            .map_err(BrowserError::Cdp)?;
-        let result = self.execute(what, params).await?;
-        if let Some(exception) = result.exception_details {
-            let detail = exception.exception.and_then(|e| e.description).unwrap_or(exception.text);
-            return Err(BrowserError::Cdp(format!("{what}: script error: {detail}")));
-        }
-        Ok(result.result.value.unwrap_or(Value::Null))
+        self.evaluate(what, expression).await
     }
 
     async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError> {

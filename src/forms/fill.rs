@@ -16,6 +16,7 @@ use super::scan;
 use super::{Applicant, Field, FieldKind, FormEngine, FormPage, FormsError, Suggestion};
 use crate::browser::BrowserError;
 use crate::browser::humanize::{Humanize, Rect, typo_for};
+use crate::guard::Block;
 
 /// JS that resolves `A >>> B` selectors across frames and shadow roots, and measures boxes in
 /// top-level viewport coordinates.
@@ -72,8 +73,8 @@ pub struct FillReport {
     pub skipped: Vec<SkippedField>,
     pub missing_required: Vec<MissingField>,
     pub errors: Vec<FieldError>,
-    #[schema(value_type = Option<Object>)]
-    pub block: Option<Value>,
+    /// A block that appeared while filling (e.g. a CAPTCHA on submit-less validation).
+    pub block: Option<Block>,
     pub elapsed_ms: u64,
 }
 

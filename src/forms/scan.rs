@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::platforms::{self, Platform, Signals};
 use super::{Actions, Applicant, Field, FieldKind, FormEngine, FormPage, FormsError, PageContext, PageKind, Step};
+use crate::guard::Block;
 
 const SCRIPT: &str = include_str!("scan.js");
 
@@ -60,8 +60,8 @@ pub struct Analysis {
     pub title: String,
     pub platform: Platform,
     pub page_kind: PageKind,
-    #[schema(value_type = Option<Object>)]
-    pub block: Option<Value>,
+    /// A CAPTCHA, challenge or login wall on the page; the session is then `needs_human`.
+    pub block: Option<Block>,
     pub step: Option<Step>,
     pub fields: Vec<Field>,
     pub actions: Actions,

@@ -17,9 +17,11 @@ use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
 use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
+use crate::breaker::Breaker;
 use crate::browser::humanize::Humanize;
 use crate::browser::pool::WarmPool;
-use crate::browser::{BrowserProvider, LaunchSpec};
+use crate::browser::{BrowserError, BrowserProvider, LaunchSpec};
+use crate::guard::{self, Block};
 
 /// How many ended sessions are remembered for 410 answers.
 const TOMBSTONES: usize = 4096;
@@ -59,6 +61,8 @@ struct Tombstone {
 /// All sessions of this worker.
 pub struct SessionRegistry {
     provider: Arc<dyn BrowserProvider>,
+    /// Per-profile circuit breakers: checked before a profile opens, fed by blocks and failures.
+    breaker: Arc<Breaker>,
     pool: Option<Arc<WarmPool>>,
     open: DashMap<SessionId, Arc<Session>>,
     /// Ended sessions, oldest first in the queue; a std mutex, never held across an await.
@@ -97,18 +101,27 @@ impl Drop for ProfileClaim<'_> {
     }
 }
 
+/// How many sessions may be open and for how long, and where their files go.
+pub struct Limits {
+    pub max_sessions: usize,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    /// Parent of each session's own file dir.
+    pub files_root: PathBuf,
+}
+
 impl SessionRegistry {
     pub fn new(
         provider: Arc<dyn BrowserProvider>,
+        breaker: Arc<Breaker>,
         pool: Option<Arc<WarmPool>>,
-        max_sessions: usize,
-        idle_timeout: Duration,
-        max_lifetime: Duration,
-        files_root: PathBuf,
+        limits: Limits,
         tracker: TaskTracker,
     ) -> Self {
+        let Limits { max_sessions, idle_timeout, max_lifetime, files_root } = limits;
         Self {
             provider,
+            breaker,
             pool,
             open: DashMap::new(),
             closed: Mutex::new((HashMap::new(), VecDeque::new())),
@@ -129,6 +142,11 @@ impl SessionRegistry {
 
     pub fn active(&self) -> usize {
         self.open.len()
+    }
+
+    /// The open session using a profile, if any.
+    pub fn profile_holder(&self, profile_id: &str) -> Option<SessionId> {
+        self.profiles.get(profile_id).map(|e| *e.value())
     }
 
     pub fn list(&self) -> Vec<Arc<Session>> {
@@ -166,34 +184,49 @@ impl SessionRegistry {
             .map_err(|_| SessionError::Capacity { max: self.max_sessions, retry_after_secs: 5 })?;
         let id = SessionId::new();
         let claim = self.claim_profile(options.profile_id.clone(), id)?;
+        if let Some(profile) = &options.profile_id {
+            self.breaker.admit(profile).await?;
+        }
 
         let pooled = if options.profile_id.is_none() { self.pool.as_ref().and_then(|p| p.take()) } else { None };
         let from_pool = pooled.is_some();
         let handle = match pooled {
             Some(handle) => handle,
-            None => self.provider.launch(LaunchSpec { profile_id: options.profile_id.clone() }).await?,
+            None => match self.provider.launch(LaunchSpec { profile_id: options.profile_id.clone() }).await {
+                Ok(handle) => handle,
+                Err(e) => {
+                    self.profile_failed(options.profile_id.as_deref(), &e).await;
+                    return Err(e.into());
+                }
+            },
         };
         let prepared = async {
             if let Some((width, height)) = options.viewport {
                 handle.set_viewport(width, height).await?;
             }
             let mut navigate_ms = None;
+            let mut block = None;
             let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), title: String::new() };
             if let Some(url) = &options.url {
                 let navigation = Instant::now();
                 page = handle.navigate(url.as_str()).await?;
                 navigate_ms = Some(navigation.elapsed().as_millis() as u64);
+                block = guard::detect_block(&handle, url.as_str()).await?;
             }
-            Ok::<_, crate::browser::BrowserError>((page, navigate_ms))
+            Ok::<_, crate::browser::BrowserError>((page, navigate_ms, block))
         }
         .await;
-        let (page, navigate_ms) = match prepared {
+        let (page, navigate_ms, block) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
                 handle.close(false).await;
+                self.profile_failed(options.profile_id.as_deref(), &e).await;
                 return Err(e.into());
             }
         };
+        if let (Some(profile), Some(block)) = (&options.profile_id, &block) {
+            self.profile_blocked(profile, block).await;
+        }
         let timing = Timing { browser_start_ms: if from_pool { 0 } else { handle.start_ms }, navigate_ms };
 
         let now = Utc::now();
@@ -210,12 +243,13 @@ impl SessionRegistry {
             files_dir: self.files_root.join(format!("files-{id}")),
             metadata: options.metadata,
             status: Mutex::new(Status {
-                state: SessionState::Ready,
+                state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },
                 last_activity: Instant::now(),
                 last_activity_at: now,
                 current_url: page.url,
                 title: page.title,
                 timing,
+                block,
             }),
             pgid: handle.pgid(),
             dead: handle.dead(),
@@ -260,10 +294,56 @@ impl SessionRegistry {
                     if !session.is_closing() {
                         tracing::warn!(session_id = %session.id, "browser died; session failed");
                         let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                        registry.profile_failed(session.profile_id.as_deref(), &BrowserError::Disconnected).await;
                     }
                 }
             }
         });
+    }
+
+    /// Runs block detection on the operation's page (after a navigation, fill or submit):
+    /// records the result on the session and, when a new block appears on a profile session,
+    /// feeds the profile's breaker. `original_url` is the URL the operation aimed at.
+    pub async fn detect(&self, op: &OpGuard, original_url: &str) -> Result<Option<Block>, SessionError> {
+        let block = guard::detect_block(op.browser(), original_url).await?;
+        let session = op.session();
+        let new_block = block.is_some() && session.block().is_none();
+        session.set_block(block.clone());
+        if let (true, Some(profile), Some(block)) = (new_block, &session.profile_id, &block) {
+            self.profile_blocked(profile, block).await;
+        }
+        Ok(block)
+    }
+
+    /// A confirmed success on a profile (e.g. a verified submission): decays its breaker.
+    pub async fn profile_succeeded(&self, profile_id: &str) {
+        if let Err(e) = self.breaker.record_success(profile_id).await {
+            tracing::warn!(error = %e, "cannot record a profile success");
+        }
+    }
+
+    async fn profile_blocked(&self, profile_id: &str, block: &Block) {
+        match self.breaker.record_block(profile_id, block.reason).await {
+            Ok(record) => {
+                tracing::info!(state = record.state.as_str(), reason = block.reason.as_str(), "profile blocked")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record a profile block"),
+        }
+    }
+
+    /// Counts a browser/provider failure against the profile. Navigation errors (the site's
+    /// fault) and an unreachable provider (nobody's profile's fault) do not count.
+    async fn profile_failed(&self, profile_id: Option<&str>, error: &BrowserError) {
+        let Some(profile) = profile_id else { return };
+        if !error.is_profile_failure() {
+            return;
+        }
+        match self.breaker.record_failure(profile).await {
+            Ok(record) => {
+                tracing::warn!(state = record.state.as_str(), failures = record.consecutive_failures, "profile failure")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record a profile failure"),
+        }
     }
 
     /// The open session, or why it is not open.

@@ -3,10 +3,14 @@
 
 mod support;
 
+mod adspower;
 mod errors;
+mod fake_adspower;
 mod fill_inputs;
 mod forms;
+mod guard;
 mod lifecycle;
 mod openapi;
+mod profiles;
 mod readme;
 mod sessions;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Path as UrlPath;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::get;
 use browser_worker::{Config, Server};
 use clap::Parser;
@@ -232,6 +232,9 @@ fn fixture_routes() -> Router {
                 Html("<title>Slow</title>slow")
             }),
         )
+        // A LinkedIn-style job link that bounces a logged-out visitor to the authwall.
+        .route("/jobs/view/{id}", get(|| async { Redirect::temporary("/authwall?trk=public_jobs_guest") }))
+        .route("/authwall", get(|| page(UrlPath("authwall.html".to_string()))))
         .route(
             "/cookie/set",
             get(|| async {
