@@ -75,6 +75,25 @@ async fn a_full_session_on_an_adspower_profile() {
     let shot = app.request(Method::GET, &format!("/api/v2/sessions/{id}/screenshot")).send().await.unwrap();
     assert_eq!(shot.status(), StatusCode::OK);
     assert!(shot.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    // Forms work on an AdsPower browser as on a local one.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v2/sessions/{id}/navigate"),
+            Some(json!({"url": format!("{base}/forms/lever/apply.html")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, analysis) = app
+        .call(
+            Method::POST,
+            &format!("/api/v2/sessions/{id}/analyze"),
+            Some(json!({"user_data": {"email": "a@example.com"}})),
+        )
+        .await;
+    assert_eq!((status, analysis["platform"].as_str()), (StatusCode::OK, Some("lever")), "{analysis}");
+    let email = analysis["fields"].as_array().unwrap().iter().find(|f| f["name"] == "email").expect("the email field");
+    assert_eq!(email["suggestion"]["value"], "a@example.com");
 
     let (status, closed) = app.delete(&id).await;
     assert_eq!((status, closed["state"].as_str()), (StatusCode::OK, Some("closed")));
