@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::artifacts::Artifacts;
 use crate::breaker::Breaker;
 use crate::browser::BrowserProvider;
 use crate::browser::adspower::{AdsPowerClient, AdsPowerProvider};
@@ -19,6 +20,9 @@ use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, ProviderKind};
 use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
+
+/// Artifacts older than this are deleted at start-up (they show the applicant's data).
+const ARTIFACT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Everything handlers share.
 pub struct App {
@@ -31,6 +35,8 @@ pub struct App {
     /// Per-profile circuit breakers (`<data_dir>/profiles.redb`).
     pub breaker: Arc<Breaker>,
     pub pool: Option<Arc<WarmPool>>,
+    /// Screenshots of sessions' steps.
+    pub artifacts: Arc<Artifacts>,
     pub started: Instant,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
@@ -92,7 +98,12 @@ impl App {
         if let Some(client) = adspower.clone() {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
         }
+        let artifacts = Arc::new(
+            Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION)
+                .context("preparing the artifacts dir")?,
+        );
         Ok(Arc::new(Self {
+            artifacts,
             config,
             api_keys,
             registry,

@@ -121,6 +121,7 @@ impl From<SessionError> for ApiError {
             }
             E::Invalid(_) => Self::validation(message),
             E::InvalidUrl(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_url", message),
+            E::InvalidState(_) => Self::new(StatusCode::CONFLICT, "invalid_state", message),
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
             E::Browser(b) => b.into(),
             E::Profile(p) => p.into(),
@@ -181,6 +182,8 @@ impl From<FormsError> for ApiError {
             FormsError::EngineUnavailable(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "engine_unavailable", message)
             }
+            FormsError::Click(_) => Self::new(StatusCode::BAD_GATEWAY, "click_failed", message),
+            FormsError::NoProgress(_) => Self::new(StatusCode::CONFLICT, "no_progress", message),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod platforms;
 pub mod resume;
 pub mod rules;
 pub mod scan;
+pub mod submit;
 
 use std::path::PathBuf;
 
@@ -96,6 +97,9 @@ pub struct Field {
     pub trap: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trap_reason: Option<String>,
+    /// The page's own error message for this field (after a failed submit), if it shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
     #[serde(flatten, skip_serializing)]
@@ -139,8 +143,9 @@ pub struct Actions {
 /// Where a multi-step form is.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Step {
-    pub index: u32,
-    pub total: u32,
+    /// 1-based position, when the page shows it.
+    pub index: Option<u32>,
+    pub total: Option<u32>,
     pub title: Option<String>,
 }
 
@@ -221,4 +226,8 @@ pub enum FormsError {
     Resume(#[from] resume::ResumeError),
     #[error("{0}")]
     EngineUnavailable(String),
+    #[error("the control could not be clicked: {0}")]
+    Click(String),
+    #[error("clicking {0:?} changed nothing on the page (the same step twice): stopping here")]
+    NoProgress(String),
 }

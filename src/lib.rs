@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod app;
+pub mod artifacts;
 pub mod breaker;
 pub mod browser;
 pub mod config;

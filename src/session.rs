@@ -133,6 +133,9 @@ pub enum SessionError {
     Invalid(String),
     #[error("{0}")]
     InvalidUrl(String),
+    /// The operation does not apply to the session's current state.
+    #[error("{0}")]
+    InvalidState(String),
     #[error("the worker is shutting down")]
     ShuttingDown,
     #[error(transparent)]

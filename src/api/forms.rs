@@ -1,13 +1,16 @@
-//! `analyze` and `fill` on a live session: what the page asks, and filling it from the
-//! applicant's data.
+//! The form routes of a live session: `analyze` (what the page asks), `fill` (answer it from
+//! the applicant's data), `submit` (move on and know the outcome), `continue` (after a human),
+//! and the artifacts those steps leave.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -19,7 +22,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::forms::fill::{self, FillReport};
 use crate::forms::rules::RulesEngine;
 use crate::forms::scan::{self, Analysis};
-use crate::forms::{Applicant, FormEngine, FormsError, PageKind, resume};
+use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction};
+use crate::forms::{Actions, Applicant, Control, FormEngine, FormsError, PageKind, Platform, Step, resume};
+use crate::guard::{Block, BlockReason};
+use crate::session::{OpGuard, SessionError, SessionId, SessionState};
 
 /// Which engine maps fields to applicant data.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -148,4 +154,177 @@ pub async fn fill(
     session.set_page(page.url.clone(), page.title, None);
     report.block = app.registry.detect(&op, &page.url).await?;
     Ok(Json(report))
+}
+
+/// `POST …/submit` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SubmitRequest {
+    pub action: Option<SubmitAction>,
+    /// Input policy for the click; defaults to the session's.
+    pub humanize: Option<Humanize>,
+}
+
+/// `POST …/submit` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResponse {
+    pub outcome: Outcome,
+    pub clicked: Option<Control>,
+    pub page_kind: PageKind,
+    pub step: Option<Step>,
+    pub confirmation: Option<Confirmation>,
+    pub errors: Vec<StepError>,
+    pub block: Option<Block>,
+    /// URL of the screenshot taken after the outcome.
+    pub screenshot: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// A sign-in page is a human's job: the session waits in `needs_human` with this block.
+fn login_block() -> Block {
+    Block { reason: BlockReason::LoginRequired, detail: "the page asks to sign in".into() }
+}
+
+/// Block detection plus the login rule: a guard block, or a sign-in page.
+async fn detect(app: &App, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, ApiError> {
+    let mut block = app.registry.detect(op, url).await?;
+    if block.is_none() && kind == PageKind::Login {
+        block = Some(login_block());
+        op.session().set_block(block.clone());
+    }
+    Ok(block)
+}
+
+/// A screenshot stored as an artifact; a failure to take or store it is logged, not fatal.
+async fn snapshot(app: &App, op: &OpGuard, label: &str) -> Option<String> {
+    let png = op.browser().screenshot(false).await.map_err(|e| tracing::warn!(error = %e, "no screenshot")).ok()?;
+    app.artifacts
+        .save_png(op.session().id, label, &png)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "screenshot not stored"))
+        .ok()
+}
+
+/// Click the step's primary control (or the one `action` names) and report what happened:
+/// the next step, validation errors, a confirmed submission, a block, or no control.
+#[utoipa::path(post, path = "/api/v2/sessions/{id}/submit", tag = "forms", params(("id" = String, Path)),
+    request_body = SubmitRequest,
+    responses((status = 200, body = SubmitResponse),
+        (status = 409, body = ErrorBody, description = "session_busy / no_progress (the click changed nothing)"),
+        (status = 410, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn submit(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+    OptionalJson(request): OptionalJson<SubmitRequest>,
+) -> Result<Json<SubmitResponse>, ApiError> {
+    let op = app.registry.begin(id)?;
+    let started = std::time::Instant::now();
+    let humanize = request.humanize.unwrap_or(op.session().humanize);
+    let mut rng = StdRng::from_os_rng();
+    let result = submit::submit(op.browser(), request.action.unwrap_or_default(), humanize, &mut rng).await?;
+    let block = detect(&app, &op, &result.url, result.page_kind).await?;
+    let outcome =
+        if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
+    if outcome == Outcome::Submitted
+        && let Some(profile) = &op.session().profile_id
+    {
+        app.registry.profile_succeeded(profile).await;
+    }
+    if let Ok(page) = op.browser().info().await {
+        op.session().set_page(page.url, page.title, None);
+    }
+    let label = match outcome {
+        Outcome::NextStep => "next_step",
+        Outcome::Submitted => "confirmation",
+        Outcome::ValidationErrors => "validation_errors",
+        Outcome::Blocked => "blocked",
+        Outcome::NoControl => "no_control",
+    };
+    let screenshot = snapshot(&app, &op, label).await;
+    Ok(Json(SubmitResponse {
+        outcome,
+        clicked: result.clicked,
+        page_kind: if block.is_some() && result.page_kind != PageKind::Login {
+            PageKind::Blocked
+        } else {
+            result.page_kind
+        },
+        step: result.step,
+        confirmation: result.confirmation,
+        errors: result.errors,
+        block,
+        screenshot,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// What `continue` reports about the page now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageSummary {
+    pub platform: Platform,
+    pub page_kind: PageKind,
+    pub step: Option<Step>,
+    /// Fields a person could fill now (not traps, visible).
+    pub fields: usize,
+    pub actions: Actions,
+}
+
+/// `POST …/continue` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContinueResponse {
+    pub state: SessionState,
+    pub block: Option<Block>,
+    pub url: String,
+    pub title: String,
+    pub analysis: PageSummary,
+}
+
+/// After a person has dealt with a CAPTCHA, sign-in or review: detect again; a clear page
+/// returns the session to `ready`.
+#[utoipa::path(post, path = "/api/v2/sessions/{id}/continue", tag = "forms", params(("id" = String, Path)),
+    responses((status = 200, body = ContinueResponse),
+        (status = 409, body = ErrorBody, description = "invalid_state (not in needs_human) / session_busy"),
+        (status = 410, body = ErrorBody)))]
+pub async fn continue_session(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<Json<ContinueResponse>, ApiError> {
+    if app.registry.get(id)?.block().is_none() {
+        return Err(SessionError::InvalidState(
+            "the session is not waiting for a human (state is not needs_human)".into(),
+        )
+        .into());
+    }
+    let op = app.registry.begin(id)?;
+    let scan = scan::scan(op.browser()).await?;
+    let kind = scan.page_kind();
+    let block = detect(&app, &op, &scan.url, kind).await?;
+    op.session().set_page(scan.url.clone(), scan.title.clone(), None);
+    let state = if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
+    Ok(Json(ContinueResponse {
+        state,
+        analysis: PageSummary {
+            platform: scan.platform(),
+            page_kind: if block.is_some() && kind != PageKind::Login { PageKind::Blocked } else { kind },
+            step: scan.step(kind),
+            fields: scan.live_fields().count(),
+            actions: scan.actions.clone(),
+        },
+        block,
+        url: scan.url,
+        title: scan.title,
+    }))
+}
+
+/// A stored artifact (PNG), also after the session has closed.
+#[utoipa::path(get, path = "/api/v2/sessions/{id}/artifacts/{name}", tag = "forms",
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 404, body = ErrorBody, description = "artifact_not_found")))]
+pub async fn artifact(
+    State(app): State<Arc<App>>,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "artifact_not_found", "no artifact with that name");
+    let id = SessionId::parse(&id).map_err(|_| not_found())?;
+    let png = app.artifacts.read(id, &name).await.map_err(|_| not_found())?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png))
 }

@@ -170,7 +170,9 @@ pub async fn delete_session(
     State(app): State<Arc<App>>,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Json<ClosedSession>, ApiError> {
-    Ok(Json(app.registry.close(id, CloseReason::Closed).await?))
+    let mut closed = app.registry.close(id, CloseReason::Closed).await?;
+    closed.artifacts = app.artifacts.list(id);
+    Ok(Json(closed))
 }
 
 /// Navigate the session's page and wait for it to load.

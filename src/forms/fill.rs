@@ -245,9 +245,9 @@ pub enum FillError {
 }
 
 /// Writes values into one page with one humanize policy.
-struct Executor<'a> {
-    page: &'a dyn FormPage,
-    humanize: Humanize,
+pub(super) struct Executor<'a> {
+    pub(super) page: &'a dyn FormPage,
+    pub(super) humanize: Humanize,
 }
 
 fn js(value: &str) -> String {
@@ -307,7 +307,8 @@ impl Executor<'_> {
         Ok(rect)
     }
 
-    async fn click(&self, selector: &str, rng: &mut StdRng) -> Result<(), FillError> {
+    /// Scrolls to an element and clicks it the way the humanize policy says.
+    pub(super) async fn click(&self, selector: &str, rng: &mut StdRng) -> Result<(), FillError> {
         let rect = self.reveal(selector, rng).await?;
         let (x, y) = self.humanize.click_point(rect, rng);
         if self.humanize != Humanize::Off {

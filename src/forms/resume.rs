@@ -113,7 +113,11 @@ pub async fn download(dir: &Path, url: &str, policy: EgressPolicy) -> Result<Pat
 async fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ResumeError> {
     tokio::fs::create_dir_all(dir).await?;
     let path = dir.join(name);
-    tokio::fs::write(&path, bytes).await?;
+    // Rewriting an identical file would change its mtime, and Chromium refuses to upload a
+    // file that changed after it was chosen (a page may keep the File until its last step).
+    if tokio::fs::read(&path).await.ok().as_deref() != Some(bytes) {
+        tokio::fs::write(&path, bytes).await?;
+    }
     Ok(path)
 }
 

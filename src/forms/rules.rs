@@ -249,7 +249,8 @@ fn canonical_key(page: &PageContext<'_>, field: &Field) -> Option<&'static str> 
             return Some(spec.key);
         }
     }
-    if label.contains("year") && label.contains("experience") && !long_label {
+    let asks_years = label.contains("how many years") || label.starts_with("year") || label.contains("years of");
+    if asks_years && label.contains("experience") && field.kind != FieldKind::Textarea {
         return Some("years_experience");
     }
     if !long_label {
@@ -377,6 +378,8 @@ fn fit(field: &Field, answer: &Value, source: String, confidence: f64) -> Option
             (json!(labels[i]), confidence.min(c))
         }
         FieldKind::Date => (json!(as_text(answer)), confidence),
+        // A dropdown whose options could not be read takes no free text; a typeahead does.
+        FieldKind::Combobox if field.hints.widget == "listbox_button" => return None,
         _ => (json!(as_text(answer)), if field.kind == FieldKind::Combobox { confidence.min(0.8) } else { confidence }),
     };
     let rounded = (conf * 100.0).round() / 100.0;

@@ -33,6 +33,16 @@
     return norm(out).slice(0, limit);
   }
 
+  // "Question Question": labels that carry their text twice (aria-hidden + visually hidden).
+  function dedupe(t) {
+    const w = t.split(' ');
+    if (w.length % 2 === 0 && w.length >= 2) {
+      const half = w.length / 2;
+      if (w.slice(0, half).join(' ') === w.slice(half).join(' ')) return w.slice(0, half).join(' ');
+    }
+    return t;
+  }
+
   function byId(root, id) {
     try { return root.getElementById ? root.getElementById(id) : root.querySelector('#' + CSS.escape(id)); } catch (e) { return null; }
   }
@@ -258,6 +268,12 @@
     return box ? box.querySelector('[role="listbox"], .select__menu') : null;
   }
 
+  // The open popup listbox anywhere in the document (Workday renders it at the end of <body>).
+  function openListbox(doc) {
+    const boxes = Array.from(doc.querySelectorAll('[role="listbox"]')).filter((b) => visibility(b) === 'visible');
+    return boxes.length ? boxes[boxes.length - 1] : null;
+  }
+
   function optionsIn(listbox) {
     if (!listbox) return [];
     return Array.from(listbox.querySelectorAll('[role="option"], .select__option'))
@@ -270,19 +286,24 @@
 
   // Opens a closed combobox just long enough to read its options, then closes it again.
   async function probeOptions(el) {
-    let opts = optionsIn(listboxOf(el));
+    const read = () => {
+      let o = optionsIn(listboxOf(el));
+      if (!o.length && el.getAttribute('aria-expanded') === 'true') o = optionsIn(openListbox(el.ownerDocument));
+      return o;
+    };
+    let opts = read();
     if (opts.length || el.getAttribute('aria-expanded') === 'true') return opts;
     const before = el.ownerDocument.activeElement;
     try {
       el.focus({ preventScroll: true });
       key(el, 'ArrowDown');
       await tick();
-      opts = optionsIn(listboxOf(el));
-      if (!opts.length) {
+      opts = read();
+      if (!opts.length && el.getAttribute('aria-expanded') !== 'true') {
         const target = el.tagName === 'BUTTON' ? el : (el.closest('.select__control, [class*="select__control"]') || el);
         for (const type of ['mousedown', 'mouseup', 'click']) target.dispatchEvent(new MouseEvent(type, { bubbles: true, cancelable: true, view: window }));
         await tick();
-        opts = optionsIn(listboxOf(el));
+        opts = read();
       }
     } finally {
       if (el.getAttribute('aria-expanded') === 'true' || optionsIn(listboxOf(el)).length) {
@@ -391,7 +412,7 @@
         continue;
       }
       const fieldKind = kind === 'radio' || kind === 'button' ? 'radio_group' : kind === 'checkbox' && groupKey ? 'checkbox_group' : kind;
-      const rawLabel = labelFor(el, fieldKind);
+      const rawLabel = dedupe(norm(labelFor(el, fieldKind)));
       const label = stripReq(rawLabel);
       const reason = trapReason(el, kind, vis, label);
       const sel = selectorIn(el, root);
@@ -448,6 +469,7 @@
         accept: el.getAttribute('accept') || null,
         max_length: el.maxLength > 0 ? el.maxLength : null,
       };
+      Object.defineProperty(field, '__el', { value: el, enumerable: false, configurable: true });
       if (fieldKind === 'combobox' && !reason) probes.push([field, el]);
       if (groupKey) seenGroups.set(prefix.join() + groupKey, field);
       fields.push(field);
@@ -458,28 +480,81 @@
   // Primary actions.
   const CLICKABLE = 'button, input[type=submit], input[type=button], a[href], a[role=button], [role=button]';
   const actionRules = {
-    submit: (t, el) => /^(submit( your)? application|submit|send application|apply|send|finish|complete application)$/i.test(t) || el.matches('#submit_app, [data-qa=btn-submit], #btn-submit, [aria-label="Submit application"], [data-automation-id=bottom-navigation-submit-button]'),
+    submit: (t, el) => /^(submit( your)? application|submit|send application|send|finish|complete application)$/i.test(t) || el.matches('#submit_app, [data-qa=btn-submit], #btn-submit, [aria-label="Submit application"], [data-automation-id=bottom-navigation-submit-button]'),
     review: (t, el) => /^review( your application)?$/i.test(t) || el.matches('[aria-label="Review your application"]'),
     next: (t, el) => /^(next( step)?|continue|save and continue|save & continue|next page)$/i.test(t) || el.matches('[aria-label="Continue to next step"], [data-automation-id=bottom-navigation-next-button], [data-automation-id=pageFooterNextButton]'),
     apply: (t, el) => /^(easy apply|apply|apply now|apply for this (job|position|role)|apply manually|i'?m interested|start application)$/i.test(t) || el.matches('[data-automation-id=adventureButton], [data-automation-id=applyManually], .jobs-apply-button, a[href*="/apply"]:not([href*="apply_with"])'),
   };
-  const actions = {};
+  // Controls in an open dialog come first: a dialog over a page is what a person acts on.
+  const DIALOG = '[role="dialog"], [aria-modal="true"], .artdeco-modal';
+  const clickables = [];
   for (const { root, prefix } of roots) {
     for (const el of root.querySelectorAll(CLICKABLE)) {
-      if (visibility(el) !== 'visible' || el.disabled) continue;
-      const t = norm(el.getAttribute('aria-label') && !textOf(el) ? el.getAttribute('aria-label') : (textOf(el) || el.value || ''));
-      for (const [kind, rule] of Object.entries(actionRules)) {
-        if (actions[kind]) continue;
-        if (kind !== 'apply' && scope && !scope.contains(el) && !(el.form && el.form === scope)) continue;
-        if (rule(t, el)) { actions[kind] = { selector: fullSelector(prefix, selectorIn(el, root)), text: t }; break; }
-      }
+      if (visibility(el) !== 'visible' || el.disabled || el.getAttribute('aria-disabled') === 'true') continue;
+      clickables.push({ el, root, prefix, inDialog: !!el.closest(DIALOG) });
     }
+  }
+  clickables.sort((a, b) => (b.inDialog ? 1 : 0) - (a.inDialog ? 1 : 0));
+  const actions = {};
+  for (const { el, root, prefix } of clickables) {
+    const own = textOf(el);
+    const t = norm(el.getAttribute('aria-label') && !own ? el.getAttribute('aria-label') : (own || el.value || ''));
+    for (const [kind, rule] of Object.entries(actionRules)) {
+      if (actions[kind]) continue;
+      if (kind !== 'apply' && scope && !scope.contains(el) && !(el.form && el.form === scope)) continue;
+      if (rule(t, el)) { actions[kind] = { selector: fullSelector(prefix, selectorIn(el, root)), text: t }; break; }
+    }
+  }
+
+  // Visible error messages: per field (aria-invalid, inline feedback in its question) and for the form.
+  const ERROR = '.artdeco-inline-feedback--error, [data-automation-id="errorMessage"], [role="alert"], .error, .field-error, .error-message, .invalid-feedback, [class*="error-text"], [id$="-error"], [id$="_error"]';
+  const QUESTION = '.application-question, [data-test-form-element], [data-automation-id^="formField"], [class*="field-entry"], [class*="fieldEntry"], .field, fieldset, .form-group, p, li';
+  const errorTexts = new Set();
+  for (const f of fields) {
+    const el = f.__el;
+    if (!el || f.trap) continue;
+    const box = el.closest(QUESTION);
+    let message = null;
+    const described = (el.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean).map((id) => byId(el.getRootNode(), id)).filter((n) => n && n.matches(ERROR) && visibility(n) === 'visible');
+    const inline = box ? Array.from(box.querySelectorAll(ERROR)).filter((n) => visibility(n) === 'visible' && textOf(n)) : [];
+    const source = described[0] || inline[0];
+    if (source) { message = textOf(source, 200); errorTexts.add(message); }
+    if (!message && el.getAttribute('aria-invalid') === 'true') message = 'marked invalid';
+    if (message) f.error = message;
+  }
+  const formErrors = [];
+  for (const { root } of roots) {
+    for (const n of root.querySelectorAll(ERROR + ', [data-automation-id="errorBanner"], .error-summary, #error_explanation')) {
+      if (scope && !scope.contains(n)) continue;
+      const t = textOf(n, 200);
+      if (t && visibility(n) === 'visible' && !errorTexts.has(t) && !formErrors.includes(t)) formErrors.push(t);
+    }
+  }
+  for (const f of fields) delete f.__el;
+
+  // Confirmation wording on visible headings first, then any visible text block.
+  const CONFIRM = /thank you for applying|thanks for applying|application (has been )?(submitted|received|sent)|we('|’)ve received your application|we have received your application|your application (was|has been) (sent|submitted|received)/i;
+  let confirmation = null;
+  for (const sel of ['h1, h2, h3, h4, [role="heading"]', 'p, div, span']) {
+    for (const n of document.querySelectorAll(sel)) {
+      const t = textOf(n, 300);
+      if (t && t.length < 200 && CONFIRM.test(t) && visibility(n) === 'visible') { confirmation = t; break; }
+    }
+    if (confirmation) break;
   }
 
   // Platform and page-kind signals.
   const count = (sel) => roots.reduce((n, { root }) => { try { return n + root.querySelectorAll(sel).length; } catch (e) { return n; } }, 0);
   const bodyText = norm((document.body || document.documentElement).innerText).slice(0, 4000);
   const stepMatch = bodyText.match(/step (\d+) (?:of|\/) (\d+)/i);
+  let step = stepMatch ? { index: +stepMatch[1], total: +stepMatch[2] } : null;
+  const bar = document.querySelector('[data-automation-id="progressBar"]');
+  if (bar) {
+    const items = Array.from(bar.querySelectorAll('li'));
+    const active = items.findIndex((li) => li.matches('[data-automation-id="progressBarActiveStep"]') || li.querySelector('[data-automation-id="progressBarActiveStep"]'));
+    if (items.length && active >= 0) step = { index: active + 1, total: items.length };
+  }
+  const idMatch = bodyText.match(/(?:application|confirmation|reference|submission)\s*(?:id|number|no\.?|#|code)\s*[:#]?\s*([A-Z0-9][A-Z0-9-]{3,})/i);
   const signals = {
     greenhouse_legacy: count('form#application_form, input[name^="job_application["], #submit_app, #resume_fieldset'),
     greenhouse: count('.select__input, label[id$="-label"][for], #grnhse_app, [class*="greenhouse"], meta[content*="greenhouse" i], script[src*="greenhouse"]') + (/powered by greenhouse/i.test(bodyText) ? 5 : 0),
@@ -495,10 +570,17 @@
     fields: fields.filter((f) => !(f.widget === 'button_group' && f.options.length < 2)),
     actions,
     signals,
-    scoped: !!scope,
+    scope: scope ? (scope.tagName === 'FORM' ? 'form' : 'modal') : null,
     body_sample: bodyText.slice(0, 2000),
-    step: stepMatch ? { index: +stepMatch[1], total: +stepMatch[2] } : null,
-    heading: (() => { const h = (scope && scope.querySelector('h1, h2, h3')) || document.querySelector('h1, h2'); return h ? textOf(h, 120) : null; })(),
+    step,
+    heading: (() => {
+      const first = fields.find((f) => !f.trap && (f.visible || f.kind === 'file') && f.section);
+      if (first) return first.section;
+      const h = (scope && scope.querySelector('h1, h2, h3')) || document.querySelector('h1, h2');
+      return h ? textOf(h, 120) : null;
+    })(),
+    form_errors: formErrors,
+    confirmation: confirmation ? { message: confirmation, confirmation_id: idMatch ? idMatch[1] : null } : null,
     scan_ms: performance.now() - started,
   };
 })()

@@ -13,18 +13,6 @@ use crate::guard::Block;
 
 const SCRIPT: &str = include_str!("scan.js");
 
-/// Confirmation wording seen on real thank-you pages.
-const CONFIRMATION: &[&str] = &[
-    "thank you for applying",
-    "thanks for applying",
-    "application submitted",
-    "application has been submitted",
-    "we've received your application",
-    "we have received your application",
-    "your application was sent",
-    "application received",
-];
-
 /// What the scanner returns.
 #[derive(Debug, Deserialize)]
 pub struct PageScan {
@@ -35,15 +23,26 @@ pub struct PageScan {
     pub actions: Actions,
     #[serde(default)]
     pub signals: Signals,
-    /// True when the scan was limited to one form or modal.
+    /// What the scan was limited to: `form`, `modal` or nothing (the whole page).
+    pub scope: Option<String>,
+    /// Visible error messages not tied to one field.
     #[serde(default)]
-    pub scoped: bool,
+    pub form_errors: Vec<String>,
+    /// Visible confirmation wording (and an application id shown with it).
+    pub confirmation: Option<SeenConfirmation>,
     #[serde(default)]
     pub body_sample: String,
     pub step: Option<RawStep>,
     pub heading: Option<String>,
     #[serde(default)]
     pub scan_ms: f64,
+}
+
+/// Confirmation wording the scanner saw on the page.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SeenConfirmation {
+    pub message: String,
+    pub confirmation_id: Option<String>,
 }
 
 /// "Step n of m" as the page shows it.
@@ -80,30 +79,44 @@ impl PageScan {
         platforms::detect(&self.url, &self.signals)
     }
 
+    /// Fields a person could fill now.
+    pub fn live_fields(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.trap && (f.hints.visible || f.kind == FieldKind::File))
+    }
+
     /// What kind of page this is, from its fields, actions and text.
     pub fn page_kind(&self) -> PageKind {
-        let live: Vec<&Field> =
-            self.fields.iter().filter(|f| !f.trap && (f.hints.visible || f.kind == FieldKind::File)).collect();
-        let text = self.body_sample.to_lowercase();
-        if live.len() <= 1 && CONFIRMATION.iter().any(|c| text.contains(c)) {
+        let live = self.live_fields().count();
+        let has_file = self.live_fields().any(|f| f.kind == FieldKind::File);
+        let progress = self.actions.next.is_some() || self.actions.review.is_some() || self.actions.submit.is_some();
+        if self.confirmation.is_some() && live <= 1 && !progress {
             return PageKind::Confirmation;
         }
-        if self.signals.password_fields > 0 && live.len() <= 4 {
+        if self.signals.password_fields > 0 && live <= 4 {
             return PageKind::Login;
         }
-        if live.len() >= 2 || live.iter().any(|f| f.kind == FieldKind::File) {
+        if live >= 2 || has_file || self.scope.as_deref() == Some("modal") {
             return PageKind::ApplicationForm;
         }
         if self.actions.apply.is_some() {
             return PageKind::JobPosting;
         }
+        if progress {
+            return PageKind::ApplicationForm;
+        }
         PageKind::Unknown
     }
 
-    fn step(&self, kind: PageKind) -> Option<Step> {
+    /// Where a multi-step form is; a single-page form is step 1 of 1.
+    pub fn step(&self, kind: PageKind) -> Option<Step> {
         match (self.step, kind) {
-            (Some(s), _) => Some(Step { index: s.index, total: s.total, title: self.heading.clone() }),
-            (None, PageKind::ApplicationForm) => Some(Step { index: 1, total: 1, title: self.heading.clone() }),
+            (Some(s), _) => Some(Step { index: Some(s.index), total: Some(s.total), title: self.heading.clone() }),
+            (None, PageKind::ApplicationForm) if self.platform() == Platform::Linkedin => {
+                Some(Step { index: None, total: None, title: self.heading.clone() })
+            }
+            (None, PageKind::ApplicationForm) => {
+                Some(Step { index: Some(1), total: Some(1), title: self.heading.clone() })
+            }
             _ => None,
         }
     }

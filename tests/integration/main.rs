@@ -7,6 +7,7 @@ mod adspower;
 mod errors;
 mod fake_adspower;
 mod fill_inputs;
+mod flows;
 mod forms;
 mod guard;
 mod lifecycle;

@@ -186,6 +186,31 @@ impl TestApp {
         op.browser().eval("test eval", expression).await.expect("script runs")
     }
 
+    /// Types into an element as a person would: a real click to focus it, then key events.
+    pub async fn type_into(&self, id: &str, selector: &str, text: &str) {
+        use browser_worker::forms::FormPage;
+        self.click(id, selector).await;
+        let app = &self.server.as_ref().unwrap().app;
+        let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
+        for c in text.chars() {
+            op.browser().type_char(c).await.expect("key event");
+        }
+    }
+
+    /// Clicks the middle of an element with real mouse events.
+    pub async fn click(&self, id: &str, selector: &str) {
+        use browser_worker::forms::FormPage;
+        let app = &self.server.as_ref().unwrap().app;
+        let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
+        let script = format!(
+            "(() => {{ const el = document.querySelector({}); el.scrollIntoView({{block: 'center'}}); const r = el.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()",
+            serde_json::to_string(selector).unwrap()
+        );
+        let point = op.browser().eval("locate", &script).await.expect("element is on the page");
+        let (x, y) = (point[0].as_f64().unwrap(), point[1].as_f64().unwrap());
+        op.browser().click_at(x, y).await.expect("mouse events");
+    }
+
     /// `warm_pool_ready` from `/health`.
     pub async fn pool_ready(&self) -> u64 {
         let (_, health) = self.call(Method::GET, "/health", None).await;
@@ -221,6 +246,7 @@ fn fixture_routes() -> Router {
     Router::new()
         .route("/pages/{name}", get(page))
         .route("/forms/{*path}", get(form_file))
+        .route("/submit/{name}", axum::routing::post(record_submission))
         .route(
             "/big.pdf",
             get(|| async { ([(header::CONTENT_TYPE, "application/pdf")], vec![b'%'; 11 * 1024 * 1024]) }),
@@ -256,6 +282,40 @@ async fn page(UrlPath(name): UrlPath<String>) -> impl IntoResponse {
         Ok(html) => Html(html).into_response(),
         Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// What fixture forms posted to `/submit/<name>`: the employer's view of an application.
+static SUBMISSIONS: std::sync::Mutex<Vec<(String, Value)>> = std::sync::Mutex::new(Vec::new());
+
+/// The last payload posted to `/submit/<name>`, if any: fields by name (repeated names as
+/// arrays), files as `{filename, size, base64}`, empty file parts as null.
+pub fn submission(name: &str) -> Option<Value> {
+    SUBMISSIONS.lock().unwrap().iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+async fn record_submission(UrlPath(name): UrlPath<String>, mut form: axum::extract::Multipart) -> impl IntoResponse {
+    use base64::Engine as _;
+    let mut payload = serde_json::Map::new();
+    while let Ok(Some(field)) = form.next_field().await {
+        let key = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let bytes = field.bytes().await.unwrap_or_default();
+        let value = match filename {
+            Some(f) if f.is_empty() && bytes.is_empty() => Value::Null,
+            Some(f) => serde_json::json!({"filename": f, "size": bytes.len(),
+                "base64": base64::engine::general_purpose::STANDARD.encode(&bytes)}),
+            None => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+        };
+        match payload.get_mut(&key) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => *existing = Value::Array(vec![existing.clone(), value]),
+            None => {
+                payload.insert(key, value);
+            }
+        }
+    }
+    SUBMISSIONS.lock().unwrap().push((name, Value::Object(payload)));
+    axum::response::Redirect::to("/forms/confirm.html?id=APP-12345")
 }
 
 /// Files under `tests/fixtures/forms`, with a content type from the extension.

@@ -11,6 +11,8 @@ pub fn key_for(field: &Field) -> Option<&'static str> {
         "name--legalname--lastname" => "last_name",
         "email" | "emailaddress" => "email",
         "phonenumber--phonenumber" | "phone-number" => "phone",
+        "phonenumber--countryphonecode" => "country",
+        "phonenumber--phonetype" => "phone_device_type",
         "address--city" => "city",
         "address--addressline1" => "address",
         "address--postalcode" => "postal_code",

@@ -1,0 +1,71 @@
+//! Artifacts: screenshots a session's steps leave behind (`<data_dir>/artifacts/<session>/`),
+//! served by `GET /api/v2/sessions/{id}/artifacts/{name}` after the session has closed too.
+//! Names are generated here; a requested name must be a plain file name, so no path escapes.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::session::SessionId;
+
+/// Failures storing or reading an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("no artifact with that name")]
+    NotFound,
+    #[error("the artifact could not be stored: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Local artifact storage.
+pub struct Artifacts {
+    root: PathBuf,
+}
+
+impl Artifacts {
+    /// Uses `root`, deleting session dirs older than `retention` (they hold personal data).
+    pub fn new(root: PathBuf, retention: Duration) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&root)?;
+        let cutoff = SystemTime::now() - retention;
+        for entry in std::fs::read_dir(&root)?.flatten() {
+            let old = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
+            if old {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(Self { root })
+    }
+
+    /// Stores a PNG under a fresh name like `003-submitted.png`; returns its URL path.
+    pub async fn save_png(&self, session: SessionId, label: &str, png: &[u8]) -> Result<String, ArtifactError> {
+        let dir = self.root.join(session.to_string());
+        tokio::fs::create_dir_all(&dir).await?;
+        let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name = format!("{:03}-{label}.png", count + 1);
+        tokio::fs::write(dir.join(&name), png).await?;
+        Ok(url(session, &name))
+    }
+
+    /// The bytes of an artifact; names other than plain `[A-Za-z0-9._-]` file names are not found.
+    pub async fn read(&self, session: SessionId, name: &str) -> Result<Vec<u8>, ArtifactError> {
+        let plain = !name.is_empty()
+            && !name.starts_with('.')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !plain {
+            return Err(ArtifactError::NotFound);
+        }
+        tokio::fs::read(self.root.join(session.to_string()).join(name)).await.map_err(|_| ArtifactError::NotFound)
+    }
+
+    /// URL paths of a session's artifacts, oldest first.
+    pub fn list(&self, session: SessionId) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(session.to_string())) else { return Vec::new() };
+        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names.iter().map(|n| url(session, n)).collect()
+    }
+}
+
+fn url(session: SessionId, name: &str) -> String {
+    format!("/api/v2/sessions/{session}/artifacts/{name}")
+}
