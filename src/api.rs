@@ -2,11 +2,13 @@
 //! and the OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod events;
 pub mod forms;
 pub mod health;
 pub mod json;
 pub mod profiles;
 pub mod sessions;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,6 +63,8 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(forms::submit))
         .routes(routes!(forms::continue_session))
         .routes(routes!(forms::artifact))
+        .routes(routes!(events::session_events))
+        .routes(routes!(tasks::run_task))
         .routes(routes!(profiles::list_profiles))
         .routes(routes!(profiles::resolve_profile))
         .routes(routes!(profiles::disable_profile))

@@ -18,6 +18,7 @@ use crate::browser::chromium::ChromiumProvider;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, ProviderKind};
+use crate::notify::Notifier;
 use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
 
@@ -37,6 +38,10 @@ pub struct App {
     pub pool: Option<Arc<WarmPool>>,
     /// Screenshots of sessions' steps.
     pub artifacts: Arc<Artifacts>,
+    /// Webhook delivery.
+    pub notifier: Arc<Notifier>,
+    /// V1 tasks running now (`/health.active_tasks`).
+    pub active_tasks: std::sync::atomic::AtomicUsize,
     pub started: Instant,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
@@ -82,18 +87,22 @@ impl App {
         // Pooled browsers are ephemeral; AdsPower sessions always have a profile.
         let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
-        let registry = Arc::new(SessionRegistry::new(
-            provider,
-            breaker.clone(),
-            pool.clone(),
-            Limits {
-                max_sessions: config.max_sessions,
-                idle_timeout: config.idle_timeout(),
-                max_lifetime: config.max_lifetime(),
-                files_root: config.data_dir.join("tmp"),
-            },
-            tracker.clone(),
-        ));
+        let notifier = Notifier::start(config.egress(), cancel.clone(), &tracker);
+        let registry = Arc::new(
+            SessionRegistry::new(
+                provider,
+                breaker.clone(),
+                pool.clone(),
+                Limits {
+                    max_sessions: config.max_sessions,
+                    idle_timeout: config.idle_timeout(),
+                    max_lifetime: config.max_lifetime(),
+                    files_root: config.data_dir.join("tmp"),
+                },
+                tracker.clone(),
+            )
+            .with_notifier(notifier.clone()),
+        );
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
         if let Some(client) = adspower.clone() {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
@@ -104,6 +113,8 @@ impl App {
         );
         Ok(Arc::new(Self {
             artifacts,
+            notifier,
+            active_tasks: std::sync::atomic::AtomicUsize::new(0),
             config,
             api_keys,
             registry,

@@ -187,3 +187,22 @@ impl From<FormsError> for ApiError {
         }
     }
 }
+
+impl From<crate::flow::FlowError> for ApiError {
+    fn from(e: crate::flow::FlowError) -> Self {
+        match e {
+            crate::flow::FlowError::Session(s) => s.into(),
+            crate::flow::FlowError::Forms(f) => f.into(),
+            crate::flow::FlowError::Stopped(m) => Self::new(StatusCode::CONFLICT, "task_stopped", m),
+        }
+    }
+}
+
+impl From<crate::tasks::TaskError> for ApiError {
+    fn from(e: crate::tasks::TaskError) -> Self {
+        match e {
+            crate::tasks::TaskError::Invalid(m) => Self::validation(m),
+            crate::tasks::TaskError::Session(s) => s.into(),
+        }
+    }
+}

@@ -36,6 +36,8 @@ pub enum BlockReason {
     LoginRequired,
     RedirectToVerification,
     EmptyPageRedirect,
+    /// Not a block of the site's: copilot mode waits for a person to review before submitting.
+    ReviewRequired,
 }
 
 impl BlockReason {
@@ -48,6 +50,7 @@ impl BlockReason {
             BlockReason::LoginRequired => "login_required",
             BlockReason::RedirectToVerification => "redirect_to_verification",
             BlockReason::EmptyPageRedirect => "empty_page_redirect",
+            BlockReason::ReviewRequired => "review_required",
         }
     }
 }

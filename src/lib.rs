@@ -22,9 +22,12 @@ pub mod browser;
 pub mod config;
 pub mod egress;
 pub mod error;
+pub mod flow;
 pub mod forms;
 pub mod guard;
+pub mod notify;
 pub mod session;
+pub mod tasks;
 pub mod telemetry;
 
 pub use app::{App, Server};

@@ -202,7 +202,9 @@ pub struct Session {
     pub humanize: Humanize,
     /// The session's own files (downloaded resumes); removed when it closes.
     pub files_dir: PathBuf,
-    metadata: Map<String, Value>,
+    /// Its events (replayed to SSE subscribers, sent to its webhook).
+    pub events: crate::notify::EventLog,
+    pub(crate) metadata: Map<String, Value>,
     status: Mutex<Status>,
     /// The browser; `None` once closed. Holding the lock is holding the session's one operation.
     browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,
@@ -213,7 +215,7 @@ pub struct Session {
     /// Fires when the browser dies (process exit or lost connection).
     dead: CancellationToken,
     /// Fires once the session is fully closed and released.
-    ended: CancellationToken,
+    pub(crate) ended: CancellationToken,
     /// The capacity slot, given back when the session is closed.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
@@ -284,12 +286,24 @@ impl Session {
     }
 
     /// Records the result of block detection; a block keeps the session in `needs_human`.
+    /// A change is an event (`captcha_detected` for a CAPTCHA, else `state_change`).
     pub fn set_block(&self, block: Option<Block>) {
-        let mut status = self.status.lock().unwrap();
-        if block.is_some() && status.state == SessionState::Ready {
-            status.state = SessionState::NeedsHuman;
+        let previous = {
+            let mut status = self.status.lock().unwrap();
+            if block.is_some() && status.state == SessionState::Ready {
+                status.state = SessionState::NeedsHuman;
+            }
+            std::mem::replace(&mut status.block, block.clone())
+        };
+        match (&previous, &block) {
+            (None, Some(b)) | (Some(_), Some(b)) if previous.as_ref() != Some(b) => {
+                let kind =
+                    if b.reason == crate::guard::BlockReason::Captcha { "captcha_detected" } else { "state_change" };
+                self.events.emit(kind, serde_json::json!({"state": "needs_human", "block": b}));
+            }
+            (Some(_), None) => self.events.emit("state_change", serde_json::json!({"state": "ready"})),
+            _ => {}
         }
-        status.block = block;
     }
 
     /// The block found by the last detection.

@@ -8,9 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -19,13 +17,13 @@ use super::sessions::SessionIdPath;
 use crate::app::App;
 use crate::browser::humanize::Humanize;
 use crate::error::{ApiError, ErrorBody};
-use crate::forms::fill::{self, FillReport};
+use crate::flow::{self, ContinueResponse, InlineResume, SubmitResponse};
+use crate::forms::fill::FillReport;
 use crate::forms::rules::RulesEngine;
-use crate::forms::scan::{self, Analysis};
-use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction};
-use crate::forms::{Actions, Applicant, Control, FormEngine, FormsError, PageKind, Platform, Step, resume};
-use crate::guard::{Block, BlockReason};
-use crate::session::{OpGuard, SessionError, SessionId, SessionState};
+use crate::forms::scan::Analysis;
+use crate::forms::submit::SubmitAction;
+use crate::forms::{Applicant, FormEngine, FormsError};
+use crate::session::{SessionError, SessionId};
 
 /// Which engine maps fields to applicant data.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
@@ -47,13 +45,6 @@ pub struct AnalyzeRequest {
     #[schema(value_type = Option<Object>)]
     pub qa_answers: Option<Map<String, Value>>,
     pub engine: Option<EngineChoice>,
-}
-
-/// A resume given inline.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct InlineResume {
-    pub filename: String,
-    pub content_base64: String,
 }
 
 /// `POST …/fill` body.
@@ -102,12 +93,7 @@ pub async fn analyze(
         qa_answers: request.qa_answers.unwrap_or_default(),
         ..Applicant::default()
     };
-    let mut analysis = scan::analyze(op.browser(), engine, &applicant).await?;
-    op.session().set_page(analysis.url.clone(), analysis.title.clone(), None);
-    analysis.block = app.registry.detect(&op, &analysis.url).await?;
-    if analysis.block.is_some() {
-        analysis.page_kind = PageKind::Blocked;
-    }
+    let analysis = flow::analyze(&app, &op, engine, &applicant).await?;
     Ok(Json(analysis))
 }
 
@@ -129,17 +115,7 @@ pub async fn fill(
     }
     let op = app.registry.begin(id)?;
     let session = op.session();
-    let resume = match (&request.resume_file_url, &request.resume) {
-        (Some(url), _) => {
-            Some(resume::download(&session.files_dir, url, app.config.egress()).await.map_err(FormsError::from)?)
-        }
-        (None, Some(inline)) => Some(
-            resume::store_inline(&session.files_dir, &inline.filename, &inline.content_base64)
-                .await
-                .map_err(FormsError::from)?,
-        ),
-        (None, None) => None,
-    };
+    let resume = flow::resume_file(&app, session, request.resume_file_url.as_deref(), request.resume.as_ref()).await?;
     let applicant = Applicant {
         user_data: request.user_data.unwrap_or_default(),
         qa_answers: request.qa_answers.unwrap_or_default(),
@@ -148,11 +124,7 @@ pub async fn fill(
     };
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();
-    let mut rng = StdRng::from_os_rng();
-    let mut report = fill::fill(op.browser(), engine, &applicant, &overrides, humanize, &mut rng).await?;
-    let page = op.browser().info().await.map_err(FormsError::from)?;
-    session.set_page(page.url.clone(), page.title, None);
-    report.block = app.registry.detect(&op, &page.url).await?;
+    let report = flow::fill(&app, &op, engine, &applicant, &overrides, humanize).await?;
     Ok(Json(report))
 }
 
@@ -162,46 +134,6 @@ pub struct SubmitRequest {
     pub action: Option<SubmitAction>,
     /// Input policy for the click; defaults to the session's.
     pub humanize: Option<Humanize>,
-}
-
-/// `POST …/submit` answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubmitResponse {
-    pub outcome: Outcome,
-    pub clicked: Option<Control>,
-    pub page_kind: PageKind,
-    pub step: Option<Step>,
-    pub confirmation: Option<Confirmation>,
-    pub errors: Vec<StepError>,
-    pub block: Option<Block>,
-    /// URL of the screenshot taken after the outcome.
-    pub screenshot: Option<String>,
-    pub elapsed_ms: u64,
-}
-
-/// A sign-in page is a human's job: the session waits in `needs_human` with this block.
-fn login_block() -> Block {
-    Block { reason: BlockReason::LoginRequired, detail: "the page asks to sign in".into() }
-}
-
-/// Block detection plus the login rule: a guard block, or a sign-in page.
-async fn detect(app: &App, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, ApiError> {
-    let mut block = app.registry.detect(op, url).await?;
-    if block.is_none() && kind == PageKind::Login {
-        block = Some(login_block());
-        op.session().set_block(block.clone());
-    }
-    Ok(block)
-}
-
-/// A screenshot stored as an artifact; a failure to take or store it is logged, not fatal.
-async fn snapshot(app: &App, op: &OpGuard, label: &str) -> Option<String> {
-    let png = op.browser().screenshot(false).await.map_err(|e| tracing::warn!(error = %e, "no screenshot")).ok()?;
-    app.artifacts
-        .save_png(op.session().id, label, &png)
-        .await
-        .map_err(|e| tracing::warn!(error = %e, "screenshot not stored"))
-        .ok()
 }
 
 /// Click the step's primary control (or the one `action` names) and report what happened:
@@ -217,65 +149,8 @@ pub async fn submit(
     OptionalJson(request): OptionalJson<SubmitRequest>,
 ) -> Result<Json<SubmitResponse>, ApiError> {
     let op = app.registry.begin(id)?;
-    let started = std::time::Instant::now();
     let humanize = request.humanize.unwrap_or(op.session().humanize);
-    let mut rng = StdRng::from_os_rng();
-    let result = submit::submit(op.browser(), request.action.unwrap_or_default(), humanize, &mut rng).await?;
-    let block = detect(&app, &op, &result.url, result.page_kind).await?;
-    let outcome =
-        if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
-    if outcome == Outcome::Submitted
-        && let Some(profile) = &op.session().profile_id
-    {
-        app.registry.profile_succeeded(profile).await;
-    }
-    if let Ok(page) = op.browser().info().await {
-        op.session().set_page(page.url, page.title, None);
-    }
-    let label = match outcome {
-        Outcome::NextStep => "next_step",
-        Outcome::Submitted => "confirmation",
-        Outcome::ValidationErrors => "validation_errors",
-        Outcome::Blocked => "blocked",
-        Outcome::NoControl => "no_control",
-    };
-    let screenshot = snapshot(&app, &op, label).await;
-    Ok(Json(SubmitResponse {
-        outcome,
-        clicked: result.clicked,
-        page_kind: if block.is_some() && result.page_kind != PageKind::Login {
-            PageKind::Blocked
-        } else {
-            result.page_kind
-        },
-        step: result.step,
-        confirmation: result.confirmation,
-        errors: result.errors,
-        block,
-        screenshot,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-    }))
-}
-
-/// What `continue` reports about the page now.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PageSummary {
-    pub platform: Platform,
-    pub page_kind: PageKind,
-    pub step: Option<Step>,
-    /// Fields a person could fill now (not traps, visible).
-    pub fields: usize,
-    pub actions: Actions,
-}
-
-/// `POST …/continue` answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ContinueResponse {
-    pub state: SessionState,
-    pub block: Option<Block>,
-    pub url: String,
-    pub title: String,
-    pub analysis: PageSummary,
+    Ok(Json(flow::submit(&app, &op, request.action.unwrap_or_default(), humanize).await?))
 }
 
 /// After a person has dealt with a CAPTCHA, sign-in or review: detect again; a clear page
@@ -295,24 +170,7 @@ pub async fn continue_session(
         .into());
     }
     let op = app.registry.begin(id)?;
-    let scan = scan::scan(op.browser()).await?;
-    let kind = scan.page_kind();
-    let block = detect(&app, &op, &scan.url, kind).await?;
-    op.session().set_page(scan.url.clone(), scan.title.clone(), None);
-    let state = if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
-    Ok(Json(ContinueResponse {
-        state,
-        analysis: PageSummary {
-            platform: scan.platform(),
-            page_kind: if block.is_some() && kind != PageKind::Login { PageKind::Blocked } else { kind },
-            step: scan.step(kind),
-            fields: scan.live_fields().count(),
-            actions: scan.actions.clone(),
-        },
-        block,
-        url: scan.url,
-        title: scan.title,
-    }))
+    Ok(Json(flow::resume_after_human(&app, &op).await?))
 }
 
 /// A stored artifact (PNG), also after the session has closed.

@@ -42,7 +42,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         adspower,
         active_sessions: app.registry.active(),
         max_sessions: app.registry.max_sessions(),
-        active_tasks: 0,
+        active_tasks: app.active_tasks.load(std::sync::atomic::Ordering::SeqCst),
         warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
         uptime_seconds: app.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),

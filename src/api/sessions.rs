@@ -19,6 +19,7 @@ use crate::browser::humanize::Humanize;
 use crate::config::ProviderKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Block;
+use crate::notify::Callback;
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
 
@@ -37,6 +38,10 @@ pub struct CreateSessionRequest {
     pub idle_timeout_secs: Option<u64>,
     /// Default input policy for fills on this session (`human`, `fast`, `off`; default `human`).
     pub humanize: Option<Humanize>,
+    /// Where the session's events are POSTed (http/https; same egress rules as resumes).
+    pub callback_url: Option<String>,
+    /// Sent as `Authorization: Bearer` with each webhook.
+    pub callback_token: Option<String>,
     pub viewport: Option<Viewport>,
     /// Caller's own data, returned as given (e.g. `task_id`, `user_id`).
     #[schema(value_type = Option<Object>)]
@@ -110,9 +115,30 @@ impl CreateSessionRequest {
             idle_timeout,
             viewport: self.viewport.map(|v| (v.width, v.height)),
             humanize: self.humanize.unwrap_or_default(),
+            callback: callback(self.callback_url.as_deref(), self.callback_token)?,
             metadata: self.metadata.unwrap_or_default(),
         })
     }
+}
+
+/// A callback URL as given: http or https.
+pub fn callback(url: Option<&str>, token: Option<String>) -> Result<Option<Callback>, ApiError> {
+    let Some(url) = url else { return Ok(None) };
+    let url = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", "callback_url must be an http or https URL")
+    })?;
+    Ok(Some(Callback { url, token }))
+}
+
+/// Refuses a callback URL the egress rules forbid (metadata, and private unless allowed).
+pub async fn check_callback(app: &App, callback: &Option<Callback>) -> Result<(), ApiError> {
+    if let Some(callback) = callback {
+        app.notifier
+            .check(&callback.url)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_url", format!("callback_url refused: {e}")))?;
+    }
+    Ok(())
 }
 
 /// The `{id}` path segment as a session id; anything that is not one names no session (404).
@@ -137,6 +163,7 @@ pub async fn create_session(
     OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let options = request.into_options(&app)?;
+    check_callback(&app, &options.callback).await?;
     // Opening runs to the end even if the client goes away, so that a half-started browser is
     // never abandoned; an unclaimed session idles out.
     let registry = app.registry.clone();

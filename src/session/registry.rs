@@ -22,6 +22,7 @@ use crate::browser::humanize::Humanize;
 use crate::browser::pool::WarmPool;
 use crate::browser::{BrowserError, BrowserProvider, LaunchSpec};
 use crate::guard::{self, Block};
+use crate::notify::{Callback, EventLog, Notifier};
 
 /// How many ended sessions are remembered for 410 answers.
 const TOMBSTONES: usize = 4096;
@@ -37,6 +38,8 @@ pub struct CreateOptions {
     pub viewport: Option<(u32, u32)>,
     /// Default input policy for this session's fills.
     pub humanize: Humanize,
+    /// Where the session's events are POSTed.
+    pub callback: Option<Callback>,
     pub metadata: Map<String, Value>,
 }
 
@@ -75,6 +78,8 @@ pub struct SessionRegistry {
     max_lifetime: Duration,
     /// Parent of each session's own file dir (downloaded resumes), `<data_dir>/tmp`.
     files_root: PathBuf,
+    /// Delivers the webhooks of sessions with a callback.
+    notifier: Option<Arc<Notifier>>,
     /// Supervisor tasks (one per session, watching for a dead browser).
     tracker: TaskTracker,
     shutting_down: AtomicBool,
@@ -131,9 +136,16 @@ impl SessionRegistry {
             idle_timeout,
             max_lifetime,
             files_root,
+            notifier: None,
             tracker,
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// Sessions created with a callback will send their events through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     pub fn max_sessions(&self) -> usize {
@@ -241,6 +253,7 @@ impl SessionRegistry {
             idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
             humanize: options.humanize,
             files_dir: self.files_root.join(format!("files-{id}")),
+            events: EventLog::new(id, options.callback.zip(self.notifier.clone()).map(|(c, n)| (n, c))),
             metadata: options.metadata,
             status: Mutex::new(Status {
                 state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },
@@ -258,8 +271,15 @@ impl SessionRegistry {
             ended: CancellationToken::new(),
             permit: Mutex::new(Some(permit)),
         });
+        let task_id = session.metadata.get("task_id").and_then(Value::as_str).map(str::to_string);
+        session.events.set_task(task_id);
         self.open.insert(id, session.clone());
         claim.keep();
+        let opened = session.info();
+        session.events.emit("state_change", serde_json::json!({"state": opened.state, "block": opened.block}));
+        if opened.block.as_ref().is_some_and(|b| b.reason == guard::BlockReason::Captcha) {
+            session.events.emit("captcha_detected", serde_json::json!({"block": opened.block}));
+        }
         self.supervise(session.clone());
         if self.shutting_down.load(Ordering::SeqCst) {
             // Shutdown began while this browser was starting and did not see the session.
@@ -313,6 +333,13 @@ impl SessionRegistry {
             self.profile_blocked(profile, block).await;
         }
         Ok(block)
+    }
+
+    /// A failure of the profile's task that was not the browser's (e.g. a timeout).
+    pub async fn record_profile_failure(&self, profile_id: &str) {
+        if let Err(e) = self.breaker.record_failure(profile_id).await {
+            tracing::warn!(error = %e, "cannot record a profile failure");
+        }
     }
 
     /// A confirmed success on a profile (e.g. a verified submission): decays its breaker.
@@ -418,6 +445,7 @@ impl SessionRegistry {
         }
         self.open.remove(&id);
         session.permit.lock().unwrap().take();
+        session.events.emit("state_change", serde_json::json!({"state": state, "reason": reason}));
         session.ended.cancel();
         metrics::counter!("bw_sessions_closed_total", "reason" => reason.as_str()).increment(1);
         metrics::gauge!("bw_sessions_active").set(self.open.len() as f64);

@@ -15,3 +15,5 @@ mod openapi;
 mod profiles;
 mod readme;
 mod sessions;
+mod tasks;
+mod webhooks;

@@ -247,6 +247,7 @@ fn fixture_routes() -> Router {
         .route("/pages/{name}", get(page))
         .route("/forms/{*path}", get(form_file))
         .route("/submit/{name}", axum::routing::post(record_submission))
+        .route("/hang", get(futures::future::pending::<Html<&'static str>>))
         .route(
             "/big.pdf",
             get(|| async { ([(header::CONTENT_TYPE, "application/pdf")], vec![b'%'; 11 * 1024 * 1024]) }),

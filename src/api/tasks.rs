@@ -1,0 +1,37 @@
+//! `POST /api/v1/tasks`: the seed's one-call application, a macro over the session steps.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+
+use super::json::ApiJson;
+use super::sessions::{callback, check_callback};
+use crate::app::App;
+use crate::error::{ApiError, ErrorBody};
+use crate::session::SessionId;
+use crate::tasks::{self, TaskAction, TaskRequest, TaskResult};
+
+/// Run a whole application and wait for its result (the seed's `Task` → `TaskResult`).
+/// Blocked and review stops return at once with the session left open.
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = TaskRequest,
+    responses((status = 200, body = TaskResult),
+        (status = 400, body = ErrorBody, description = "invalid_url (job_url or callback_url)"),
+        (status = 404, body = ErrorBody, description = "session_not_found (submit_only)"),
+        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody, description = "validation_failed, naming the field")))]
+pub async fn run_task(
+    State(app): State<Arc<App>>,
+    ApiJson(task): ApiJson<TaskRequest>,
+) -> Result<Json<TaskResult>, ApiError> {
+    tasks::validate(&task)?;
+    if task.action == Some(TaskAction::SubmitOnly)
+        && let Some(id) = task.session_id
+    {
+        app.registry.get(SessionId(id))?;
+    }
+    let callback = callback(task.callback_url.as_deref(), task.callback_token.clone())?;
+    check_callback(&app, &callback).await?;
+    // The task runs to its end even if the caller goes away, so that nothing is left half done.
+    let result = tokio::spawn(tasks::run(app.clone(), task, callback)).await.map_err(|_| ApiError::internal())?;
+    Ok(Json(result))
+}

@@ -1,0 +1,225 @@
+//! The session's form steps with their side effects, shared by the V2 routes and the V1 task
+//! macro (one code path): analyze, fill, submit and continue, each followed by block detection
+//! (a guard block, or a sign-in page, puts the session in `needs_human`), with screenshots
+//! stored as artifacts and events emitted.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::browser::humanize::Humanize;
+use crate::forms::fill::{self, FillReport};
+use crate::forms::scan::{self, Analysis};
+use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction};
+use crate::forms::{Actions, Applicant, Control, FormEngine, FormsError, PageKind, Platform, Step, resume};
+use crate::guard::{Block, BlockReason};
+use crate::session::{OpGuard, Session, SessionError, SessionState};
+
+/// Failures of a step: the session's or the form's.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Forms(#[from] FormsError),
+    /// A task cannot go on (missing data, the form's own errors, no control).
+    #[error("{0}")]
+    Stopped(String),
+}
+
+/// A resume given inline.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct InlineResume {
+    pub filename: String,
+    pub content_base64: String,
+}
+
+/// `submit`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResponse {
+    pub outcome: Outcome,
+    pub clicked: Option<Control>,
+    pub page_kind: PageKind,
+    pub step: Option<Step>,
+    pub confirmation: Option<Confirmation>,
+    pub errors: Vec<StepError>,
+    pub block: Option<Block>,
+    /// URL of the screenshot taken after the outcome.
+    pub screenshot: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// What `continue` reports about the page now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageSummary {
+    pub platform: Platform,
+    pub page_kind: PageKind,
+    pub step: Option<Step>,
+    /// Fields a person could fill now (not traps, visible).
+    pub fields: usize,
+    pub actions: Actions,
+}
+
+/// `continue`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContinueResponse {
+    pub state: SessionState,
+    pub block: Option<Block>,
+    pub url: String,
+    pub title: String,
+    pub analysis: PageSummary,
+}
+
+/// Block detection plus the login rule: a guard block, or a sign-in page.
+async fn detect(app: &App, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, FlowError> {
+    let mut block = app.registry.detect(op, url).await?;
+    if block.is_none() && kind == PageKind::Login {
+        block = Some(Block { reason: BlockReason::LoginRequired, detail: "the page asks to sign in".into() });
+        op.session().set_block(block.clone());
+    }
+    Ok(block)
+}
+
+/// The page kind as callers see it: a blocked page is `blocked` (a sign-in page stays `login`).
+fn shown_kind(kind: PageKind, block: &Option<Block>) -> PageKind {
+    if block.is_some() && kind != PageKind::Login { PageKind::Blocked } else { kind }
+}
+
+/// A screenshot stored as an artifact (and announced as an event); a failure is logged, not fatal.
+pub async fn snapshot(app: &App, op: &OpGuard, label: &str) -> Option<String> {
+    let png = op.browser().screenshot(false).await.map_err(|e| tracing::warn!(error = %e, "no screenshot")).ok()?;
+    let url = app
+        .artifacts
+        .save_png(op.session().id, label, &png)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "screenshot not stored"))
+        .ok()?;
+    op.session().events.emit("screenshot", json!({"name": label, "screenshot_url": url}));
+    Some(url)
+}
+
+/// Describes the page, with suggestions for the applicant.
+pub async fn analyze(
+    app: &App,
+    op: &OpGuard,
+    engine: &dyn FormEngine,
+    applicant: &Applicant,
+) -> Result<Analysis, FlowError> {
+    let mut analysis = scan::analyze(op.browser(), engine, applicant).await?;
+    op.session().set_page(analysis.url.clone(), analysis.title.clone(), None);
+    analysis.block = detect(app, op, &analysis.url, analysis.page_kind).await?;
+    analysis.page_kind = shown_kind(analysis.page_kind, &analysis.block);
+    Ok(analysis)
+}
+
+/// The resume for this call, kept in the session's own dir: downloaded once, or decoded.
+pub async fn resume_file(
+    app: &App,
+    session: &Session,
+    url: Option<&str>,
+    inline: Option<&InlineResume>,
+) -> Result<Option<PathBuf>, FlowError> {
+    let path = match (url, inline) {
+        (Some(url), _) => {
+            Some(resume::download(&session.files_dir, url, app.config.egress()).await.map_err(FormsError::from)?)
+        }
+        (None, Some(inline)) => Some(
+            resume::store_inline(&session.files_dir, &inline.filename, &inline.content_base64)
+                .await
+                .map_err(FormsError::from)?,
+        ),
+        (None, None) => None,
+    };
+    Ok(path)
+}
+
+/// Fills the page and detects a block afterwards.
+pub async fn fill(
+    app: &App,
+    op: &OpGuard,
+    engine: &dyn FormEngine,
+    applicant: &Applicant,
+    overrides: &Map<String, Value>,
+    humanize: Humanize,
+) -> Result<FillReport, FlowError> {
+    let mut rng = StdRng::from_os_rng();
+    let mut report = fill::fill(op.browser(), engine, applicant, overrides, humanize, &mut rng).await?;
+    let page = op.browser().info().await.map_err(FormsError::from)?;
+    op.session().set_page(page.url.clone(), page.title, None);
+    report.block = detect(app, op, &page.url, PageKind::ApplicationForm).await?;
+    Ok(report)
+}
+
+/// Clicks the step's control, judges the outcome, takes a screenshot; a confirmed submission
+/// counts as a success for the profile.
+pub async fn submit(
+    app: &App,
+    op: &OpGuard,
+    action: SubmitAction,
+    humanize: Humanize,
+) -> Result<SubmitResponse, FlowError> {
+    let started = Instant::now();
+    let mut rng = StdRng::from_os_rng();
+    let result = submit::submit(op.browser(), action, humanize, &mut rng).await?;
+    let block = detect(app, op, &result.url, result.page_kind).await?;
+    let outcome =
+        if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
+    if outcome == Outcome::Submitted
+        && let Some(profile) = &op.session().profile_id
+    {
+        app.registry.profile_succeeded(profile).await;
+    }
+    if let Ok(page) = op.browser().info().await {
+        op.session().set_page(page.url, page.title, None);
+    }
+    let label = match outcome {
+        Outcome::NextStep => "next_step",
+        Outcome::Submitted => "confirmation",
+        Outcome::ValidationErrors => "validation_errors",
+        Outcome::Blocked => "blocked",
+        Outcome::NoControl => "no_control",
+    };
+    let screenshot = snapshot(app, op, label).await;
+    Ok(SubmitResponse {
+        outcome,
+        clicked: result.clicked,
+        page_kind: shown_kind(result.page_kind, &block),
+        step: result.step,
+        confirmation: result.confirmation,
+        errors: result.errors,
+        block,
+        screenshot,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// After a person has dealt with the page: detect again; a clear page means `ready`.
+pub async fn resume_after_human(app: &App, op: &OpGuard) -> Result<ContinueResponse, FlowError> {
+    let scan = scan::scan(op.browser()).await?;
+    let kind = scan.page_kind();
+    // A review hold is lifted by the person's `continue` itself.
+    if op.session().block().is_some_and(|b| b.reason == BlockReason::ReviewRequired) {
+        op.session().set_block(None);
+    }
+    let block = detect(app, op, &scan.url, kind).await?;
+    op.session().set_page(scan.url.clone(), scan.title.clone(), None);
+    Ok(ContinueResponse {
+        state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },
+        analysis: PageSummary {
+            platform: scan.platform(),
+            page_kind: shown_kind(kind, &block),
+            step: scan.step(kind),
+            fields: scan.live_fields().count(),
+            actions: scan.actions.clone(),
+        },
+        block,
+        url: scan.url,
+        title: scan.title,
+    })
+}
