@@ -108,8 +108,8 @@ impl App {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
         }
         let artifacts = Arc::new(
-            Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION)
-                .context("preparing the artifacts dir")?,
+            Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION, config.artifacts_url.as_ref())
+                .context("preparing the artifact store")?,
         );
         Ok(Arc::new(Self {
             artifacts,

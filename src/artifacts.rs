@@ -1,9 +1,14 @@
 //! Artifacts: screenshots a session's steps leave behind (`<data_dir>/artifacts/<session>/`),
 //! served by `GET /api/v2/sessions/{id}/artifacts/{name}` after the session has closed too.
 //! Names are generated here; a requested name must be a plain file name, so no path escapes.
+//! With `BW_ARTIFACTS_URL` (`s3://bucket/prefix`, or `file:///dir`) each artifact is also put
+//! in that object store (credentials from the usual `AWS_*` variables) and referred to by its
+//! URL there.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
+
+use object_store::ObjectStoreExt;
 
 use crate::session::SessionId;
 
@@ -14,16 +19,37 @@ pub enum ArtifactError {
     NotFound,
     #[error("the artifact could not be stored: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the artifact store is unusable: {0}")]
+    Remote(String),
 }
 
-/// Local artifact storage.
+/// Artifact storage: local, plus an optional object store.
 pub struct Artifacts {
     root: PathBuf,
+    remote: Option<Remote>,
+}
+
+/// An object store and the URL its objects are named under.
+struct Remote {
+    store: Box<dyn object_store::ObjectStore>,
+    prefix: object_store::path::Path,
+    base: String,
 }
 
 impl Artifacts {
-    /// Uses `root`, deleting session dirs older than `retention` (they hold personal data).
-    pub fn new(root: PathBuf, retention: Duration) -> std::io::Result<Self> {
+    /// Uses `root`, deleting session dirs older than `retention` (they hold personal data),
+    /// and `remote` (an `s3://` or `file://` URL) when given.
+    pub fn new(root: PathBuf, retention: Duration, remote: Option<&url::Url>) -> Result<Self, ArtifactError> {
+        let remote = match remote {
+            Some(url) => {
+                let options =
+                    std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).map(|(k, v)| (k.to_lowercase(), v));
+                let (store, prefix) =
+                    object_store::parse_url_opts(url, options).map_err(|e| ArtifactError::Remote(e.to_string()))?;
+                Some(Remote { store, prefix, base: url.as_str().trim_end_matches('/').to_string() })
+            }
+            None => None,
+        };
         std::fs::create_dir_all(&root)?;
         let cutoff = SystemTime::now() - retention;
         for entry in std::fs::read_dir(&root)?.flatten() {
@@ -32,7 +58,7 @@ impl Artifacts {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
-        Ok(Self { root })
+        Ok(Self { root, remote })
     }
 
     /// Stores a PNG under a fresh name like `003-submitted.png`; returns its URL path.
@@ -43,6 +69,13 @@ impl Artifacts {
         let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         let name = format!("{:03}-{label}.png", count + 1);
         tokio::fs::write(dir.join(&name), png).await?;
+        if let Some(remote) = &self.remote {
+            let key = remote.prefix.clone().join(session.to_string()).join(name.as_str());
+            match remote.store.put(&key, png.to_vec().into()).await {
+                Ok(_) => return Ok(format!("{}/{session}/{name}", remote.base)),
+                Err(e) => tracing::warn!(error = %e, "artifact not stored remotely; serving the local copy"),
+            }
+        }
         Ok(url(session, &name))
     }
 

@@ -86,6 +86,11 @@ pub struct Config {
     #[arg(long, env = "BW_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
 
+    /// Also store artifacts in this object store: `s3://bucket/prefix` (credentials from the
+    /// `AWS_*` variables; `AWS_ENDPOINT` for S3-compatible stores) or `file:///dir`.
+    #[arg(long, env = "BW_ARTIFACTS_URL", value_parser = parse_artifacts_url)]
+    pub artifacts_url: Option<url::Url>,
+
     /// Allow fetching resumes (and later webhooks) from private and loopback addresses.
     /// Link-local and metadata addresses are refused regardless.
     #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -299,5 +304,14 @@ mod tests {
         let (again, fresh_again) = config.resolve_api_keys().unwrap();
         assert_eq!(again, keys);
         assert_eq!(fresh_again, None);
+    }
+}
+
+fn parse_artifacts_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if matches!(url.scheme(), "s3" | "s3a" | "file") {
+        Ok(url)
+    } else {
+        Err("BW_ARTIFACTS_URL must be an s3:// or file:// URL".into())
     }
 }

@@ -191,3 +191,18 @@ async fn bad_task_input_is_refused_naming_the_field() {
     assert!(app.listed().await.is_empty(), "no session was opened for bad input");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn artifacts_go_to_the_object_store_when_one_is_configured() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let app = TestApp::start_with(&["--allow-private-egress", "true", "--artifacts-url", &url]).await;
+    let mut body = task("t-store", "greenhouse/post");
+    body["mode"] = json!("copilot");
+    let (_, held) = run(&app, body).await;
+    let shot = held["screenshots"]["form_filled"].as_str().unwrap();
+    assert!(shot.starts_with(&url), "{held}");
+    let path = shot.strip_prefix("file://").unwrap();
+    assert!(std::fs::read(path).unwrap().starts_with(b"\x89PNG"), "the object store holds the PNG");
+    app.stop().await;
+}
