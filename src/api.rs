@@ -2,20 +2,25 @@
 //! and the OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod cdp;
 pub mod health;
 pub mod json;
 pub mod sessions;
+pub mod vnc;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -54,6 +59,12 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(sessions::get_session, sessions::delete_session))
         .routes(routes!(sessions::navigate))
         .routes(routes!(sessions::screenshot))
+        .routes(routes!(cdp::cdp_socket))
+        .routes(routes!(cdp::json_version))
+        .routes(routes!(cdp::cdp_token))
+        .routes(routes!(vnc::vnc_token))
+        .routes(routes!(vnc::vnc_socket))
+        .routes(routes!(vnc::viewer))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }
@@ -66,7 +77,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete router with its middleware.
 pub fn router(app: Arc<App>) -> Router {
     let (routes, _) = documented().split_for_parts();
+    let novnc = ServeDir::new(&app.config.novnc_dir)
+        .append_index_html_on_directories(false)
+        .not_found_service((|| async { ApiError::not_found_route() }).into_service());
     routes
+        // Playwright's `connectOverCDP("http://…")` reads `<url>/json/version/`.
+        .route("/api/v2/sessions/{id}/json/version/", get(cdp::json_version))
+        .nest_service("/vnc/static", novnc)
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(app.config.body_limit_bytes))

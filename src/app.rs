@@ -2,7 +2,7 @@
 //! pool) and its background tasks, plus `Server`, which binds, serves and shuts down.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -12,10 +12,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::browser::BrowserProvider;
 use crate::browser::chromium::ChromiumProvider;
+use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
-use crate::config::{Config, ProviderKind};
+use crate::config::{Config, DisplayMode, ProviderKind};
 use crate::session::{SessionRegistry, reaper};
+use crate::token::TokenIssuer;
 
 /// Everything handlers share.
 pub struct App {
@@ -25,6 +27,10 @@ pub struct App {
     pub registry: Arc<SessionRegistry>,
     pub pool: Option<Arc<WarmPool>>,
     pub started: Instant,
+    /// Mints and checks the session tokens of the VNC viewer and the CDP passthrough.
+    pub tokens: TokenIssuer,
+    /// Base URL of links handed to clients; set once the server is bound.
+    public_url: OnceLock<String>,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -54,14 +60,27 @@ impl App {
         let tracker = TaskTracker::new();
         let pool = (config.warm_pool > 0)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
-        let registry = Arc::new(SessionRegistry::new(
+        let mut registry = SessionRegistry::new(
             provider,
             pool.clone(),
             config.max_sessions,
             config.idle_timeout(),
             config.max_lifetime(),
             tracker.clone(),
-        ));
+        );
+        match (config.display_mode, &config.vnc_display, config.vnc_port) {
+            (DisplayMode::PerSession, _, _) => {
+                registry = registry.with_displays(Arc::new(Displays::per_session(&config.data_dir.join("run"))));
+            }
+            (DisplayMode::Shared, Some(display), Some(port)) => {
+                let vnc = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+                registry = registry.with_displays(Arc::new(Displays::shared(display.clone(), vnc)));
+            }
+            _ => {}
+        }
+        let registry = Arc::new(registry);
+        let tokens =
+            TokenIssuer::new(&config.token_secret_bytes(), std::time::Duration::from_secs(config.token_ttl_secs));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
         Ok(Arc::new(Self {
             config,
@@ -69,10 +88,17 @@ impl App {
             registry,
             pool,
             started: Instant::now(),
+            tokens,
+            public_url: OnceLock::new(),
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
         }))
+    }
+
+    /// Base URL for links handed to clients (`BW_PUBLIC_URL`, or the bound address).
+    pub fn public_url(&self) -> &str {
+        self.public_url.get_or_init(|| self.config.public_url_for(self.config.bind))
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -118,6 +144,7 @@ impl Server {
             }
         };
         let addr = listener.local_addr()?;
+        let _ = app.public_url.set(app.config.public_url_for(addr));
         let router = crate::api::router(app.clone());
         let stop = app.cancel.clone();
         let serving =

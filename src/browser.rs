@@ -5,6 +5,7 @@
 //! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
 
 pub mod chromium;
+pub mod display;
 pub mod page;
 pub mod pool;
 pub mod process;
@@ -23,6 +24,8 @@ use process::BrowserProcess;
 pub struct LaunchSpec {
     /// A persistent profile (cookies survive between sessions); `None` is a fresh ephemeral one.
     pub profile_id: Option<String>,
+    /// An X display (e.g. `:100`) to run headful on; `None` runs headless.
+    pub display: Option<String>,
 }
 
 /// Something that can open browsers: the local Chromium launcher, later AdsPower.

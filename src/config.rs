@@ -73,6 +73,50 @@ pub struct Config {
     /// Time given to open sessions to close on SIGINT/SIGTERM, in seconds.
     #[arg(long, env = "BW_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+
+    /// Base URL clients reach this worker at (used in `cdp_url` and `vnc` links); default
+    /// `http://<bound address>`.
+    #[arg(long, env = "BW_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// Secret that signs session tokens (HS256, at least 32 characters); random per run when unset.
+    #[arg(long, env = "BW_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Lifetime of session tokens (VNC viewer, CDP), in seconds.
+    #[arg(long, env = "BW_TOKEN_TTL_SECS", default_value_t = 1800)]
+    pub token_ttl_secs: u64,
+
+    /// Displays for sessions created with `display: true`.
+    #[arg(long, env = "BW_DISPLAY_MODE", value_enum, default_value_t = DisplayMode::None)]
+    pub display_mode: DisplayMode,
+
+    /// `shared` mode: the existing X display (e.g. `:99`).
+    #[arg(long, env = "BW_VNC_DISPLAY")]
+    pub vnc_display: Option<String>,
+
+    /// `shared` mode: the port of the existing VNC server on 127.0.0.1.
+    #[arg(long, env = "BW_VNC_PORT")]
+    pub vnc_port: Option<u16>,
+
+    /// Directory of noVNC's static files (`core/rfb.js`), served under `/vnc/static/`.
+    #[arg(long, env = "BW_NOVNC_DIR", default_value = "/usr/share/novnc")]
+    pub novnc_dir: PathBuf,
+
+    /// A VNC or CDP bridge with no traffic for this long is closed, in seconds.
+    #[arg(long, env = "BW_BRIDGE_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub bridge_idle_timeout_secs: u64,
+}
+
+/// Where sessions' displays come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisplayMode {
+    /// Headless sessions only; `display: true` is refused.
+    None,
+    /// Each session with `display: true` gets its own Xvfb and x11vnc.
+    PerSession,
+    /// Sessions with `display: true` share an existing display and VNC server.
+    Shared,
 }
 
 /// Where sessions' browsers come from.
@@ -137,6 +181,22 @@ impl Config {
             return bad(format!("BW_API_KEYS has {shown} shorter than {MIN_KEY_LEN} characters"));
         }
         self.api_keys = self.api_keys.iter().map(|k| k.trim().to_string()).collect();
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return bad("BW_TOKEN_SECRET must be at least 32 characters".into());
+        }
+        if !(60..=86_400).contains(&self.token_ttl_secs) || !(1..=86_400).contains(&self.bridge_idle_timeout_secs) {
+            return bad("BW_TOKEN_TTL_SECS must be 60-86400 and BW_BRIDGE_IDLE_TIMEOUT_SECS 1-86400".into());
+        }
+        if let Some(url) = &self.public_url
+            && (!matches!(url.scheme(), "http" | "https") || url.host().is_none())
+        {
+            return bad(format!("BW_PUBLIC_URL {url} must be an http(s) URL with a host"));
+        }
+        if self.display_mode == DisplayMode::Shared
+            && !(self.vnc_display.as_deref().is_some_and(|d| d.starts_with(':')) && self.vnc_port.is_some())
+        {
+            return bad("BW_DISPLAY_MODE=shared needs BW_VNC_DISPLAY (e.g. :99) and BW_VNC_PORT".into());
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad(format!("BW_LOG is not a valid filter: {e}"));
         }
@@ -177,6 +237,38 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn bridge_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.bridge_idle_timeout_secs)
+    }
+
+    /// `BW_PUBLIC_URL` without a trailing slash, or `http://<addr>` of the bound address
+    /// (an unspecified address becomes loopback).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.as_str().trim_end_matches('/').to_string();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// The token-signing secret: `BW_TOKEN_SECRET`, or 32 random bytes for this run.
+    pub fn token_secret_bytes(&self) -> Vec<u8> {
+        match &self.token_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                bytes
+            }
+        }
     }
 
     /// Returns the configured keys, or the stored/generated one. A freshly generated key is

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::browser::BrowserError;
 use crate::session::SessionError;
+use crate::token::TokenError;
 
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
@@ -122,6 +123,12 @@ impl From<SessionError> for ApiError {
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
             E::Browser(b) => b.into(),
         }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
     }
 }
 

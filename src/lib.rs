@@ -7,18 +7,22 @@
 //! - [`api`]: HTTP routes, auth, error envelope, OpenAPI. The only module (with [`error`]) that knows HTTP.
 //! - [`session`]: the session state machine, registry (capacity, profiles, one operation at a time) and reaper.
 //! - [`browser`]: the `BrowserProvider` trait, the local Chromium provider, page operations,
-//!   process groups and orphan reaping, and the warm pool.
+//!   process groups and orphan reaping, the warm pool, and per-session displays (Xvfb, x11vnc).
+//! - [`bridge`]: WebSocket bridges of the CDP passthrough and the VNC viewer, handed an upstream address.
+//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC or CDP).
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
+pub mod bridge;
 pub mod browser;
 pub mod config;
 pub mod error;
 pub mod session;
 pub mod telemetry;
+pub mod token;
 
 pub use app::{App, Server};
 pub use config::Config;

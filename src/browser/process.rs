@@ -25,6 +25,10 @@ struct PidRecord {
     pgid: i32,
     user_data_dir: PathBuf,
     ephemeral: bool,
+    /// For helpers (Xvfb, x11vnc): the command-line argument that identifies them. Browsers are
+    /// identified by `--user-data-dir=<user_data_dir>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<String>,
 }
 
 /// A running browser process group owned by this worker.
@@ -88,7 +92,7 @@ pub async fn spawn(
     })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir, ephemeral };
+    let entry = PidRecord { pgid, user_data_dir, ephemeral, marker: None };
     if let Ok(json) = serde_json::to_vec(&entry) {
         let _ = std::fs::write(&record, json);
     }
@@ -134,6 +138,37 @@ pub async fn spawn(
             Err(BrowserError::Timeout("browser launch"))
         }
     }
+}
+
+/// Spawns a helper process (Xvfb, x11vnc) in its own process group with a pid record, so that it
+/// is killed and reaped like a browser (and reaped at start-up if the worker was killed).
+/// `marker` is an argument of its command line that identifies it; `dead` fires when it exits.
+/// With `capture_stdout`, its standard output is returned for the caller to read.
+pub fn spawn_helper(
+    mut command: Command,
+    run_dir: &Path,
+    marker: &str,
+    capture_stdout: bool,
+    dead: CancellationToken,
+) -> std::io::Result<(BrowserProcess, Option<tokio::process::ChildStdout>)> {
+    let stdout = if capture_stdout { Stdio::piped() } else { Stdio::null() };
+    command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null());
+    let mut child = command.spawn()?;
+    let pgid = child.id().map(|id| id as i32).unwrap_or_default();
+    let record = run_dir.join(format!("{pgid}.json"));
+    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), ephemeral: false, marker: Some(marker.to_string()) };
+    if let Ok(json) = serde_json::to_vec(&entry) {
+        let _ = std::fs::write(&record, json);
+    }
+    let exited = CancellationToken::new();
+    let stdout = child.stdout.take();
+    let watcher_exit = exited.clone();
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        watcher_exit.cancel();
+        dead.cancel();
+    });
+    Ok((BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false }, stdout))
 }
 
 impl BrowserProcess {
@@ -273,7 +308,8 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
             let _ = std::fs::remove_file(&path);
             continue;
         };
-        let marker = format!("--user-data-dir={}", record.user_data_dir.display());
+        let marker =
+            record.marker.clone().unwrap_or_else(|| format!("--user-data-dir={}", record.user_data_dir.display()));
         // Only kill a group whose members still carry our user-data dir (pids get reused).
         let ours = stats.iter().filter(|p| p.pgrp == record.pgid).any(|p| {
             std::fs::read(format!("/proc/{}/cmdline", p.pid))
@@ -283,7 +319,7 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
             kill_group(record.pgid);
             killed.push(record.pgid);
         }
-        if record.ephemeral {
+        if record.ephemeral && record.marker.is_none() {
             let _ = std::fs::remove_dir_all(&record.user_data_dir);
         }
         let _ = std::fs::remove_file(&path);

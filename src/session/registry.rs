@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
 use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
+use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
-use crate::browser::{BrowserProvider, LaunchSpec};
+use crate::browser::{BrowserError, BrowserProvider, LaunchSpec};
 
 /// How many ended sessions are remembered for 410 answers.
 const TOMBSTONES: usize = 4096;
@@ -31,6 +32,8 @@ pub struct CreateOptions {
     pub url: Option<url::Url>,
     pub idle_timeout: Option<Duration>,
     pub viewport: Option<(u32, u32)>,
+    /// Run headful on a display a person can watch over VNC.
+    pub display: bool,
     pub metadata: Map<String, Value>,
 }
 
@@ -68,6 +71,8 @@ pub struct SessionRegistry {
     /// Supervisor tasks (one per session, watching for a dead browser).
     tracker: TaskTracker,
     shutting_down: AtomicBool,
+    /// Where displays come from; `None`: sessions are headless only.
+    displays: Option<Arc<Displays>>,
 }
 
 /// Releases a profile claim if session creation does not finish (error or cancelled request).
@@ -112,7 +117,19 @@ impl SessionRegistry {
             max_lifetime,
             tracker,
             shutting_down: AtomicBool::new(false),
+            displays: None,
         }
+    }
+
+    /// Lets sessions ask for a display (`display: true`).
+    pub fn with_displays(mut self, displays: Arc<Displays>) -> Self {
+        self.displays = Some(displays);
+        self
+    }
+
+    /// True if sessions can have a display.
+    pub fn has_displays(&self) -> bool {
+        self.displays.is_some()
     }
 
     pub fn max_sessions(&self) -> usize {
@@ -159,11 +176,41 @@ impl SessionRegistry {
         let id = SessionId::new();
         let claim = self.claim_profile(options.profile_id.clone(), id)?;
 
-        let pooled = if options.profile_id.is_none() { self.pool.as_ref().and_then(|p| p.take()) } else { None };
+        let display = match (&self.displays, options.display) {
+            (Some(displays), true) => Some(
+                displays
+                    .open()
+                    .await
+                    .map_err(|e| BrowserError::Launch(format!("the session's display could not be started: {e}")))?,
+            ),
+            (None, true) => {
+                return Err(SessionError::Invalid("this worker has no displays (BW_DISPLAY_MODE=none)".into()));
+            }
+            (_, false) => None,
+        };
+        let pooled = if options.profile_id.is_none() && display.is_none() {
+            self.pool.as_ref().and_then(|p| p.take())
+        } else {
+            None
+        };
         let from_pool = pooled.is_some();
         let handle = match pooled {
             Some(handle) => handle,
-            None => self.provider.launch(LaunchSpec { profile_id: options.profile_id.clone() }).await?,
+            None => {
+                let spec = LaunchSpec {
+                    profile_id: options.profile_id.clone(),
+                    display: display.as_ref().map(|d| d.display.clone()),
+                };
+                match self.provider.launch(spec).await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        if let Some(display) = display {
+                            display.stop().await;
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
         };
         let prepared = async {
             if let Some((width, height)) = options.viewport {
@@ -183,6 +230,9 @@ impl SessionRegistry {
             Ok(prepared) => prepared,
             Err(e) => {
                 handle.close(false).await;
+                if let Some(display) = display {
+                    display.stop().await;
+                }
                 return Err(e.into());
             }
         };
@@ -209,6 +259,12 @@ impl SessionRegistry {
             }),
             pgid: handle.pgid(),
             dead: handle.dead(),
+            cdp_endpoint: handle.ws_url().to_string(),
+            vnc_addr: display.as_ref().map(|d| d.vnc_addr),
+            display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
+            display: Mutex::new(display),
+            vnc_token: Mutex::new(None),
+            attached: Default::default(),
             browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
             closing: AtomicBool::new(false),
             ended: CancellationToken::new(),
@@ -246,6 +302,12 @@ impl SessionRegistry {
         self.tracker.spawn(async move {
             tokio::select! {
                 _ = session.ended.cancelled() => {}
+                _ = session.display_dead.cancelled() => {
+                    if !session.is_closing() {
+                        tracing::warn!(session_id = %session.id, "display (Xvfb or x11vnc) died; session failed");
+                        let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                    }
+                }
                 _ = session.dead.cancelled() => {
                     if !session.is_closing() {
                         tracing::warn!(session_id = %session.id, "browser died; session failed");
@@ -309,6 +371,10 @@ impl SessionRegistry {
             handle.close(graceful).await;
         }
         drop(slot);
+        let display = session.display.lock().unwrap().take();
+        if let Some(display) = display {
+            display.stop().await;
+        }
 
         let state = reason.final_state();
         session.set_state(state);
@@ -363,6 +429,8 @@ impl SessionRegistry {
     pub fn kill_all(&self) {
         for session in self.open.iter() {
             session.kill_browser();
+            // Dropping a display kills its processes.
+            session.display.lock().unwrap().take();
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cdp;
 mod errors;
 mod lifecycle;
 mod openapi;

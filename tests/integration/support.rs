@@ -318,3 +318,82 @@ impl WorkerProcess {
         response.json().await.unwrap()
     }
 }
+
+/// The token-signing secret of test workers started with `TestApp::start_with(&["--token-secret", SECRET])`.
+pub const SECRET: &str = "test-token-secret-0123456789abcdef";
+
+/// A token signed with `SECRET` (e.g. an expired one), as the worker would mint it.
+pub fn forge_token(session_id: &str, scope: browser_worker::token::Scope, expires_in_secs: i64) -> String {
+    let issuer = browser_worker::token::TokenIssuer::new(SECRET.as_bytes(), Duration::from_secs(60));
+    let id = browser_worker::session::SessionId(session_id.parse().unwrap());
+    issuer.mint_until(id, scope, chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs)).token
+}
+
+/// Runs `tests/js/<script>` with node and returns (success, stdout, stderr).
+pub async fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    let output = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), output).await.expect("node finishes").expect("node runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Opens a WebSocket (with optional headers and subprotocol) and returns it, or the HTTP status
+/// it was refused with.
+pub async fn websocket(
+    url: &str,
+    bearer: Option<&str>,
+    protocol: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    reqwest::StatusCode,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    if let Some(key) = bearer {
+        request.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(reqwest::StatusCode::from_u16(response.status().as_u16()).unwrap())
+        }
+        Err(e) => panic!("websocket {url}: {e}"),
+    }
+}
+
+/// Evaluates `expression` in the session's page through the CDP passthrough at `cdp_url`
+/// (a URL with `?token=`), as a second CDP client next to the worker's own.
+pub async fn evaluate_over_cdp(cdp_url: &str, expression: &str) -> Value {
+    use chromiumoxide::handler::HandlerConfig;
+    use futures::StreamExt;
+    let config = HandlerConfig { viewport: None, ..HandlerConfig::default() };
+    let (mut browser, mut handler) =
+        chromiumoxide::Browser::connect_with_config(cdp_url, config).await.expect("CDP client connects");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let _ = browser.fetch_targets().await;
+        if let Some(page) = browser.pages().await.unwrap().into_iter().next() {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the session's page is visible over CDP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let value = page.evaluate(expression).await.expect("evaluate").into_value::<Value>().unwrap();
+    events.abort();
+    value
+}
