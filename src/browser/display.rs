@@ -51,10 +51,16 @@ enum Kind {
     Shared { display: String, vnc: SocketAddr },
 }
 
-/// Display numbers and ports in use by this worker; a std mutex, never held across an await.
+/// Starts displays, with pid records in `run_dir`.
 struct Allocator {
     run_dir: PathBuf,
-    used: Mutex<(HashSet<u32>, HashSet<u16>)>,
+}
+
+/// Display numbers and ports reserved in this process (shared by every worker in it, e.g. in
+/// tests); a std mutex, never held across an await.
+fn reserved() -> &'static Mutex<(HashSet<u32>, HashSet<u16>)> {
+    static RESERVED: std::sync::OnceLock<Mutex<(HashSet<u32>, HashSet<u16>)>> = std::sync::OnceLock::new();
+    RESERVED.get_or_init(Default::default)
 }
 
 /// One session's display: where the browser draws and where VNC clients connect.
@@ -82,7 +88,7 @@ struct Owned {
 impl Displays {
     /// Each session gets its own Xvfb and x11vnc; pid records go to `run_dir`.
     pub fn per_session(run_dir: &Path) -> Self {
-        let allocator = Allocator { run_dir: run_dir.to_path_buf(), used: Mutex::new(Default::default()) };
+        let allocator = Allocator { run_dir: run_dir.to_path_buf() };
         Self { kind: Kind::PerSession(Arc::new(allocator)) }
     }
 
@@ -121,7 +127,7 @@ impl Displays {
 impl Allocator {
     /// Reserves a display number and a port that look free on this machine.
     fn reserve(&self) -> Result<(u32, u16), DisplayError> {
-        let mut used = self.used.lock().unwrap();
+        let mut used = reserved().lock().unwrap();
         let number = (FIRST_DISPLAY..FIRST_DISPLAY + RANGE)
             .find(|n| !used.0.contains(n) && display_free(*n))
             .ok_or(DisplayError::Exhausted)?;
@@ -134,10 +140,15 @@ impl Allocator {
     }
 
     fn release(&self, number: u32, port: u16) {
-        let mut used = self.used.lock().unwrap();
+        let mut used = reserved().lock().unwrap();
         used.0.remove(&number);
         used.1.remove(&port);
     }
+}
+
+/// The pid written in display `n`'s lock file.
+fn lock_holder(n: u32) -> Option<i32> {
+    std::fs::read_to_string(format!("/tmp/.X{n}-lock")).ok()?.trim().parse().ok()
 }
 
 /// True if no X server holds display `n` (a lock file whose process is gone does not count).
@@ -164,11 +175,14 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     ]);
     let (process, _) = process::spawn_helper(xvfb, &allocator.run_dir, &display, false, dead.clone())
         .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
+    let pid = process.pgid();
     owned.xvfb = Some(process);
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+    // Ready when the lock file names our Xvfb (not another server that won a race) and its
+    // socket accepts connections.
     let ready = async {
         loop {
-            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            if lock_holder(number) == Some(pid) && tokio::net::UnixStream::connect(&socket).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -9,3 +9,4 @@ mod lifecycle;
 mod openapi;
 mod readme;
 mod sessions;
+mod vnc;
