@@ -27,11 +27,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Session-create latency against a bare chromiumoxide launch, and worker memory per session
-## and over create/delete cycles; writes BENCHMARKS.md.
+## Session-create latency against a bare chromiumoxide launch, worker memory per session and
+## over create/delete cycles, the VNC bridge against websockify and the CDP passthrough against
+## a direct connection; writes BENCHMARKS.md.
 bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
-	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && \
+	  $(CARGO) bench --bench access; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 

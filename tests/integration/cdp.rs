@@ -131,3 +131,24 @@ async fn an_attached_client_keeps_the_session_open_and_closing_the_session_ends_
     assert!(eventually_async(Duration::from_secs(10), || async { !app.listed().await.contains(&idle_id) }).await);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_bridge_without_traffic_closes_after_its_idle_limit() {
+    let app = TestApp::start_with(&["--bridge-idle-timeout-secs", "1"]).await;
+    let session = app.create(json!({})).await;
+    let mut socket = websocket(session["cdp_url"].as_str().unwrap(), Some(KEY), None).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle CDP socket is closed by the worker");
+    // The session itself lives on.
+    let (status, _) =
+        app.call(Method::GET, &format!("/api/v2/sessions/{}", session["session_id"].as_str().unwrap()), None).await;
+    assert_eq!(status, StatusCode::OK);
+    app.stop().await;
+}

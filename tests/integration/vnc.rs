@@ -172,3 +172,84 @@ async fn without_displays_sessions_are_headless_and_have_no_vnc() {
     assert_eq!(missing.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
     app.stop().await;
 }
+
+/// An Xvfb and an x11vnc started by the test, as an operator's existing display would be.
+struct ExistingDisplay {
+    display: String,
+    port: u16,
+    children: Vec<tokio::process::Child>,
+}
+
+impl ExistingDisplay {
+    async fn start() -> Self {
+        let number = (180..260).find(|n| !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()).unwrap();
+        let display = format!(":{number}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let xvfb = tokio::process::Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || std::path::Path::new(&format!("/tmp/.X11-unix/X{number}")).exists())
+                .await
+        );
+        let vnc = tokio::process::Command::new("x11vnc")
+            .args([
+                "-display",
+                &display,
+                "-localhost",
+                "-rfbport",
+                &port.to_string(),
+                "-forever",
+                "-shared",
+                "-nopw",
+                "-noipv6",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let listening = eventually_async(Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+        assert!(listening, "x11vnc listens");
+        Self { display, port, children: vec![vnc, xvfb] }
+    }
+
+    /// SIGTERM, so that Xvfb removes its lock file; SIGKILL if that is not enough.
+    async fn stop(mut self) {
+        for child in &mut self.children {
+            if let Some(pid) = child.id() {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn shared_mode_shows_sessions_on_the_existing_display() {
+    let existing = ExistingDisplay::start().await;
+    let port = existing.port.to_string();
+    let app =
+        TestApp::start_with(&["--display-mode", "shared", "--vnc-display", &existing.display, "--vnc-port", &port])
+            .await;
+    let session = app.create(json!({"display": true, "url": format!("{}/pages/green.html", fixtures())})).await;
+    let viewer = app.create(json!({"url": session["vnc"]["viewer_url"]})).await;
+    let viewer_id = viewer["session_id"].as_str().unwrap().to_string();
+    let green = eventually_async(Duration::from_secs(30), || async {
+        colours(&app, &viewer_id).await.into_iter().all(greenish)
+    })
+    .await;
+    assert!(green, "the viewer shows the session's page on the shared display: {:?}", colours(&app, &viewer_id).await);
+    app.stop().await;
+    // The worker stopped its browsers but left the operator's display alone.
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", existing.port)).await.is_ok(), "x11vnc still runs");
+    existing.stop().await;
+}
