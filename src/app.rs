@@ -79,8 +79,7 @@ impl App {
             _ => {}
         }
         let registry = Arc::new(registry);
-        let tokens =
-            TokenIssuer::new(&config.token_secret_bytes(), std::time::Duration::from_secs(config.token_ttl_secs));
+        let tokens = TokenIssuer::new(&config.token_secret_bytes(), std::time::Duration::from_secs(config.token_ttl()));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
         Ok(Arc::new(Self {
             config,

@@ -83,9 +83,17 @@ pub struct Config {
     #[arg(long, env = "BW_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
 
-    /// Lifetime of session tokens (VNC viewer, CDP), in seconds.
-    #[arg(long, env = "BW_TOKEN_TTL_SECS", default_value_t = 1800)]
-    pub token_ttl_secs: u64,
+    /// Lifetime of session tokens (VNC viewer, CDP), in seconds [default: 1800].
+    #[arg(long, env = "BW_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+
+    /// Older name of `BW_TOKEN_SECRET` (SPEC §2); used when that is unset.
+    #[arg(long, env = "BW_VNC_SECRET", hide = true, hide_env_values = true)]
+    pub vnc_secret: Option<String>,
+
+    /// Older name of `BW_TOKEN_TTL_SECS` (SPEC §2); used when that is unset.
+    #[arg(long, env = "BW_VNC_TOKEN_TTL_SECS", hide = true)]
+    pub vnc_token_ttl_secs: Option<u64>,
 
     /// Displays for sessions created with `display: true`.
     #[arg(long, env = "BW_DISPLAY_MODE", value_enum, default_value_t = DisplayMode::None)]
@@ -181,10 +189,14 @@ impl Config {
             return bad(format!("BW_API_KEYS has {shown} shorter than {MIN_KEY_LEN} characters"));
         }
         self.api_keys = self.api_keys.iter().map(|k| k.trim().to_string()).collect();
+        if self.token_secret.is_none() {
+            self.token_secret = self.vnc_secret.take();
+        }
         if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
             return bad("BW_TOKEN_SECRET must be at least 32 characters".into());
         }
-        if !(60..=86_400).contains(&self.token_ttl_secs) || !(1..=86_400).contains(&self.bridge_idle_timeout_secs) {
+        self.token_ttl_secs = Some(self.token_ttl_secs.or(self.vnc_token_ttl_secs).unwrap_or(1800));
+        if !(60..=86_400).contains(&self.token_ttl()) || !(1..=86_400).contains(&self.bridge_idle_timeout_secs) {
             return bad("BW_TOKEN_TTL_SECS must be 60-86400 and BW_BRIDGE_IDLE_TIMEOUT_SECS 1-86400".into());
         }
         if let Some(url) = &self.public_url
@@ -237,6 +249,11 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// Lifetime of session tokens, in seconds (resolved by validation).
+    pub fn token_ttl(&self) -> u64 {
+        self.token_ttl_secs.unwrap_or(1800)
     }
 
     pub fn bridge_idle_timeout(&self) -> Duration {
@@ -338,6 +355,28 @@ mod tests {
         assert!(parse(&["--data-dir", data, "--max-lifetime-secs", "18446744073709551615"]).is_err());
         let ok = parse(&["--data-dir", data, "--api-keys", "0123456789abcdef, fedcba9876543210"]).unwrap();
         assert_eq!(ok.api_keys, vec!["0123456789abcdef", "fedcba9876543210"]);
+    }
+
+    #[test]
+    fn display_token_and_public_url_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let err = |args: &[&str]| parse(&[&["--data-dir", data], args].concat()).unwrap_err().to_string();
+        assert!(err(&["--display-mode", "shared"]).contains("BW_VNC_DISPLAY"));
+        assert!(err(&["--token-secret", "short"]).contains("32"));
+        assert!(err(&["--token-ttl-secs", "5"]).contains("BW_TOKEN_TTL_SECS"));
+        assert!(err(&["--public-url", "ftp://x"]).contains("BW_PUBLIC_URL"));
+        let shared =
+            parse(&["--data-dir", data, "--display-mode", "shared", "--vnc-display", ":99", "--vnc-port", "5900"]);
+        assert_eq!(shared.unwrap().display_mode, DisplayMode::Shared);
+        let old_names =
+            parse(&["--data-dir", data, "--vnc-secret", &"s".repeat(32), "--vnc-token-ttl-secs", "120"]).unwrap();
+        assert_eq!((old_names.token_secret.as_deref().map(str::len), old_names.token_ttl()), (Some(32), 120));
+        let config = parse(&["--data-dir", data]).unwrap();
+        assert_eq!(config.token_ttl(), 1800);
+        assert_eq!(config.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        let public = parse(&["--data-dir", data, "--public-url", "https://w1.example.com/"]).unwrap();
+        assert_eq!(public.public_url_for("0.0.0.0:8080".parse().unwrap()), "https://w1.example.com");
     }
 
     #[test]
