@@ -49,6 +49,11 @@ async fn playwright_and_puppeteer_drive_a_session_through_the_passthrough() {
     assert!(ok, "playwright over http failed: {err}");
     assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["typed"], "Ada Lovelace!");
 
+    // A wrong key is refused before the upgrade, as Playwright reports it.
+    let (ok, _, err) =
+        node("cdp_client.mjs", &["playwright", cdp_url], &[("BW_KEY", "wrong-key-0123456789abcdef")]).await;
+    assert!(!ok && err.contains("401"), "a wrong key is refused: {err}");
+
     // The clients detached without closing the browser: the session still works.
     let (status, info) = app
         .call(
