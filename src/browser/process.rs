@@ -318,6 +318,7 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
         if ours {
             kill_group(record.pgid);
             killed.push(record.pgid);
+            remove_x_lock(record.marker.as_deref(), record.pgid);
         }
         if record.ephemeral && record.marker.is_none() {
             let _ = std::fs::remove_dir_all(&record.user_data_dir);
@@ -325,4 +326,15 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
         let _ = std::fs::remove_file(&path);
     }
     killed
+}
+
+/// Removes the lock file and socket of an X server killed by `reap_orphans` (a killed Xvfb
+/// cannot); only if the lock names that very process.
+fn remove_x_lock(marker: Option<&str>, pid: i32) {
+    let Some(number) = marker.and_then(|m| m.strip_prefix(':')).and_then(|n| n.parse::<u32>().ok()) else { return };
+    let lock = format!("/tmp/.X{number}-lock");
+    if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
 }

@@ -253,3 +253,46 @@ async fn shared_mode_shows_sessions_on_the_existing_display() {
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", existing.port)).await.is_ok(), "x11vnc still runs");
     existing.stop().await;
 }
+
+#[tokio::test]
+async fn a_restart_reaps_displays_orphaned_by_kill_9() {
+    use crate::support::{KEY, WorkerProcess, recorded_browsers};
+    use browser_worker::browser::process::reap_adopted;
+    let data = tempfile::tempdir().unwrap();
+    let mut worker = WorkerProcess::spawn(data.path(), &[("BW_DISPLAY_MODE", "per-session")]).await;
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/v2/sessions", worker.base))
+        .bearer_auth(KEY)
+        .json(&json!({"display": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let orphans: Vec<i32> = recorded_browsers(data.path()).iter().map(|r| r.pgid).collect();
+    assert_eq!(orphans.len(), 3, "browser, Xvfb and x11vnc are recorded");
+    let xvfb = *orphans
+        .iter()
+        .find(|pgid| std::fs::read_to_string(format!("/proc/{pgid}/comm")).unwrap_or_default().trim() == "Xvfb")
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{xvfb}/cmdline")).unwrap();
+    let display = String::from_utf8_lossy(cmdline.split(|b| *b == 0).nth(1).unwrap()).into_owned();
+    let lock = format!("/tmp/.X{}-lock", display.trim_start_matches(':'));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker.child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    worker.child.wait().await.unwrap();
+    assert!(!group_members(xvfb).is_empty(), "the display outlives the killed worker");
+
+    let restarted = WorkerProcess::spawn(data.path(), &[("BW_DISPLAY_MODE", "per-session")]).await;
+    let gone = eventually(Duration::from_secs(5), || {
+        orphans.iter().for_each(|pgid| reap_adopted(*pgid));
+        orphans.iter().all(|pgid| group_members(*pgid).is_empty())
+    })
+    .await;
+    assert!(gone, "orphans still running: {:?}", orphans.iter().map(|p| group_members(*p)).collect::<Vec<_>>());
+    assert!(!std::path::Path::new(&lock).exists(), "the killed Xvfb's lock file is removed");
+    assert!(recorded_browsers(data.path()).is_empty());
+    assert_eq!(restarted.terminate().await.0, Some(0));
+}
