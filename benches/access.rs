@@ -4,9 +4,10 @@
 //! the same x11vnc stream, at lower CPU; and a Playwright script through the CDP passthrough
 //! must take ≤ 1.10 × the same script on a direct DevTools connection.
 //!
-//! VNC: one worker with `BW_DISPLAY_MODE=per-session` and one session with a display; a
-//! `websockify` is started in front of that session's x11vnc. A small RFB client in this bench
-//! (raw encoding, full-screen non-incremental update requests back to back) reads through one
+//! VNC: one worker with `BW_DISPLAY_MODE=per-session`; each measurement opens a session with a
+//! display (x11vnc serves its first client much faster than later ones) and reads its x11vnc
+//! through the worker's bridge or through a `websockify` started in front of it. A small RFB client in this bench
+//! (raw encoding, two full-screen non-incremental update requests in flight) reads through one
 //! path, then the other, alternating each round. Throughput is WebSocket payload bytes per
 //! second; CPU is the relay process's user+system time (the worker's own process; websockify's
 //! process tree).
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use common::{API_KEY, Worker};
 
@@ -48,36 +49,26 @@ async fn run() -> Result<String> {
     let http = common::http_client()?;
     let worker = Worker::start_with(&bin, &chromium, 3, 0, &http, &[("BW_DISPLAY_MODE", "per-session")]).await?;
 
-    let session = create(&http, &worker, serde_json::json!({"display": true})).await?;
-    let bridge_url = session["vnc"]["ws_url"].as_str().context("the session has no vnc")?.to_string();
-    let vnc_port = x11vnc_port(&worker)?;
-    let relay_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut websockify = KillOnDrop(
-        Command::new("websockify")
-            .args([format!("127.0.0.1:{relay_port}"), format!("127.0.0.1:{vnc_port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting websockify (apt install websockify)")?,
-    );
-    let websockify_url = format!("ws://127.0.0.1:{relay_port}/");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", relay_port)).await.is_err() {
-        ensure!(Instant::now() < deadline, "websockify did not start listening");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let websockify_pid = websockify.0.id() as i32;
-
-    eprintln!("VNC: {rounds} rounds of {VNC_RUN:?} per side, alternated");
+    eprintln!("VNC: {rounds} rounds of {VNC_RUN:?} per side, alternated, each on a fresh display");
     let (mut bridge, mut baseline) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let bridge_first = round % 2 == 0;
         for side in [bridge_first, !bridge_first] {
+            // x11vnc serves its first client markedly faster than later ones, so every
+            // measurement gets a session (and an x11vnc) of its own.
+            let session = create(&http, &worker, serde_json::json!({"display": true})).await?;
+            let id = session["session_id"].as_str().context("no session_id")?.to_string();
             if side {
-                bridge.push(measure_vnc(&bridge_url, || cpu_of(worker.pid as i32, false)).await?);
+                let url = session["vnc"]["ws_url"].as_str().context("the session has no vnc")?;
+                bridge.push(measure_vnc(url, || cpu_of(worker.pid as i32, false)).await?);
             } else {
-                baseline.push(measure_vnc(&websockify_url, || cpu_of(websockify_pid, true)).await?);
+                let (url, websockify) = start_websockify(x11vnc_port(&worker)?).await?;
+                let pid = websockify.0.id() as i32;
+                baseline.push(measure_vnc(&url, || cpu_of(pid, true)).await?);
             }
+            let deleted =
+                http.delete(format!("{}/api/v2/sessions/{id}", worker.base)).bearer_auth(API_KEY).send().await?;
+            ensure!(deleted.status() == 200, "DELETE returned {}", deleted.status());
         }
         eprintln!(
             "  round {}: bridge {:.0} MB/s, websockify {:.0} MB/s",
@@ -86,7 +77,6 @@ async fn run() -> Result<String> {
             baseline.last().unwrap().mb_s()
         );
     }
-    let _ = websockify.0.kill();
 
     let cdp_session = create(&http, &worker, serde_json::json!({})).await?;
     let cdp_url = cdp_session["cdp_url"].as_str().context("no cdp_url")?.to_string();
@@ -111,6 +101,24 @@ async fn run() -> Result<String> {
     }
     drop(worker);
     Ok(report(&chromium, rounds, &bridge, &baseline, &through, &direct))
+}
+
+/// Starts Debian's websockify in front of the VNC server on `vnc_port`; returns its URL.
+async fn start_websockify(vnc_port: u16) -> Result<(String, KillOnDrop)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("websockify")
+        .args([format!("127.0.0.1:{port}"), format!("127.0.0.1:{vnc_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting websockify (apt install websockify)")?;
+    let guard = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        ensure!(Instant::now() < deadline, "websockify did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((format!("ws://127.0.0.1:{port}/"), guard))
 }
 
 /// A child process killed when dropped.
@@ -228,34 +236,41 @@ struct Rfb {
 }
 
 impl Rfb {
-    async fn fill(&mut self, n: usize) -> Result<()> {
-        while self.pending.len() < n {
+    /// The next binary message's payload.
+    async fn next_binary(&mut self) -> Result<Bytes> {
+        loop {
             match self.socket.next().await.context("socket closed")?? {
                 Message::Binary(data) => {
                     self.bytes += data.len() as u64;
-                    self.pending.extend_from_slice(&data);
+                    return Ok(data);
                 }
                 Message::Close(_) => bail!("socket closed"),
                 _ => {}
             }
         }
-        Ok(())
     }
 
     async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
-        self.fill(n).await?;
+        while self.pending.len() < n {
+            let data = self.next_binary().await?;
+            self.pending.extend_from_slice(&data);
+        }
         Ok(self.pending.drain(..n).collect())
     }
 
-    /// Discards `n` bytes without keeping them.
+    /// Discards `n` bytes; whole messages are dropped without being copied.
     async fn skip(&mut self, mut n: usize) -> Result<()> {
+        let take = n.min(self.pending.len());
+        self.pending.drain(..take);
+        n -= take;
         while n > 0 {
-            if self.pending.is_empty() {
-                self.fill(1).await?;
+            let data = self.next_binary().await?;
+            if data.len() <= n {
+                n -= data.len();
+            } else {
+                self.pending.extend_from_slice(&data[n..]);
+                n = 0;
             }
-            let take = n.min(self.pending.len());
-            self.pending.drain(..take);
-            n -= take;
         }
         Ok(())
     }
@@ -289,6 +304,8 @@ async fn measure_vnc(url: &str, cpu: impl Fn() -> f64) -> Result<VncRun> {
     let request = [vec![3, 0, 0, 0, 0, 0], width.to_be_bytes().to_vec(), height.to_be_bytes().to_vec()].concat();
 
     let (start_bytes, start_cpu, start) = (rfb.bytes, cpu(), Instant::now());
+    // Two requests in flight, so that the server never waits for the relay's round trip.
+    rfb.send(request.clone()).await?;
     while start.elapsed() < VNC_RUN {
         rfb.send(request.clone()).await?;
         loop {
@@ -364,8 +381,8 @@ Command: `make bench` (`cargo bench --bench access`), {rounds} rounds of {secs} 
 | worker `/vnc/{{id}}` bridge | {bridge_mb:.0} | {bridge_cpu:.2} | {bridge_cpu_gb:.2} |\n\
 | Debian websockify 0.10 | {base_mb:.0} | {base_cpu:.2} | {base_cpu_gb:.2} |\n\n\
 Throughput ratio bridge/websockify: {throughput_ratio:.2} (target ≥ 2: {tp}); CPU per GB ratio: {cpu_ratio:.2} (target < 1: {cpu})\n\n\
-Both relay the same x11vnc (one session's display, 1920×1080×24) to an RFB client in the bench \
-that requests full-screen raw updates back to back; bytes are WebSocket payload bytes. CPU is \
+Both relay x11vnc (a fresh session display, 1920×1080×24, per measurement) to an RFB client in the bench \
+that keeps two full-screen raw update requests in flight; bytes are WebSocket payload bytes. CPU is \
 the worker process's user+system time, and websockify's whole process tree's.\n\n\
 ## CDP passthrough vs direct\n\n\
 | path | {n} Playwright round trips, median ms |\n| --- | --- |\n\

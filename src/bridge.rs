@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{self, WebSocket};
+use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,7 +24,7 @@ pub const CDP_MAX_MESSAGE: usize = 256 << 20;
 /// How often traffic is turned into activity and the idle limit checked.
 const TICK: Duration = Duration::from_secs(1);
 /// Read size for VNC data (one WebSocket frame at most this big).
-const VNC_CHUNK: usize = 64 << 10;
+const VNC_CHUNK: usize = 256 << 10;
 
 /// A DevTools WebSocket connected by the worker.
 pub type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -221,13 +222,15 @@ pub async fn websocket_to_tcp(client: WebSocket, upstream: TcpStream, control: C
         End::Client
     };
     let to_client = async {
-        let mut buffer = vec![0u8; VNC_CHUNK];
+        // Each read fills fresh capacity that is handed to the socket without a copy.
+        let mut buffer = BytesMut::with_capacity(VNC_CHUNK);
         loop {
-            match up_rx.read(&mut buffer).await {
+            buffer.reserve(VNC_CHUNK);
+            match up_rx.read_buf(&mut buffer).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
+                Ok(_) => {
                     traffic.store(true, Ordering::Relaxed);
-                    if client_tx.send(ws::Message::Binary(Bytes::copy_from_slice(&buffer[..n]))).await.is_err() {
+                    if client_tx.send(ws::Message::Binary(buffer.split().freeze())).await.is_err() {
                         return End::Client;
                     }
                 }

@@ -376,24 +376,41 @@ pub async fn websocket(
 }
 
 /// Evaluates `expression` in the session's page through the CDP passthrough at `cdp_url`
-/// (a URL with `?token=`), as a second CDP client next to the worker's own.
+/// (a URL with `?token=`), as a second CDP client next to the worker's own, in plain CDP:
+/// `Target.getTargets`, `Target.attachToTarget` (flat), `Runtime.evaluate`.
 pub async fn evaluate_over_cdp(cdp_url: &str, expression: &str) -> Value {
-    use chromiumoxide::handler::HandlerConfig;
-    use futures::StreamExt;
-    let config = HandlerConfig { viewport: None, ..HandlerConfig::default() };
-    let (mut browser, mut handler) =
-        chromiumoxide::Browser::connect_with_config(cdp_url, config).await.expect("CDP client connects");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let page = loop {
-        let _ = browser.fetch_targets().await;
-        if let Some(page) = browser.pages().await.unwrap().into_iter().next() {
-            break page;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut socket = websocket(cdp_url, None, None).await.expect("the passthrough accepts the token");
+    let mut next_id = 0;
+    let mut call = async |method: &str, params: Value, session: Option<&str>| -> Value {
+        next_id += 1;
+        let mut message = serde_json::json!({"id": next_id, "method": method, "params": params});
+        if let Some(session) = session {
+            message["sessionId"] = session.into();
         }
-        assert!(Instant::now() < deadline, "the session's page is visible over CDP");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        socket.send(Message::Text(message.to_string().into())).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("the passthrough closed") };
+                let reply: Value = serde_json::from_str(&text).unwrap();
+                if reply["id"] == next_id {
+                    return reply;
+                }
+            }
+        });
+        let reply = answer.await.expect("CDP answers in time");
+        assert!(reply["error"].is_null(), "{method} failed: {reply}");
+        reply["result"].clone()
     };
-    let value = page.evaluate(expression).await.expect("evaluate").into_value::<Value>().unwrap();
-    events.abort();
-    value
+    let targets = call("Target.getTargets", serde_json::json!({}), None).await;
+    let page =
+        targets["targetInfos"].as_array().unwrap().iter().find(|t| t["type"] == "page").expect("a page target").clone();
+    let attached =
+        call("Target.attachToTarget", serde_json::json!({"targetId": page["targetId"], "flatten": true}), None).await;
+    let session = attached["sessionId"].as_str().unwrap().to_string();
+    let result =
+        call("Runtime.evaluate", serde_json::json!({"expression": expression, "returnByValue": true}), Some(&session))
+            .await;
+    result["result"]["value"].clone()
 }
