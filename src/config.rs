@@ -209,6 +209,15 @@ impl Config {
         {
             return bad("BW_DISPLAY_MODE=shared needs BW_VNC_DISPLAY (e.g. :99) and BW_VNC_PORT".into());
         }
+        if self.display_mode == DisplayMode::PerSession
+            && let Some(missing) = ["Xvfb", "x11vnc"].into_iter().find(|p| find_on_path(p).is_none())
+        {
+            return bad(format!("BW_DISPLAY_MODE=per-session needs {missing} (apt install xvfb x11vnc)"));
+        }
+        if self.display_mode != DisplayMode::None && !self.novnc_dir.join("core/rfb.js").is_file() {
+            let dir = self.novnc_dir.display();
+            return bad(format!("BW_NOVNC_DIR {dir} has no core/rfb.js (apt install novnc, or npm @novnc/novnc)"));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad(format!("BW_LOG is not a valid filter: {e}"));
         }
@@ -325,11 +334,13 @@ fn is_executable(path: &Path) -> bool {
 }
 
 fn detect_chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find_map(find_on_path)
+}
+
+/// The executable `name` in a `PATH` directory.
+fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
 }
 
 #[cfg(test)]
@@ -366,6 +377,7 @@ mod tests {
         assert!(err(&["--token-secret", "short"]).contains("32"));
         assert!(err(&["--token-ttl-secs", "5"]).contains("BW_TOKEN_TTL_SECS"));
         assert!(err(&["--public-url", "ftp://x"]).contains("BW_PUBLIC_URL"));
+        assert!(err(&["--display-mode", "per-session", "--novnc-dir", data]).contains("BW_NOVNC_DIR"));
         let shared =
             parse(&["--data-dir", data, "--display-mode", "shared", "--vnc-display", ":99", "--vnc-port", "5900"]);
         assert_eq!(shared.unwrap().display_mode, DisplayMode::Shared);
