@@ -27,6 +27,8 @@ const FIRST_PORT: u16 = 5910;
 const RANGE: u32 = 400;
 /// Start attempts before a display start fails.
 const ATTEMPTS: usize = 5;
+/// Time Xvfb and x11vnc get to exit on SIGTERM before they are killed.
+const GRACE: Duration = Duration::from_secs(2);
 /// Time for Xvfb and x11vnc to come up.
 const START_LIMIT: Duration = Duration::from_secs(15);
 
@@ -35,10 +37,12 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 pub enum DisplayError {
     #[error("no free display number or VNC port")]
     Exhausted,
+    #[error("every attempt failed: {0}")]
+    Failed(String),
     #[error("cannot run {0}: {1}")]
     Spawn(&'static str, String),
-    #[error("{0} did not start")]
-    NotReady(&'static str),
+    #[error("{0} did not start on :{1} ({2})")]
+    NotReady(&'static str, u32, &'static str),
 }
 
 /// Where sessions' displays come from.
@@ -80,8 +84,10 @@ struct Owned {
     vnc: Option<BrowserProcess>,
     number: u32,
     port: u16,
-    /// Our Xvfb came up on `number`, so its lock file and socket are ours to remove.
+    /// Our Xvfb came up on `number`, so its lock file and socket are ours to remove (while the
+    /// lock still names `xvfb_pid`).
     x_started: bool,
+    xvfb_pid: i32,
     allocator: Arc<Allocator>,
 }
 
@@ -107,18 +113,18 @@ impl Displays {
                 owned: None,
             }),
             Kind::PerSession(allocator) => {
-                let mut last = DisplayError::Exhausted;
+                let mut failures = Vec::new();
                 for _ in 0..ATTEMPTS {
                     let (number, port) = allocator.reserve()?;
                     match start(allocator.clone(), number, port).await {
                         Ok(display) => return Ok(display),
                         Err(e) => {
                             tracing::debug!(number, port, error = %e, "display start failed; trying the next one");
-                            last = e;
+                            failures.push(e.to_string());
                         }
                     }
                 }
-                Err(last)
+                Err(DisplayError::Failed(failures.join("; ")))
             }
         }
     }
@@ -151,13 +157,18 @@ fn lock_holder(n: u32) -> Option<i32> {
     std::fs::read_to_string(format!("/tmp/.X{n}-lock")).ok()?.trim().parse().ok()
 }
 
-/// True if no X server holds display `n` (a lock file whose process is gone does not count).
+/// True if no X server holds display `n`: no lock file of a live process, no socket file, and
+/// nothing listening on the abstract socket (an X server whose files were removed still has it).
 fn display_free(n: u32) -> bool {
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-    match std::fs::read_to_string(format!("/tmp/.X{n}-lock")) {
-        Ok(pid) => pid.trim().parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()),
-        Err(_) => !socket.exists(),
-    }
+    use std::os::linux::net::SocketAddrExt;
+    let files_free = match lock_holder(n) {
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists(),
+    };
+    let abstract_name = format!("/tmp/.X11-unix/X{n}");
+    let listening = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+        .is_ok_and(|addr| std::os::unix::net::UnixStream::connect_addr(&addr).is_ok());
+    files_free && !listening
 }
 
 /// Starts Xvfb `:number` and x11vnc on `port`, and waits until both serve.
@@ -165,7 +176,8 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     let display = format!(":{number}");
     let dead = CancellationToken::new();
     // From here on, dropping `owned` kills what was started and frees the reservation.
-    let mut owned = Owned { xvfb: None, vnc: None, number, port, x_started: false, allocator: allocator.clone() };
+    let mut owned =
+        Owned { xvfb: None, vnc: None, number, port, x_started: false, xvfb_pid: 0, allocator: allocator.clone() };
 
     let mut xvfb = Command::new("Xvfb");
     xvfb.arg(&display).args(["-screen", "0", &format!("{}x{}x24", SCREEN.0, SCREEN.1)]).args([
@@ -177,6 +189,7 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
     let pid = process.pgid();
     owned.xvfb = Some(process);
+    owned.xvfb_pid = pid;
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
     // Ready when the lock file names our Xvfb (not another server that won a race) and its
     // socket accepts connections.
@@ -189,11 +202,13 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         }
     };
     tokio::select! {
-        _ = dead.cancelled() => return Err(DisplayError::NotReady("Xvfb")),
-        ready = tokio::time::timeout(START_LIMIT, ready) => ready.map_err(|_| DisplayError::NotReady("Xvfb"))?,
+        _ = dead.cancelled() => return Err(DisplayError::NotReady("Xvfb", number, "exited")),
+        ready = tokio::time::timeout(START_LIMIT, ready) => {
+            ready.map_err(|_| DisplayError::NotReady("Xvfb", number, "timed out"))?
+        }
     }
     if dead.is_cancelled() {
-        return Err(DisplayError::NotReady("Xvfb"));
+        return Err(DisplayError::NotReady("Xvfb", number, "exited"));
     }
     owned.x_started = true;
 
@@ -216,7 +231,8 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     };
     match tokio::time::timeout(START_LIMIT, listening).await {
         Ok(true) if !dead.is_cancelled() => {}
-        _ => return Err(DisplayError::NotReady("x11vnc")),
+        Ok(_) => return Err(DisplayError::NotReady("x11vnc", number, "exited or took another port")),
+        Err(_) => return Err(DisplayError::NotReady("x11vnc", number, "timed out")),
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     tracing::debug!(number, port, "display started");
@@ -232,11 +248,12 @@ impl SessionDisplay {
     /// Stops x11vnc, then Xvfb, reaps them and frees the display number and port.
     pub async fn stop(mut self) {
         if let Some(mut owned) = self.owned.take() {
+            // SIGTERM first: a killed x11vnc leaks its SysV shared memory segments.
             if let Some(vnc) = owned.vnc.take() {
-                vnc.terminate().await;
+                vnc.terminate_gracefully(GRACE).await;
             }
             if let Some(xvfb) = owned.xvfb.take() {
-                xvfb.terminate().await;
+                xvfb.terminate_gracefully(GRACE).await;
             }
         }
     }
@@ -248,7 +265,8 @@ impl Drop for Owned {
     fn drop(&mut self) {
         self.vnc.take();
         self.xvfb.take();
-        if self.x_started {
+        // A lock naming another process belongs to an X server that took the number since.
+        if self.x_started && lock_holder(self.number).is_none_or(|holder| holder == self.xvfb_pid) {
             let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.number));
             let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
         }

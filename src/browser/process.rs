@@ -181,6 +181,15 @@ impl BrowserProcess {
         let _ = tokio::time::timeout(limit, self.exited.cancelled()).await;
     }
 
+    /// Asks the group to exit (SIGTERM), waits up to `grace`, then terminates it like
+    /// `terminate`. For helpers that clean up after themselves (x11vnc's shared memory, Xvfb's
+    /// lock file).
+    pub async fn terminate_gracefully(self, grace: Duration) {
+        signal_group(self.pgid, Signal::SIGTERM);
+        self.wait_exit(grace).await;
+        self.terminate().await;
+    }
+
     /// Kills the group, reaps every member, removes the temp dir and the pid record.
     pub async fn terminate(mut self) {
         kill_group(self.pgid);
@@ -221,14 +230,19 @@ impl Drop for BrowserProcess {
 
 /// Sends SIGKILL to process group `pgid` (ignored if it is gone).
 pub fn kill_group(pgid: i32) {
+    signal_group(pgid, Signal::SIGKILL);
+}
+
+fn signal_group(pgid: i32, signal: Signal) {
     if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = killpg(Pid::from_raw(pgid), signal);
     }
 }
 
 /// One line of `/proc/<pid>/stat`, the fields we need.
 struct ProcStat {
     pid: i32,
+    state: char,
     ppid: i32,
     pgrp: i32,
     comm: String,
@@ -244,10 +258,11 @@ fn proc_stats() -> Vec<ProcStat> {
             // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
             let close = stat.rfind(')')?;
             let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
-            let mut fields = stat[close + 2..].split_whitespace().skip(1);
+            let mut fields = stat[close + 2..].split_whitespace();
+            let state = fields.next()?.chars().next()?;
             let ppid = fields.next()?.parse().ok()?;
             let pgrp = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, ppid, pgrp, comm })
+            Some(ProcStat { pid, state, ppid, pgrp, comm })
         })
         .collect()
 }
@@ -303,6 +318,7 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
     let stats = proc_stats();
     let mut killed = Vec::new();
+    let mut helpers = Vec::new();
     for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")) {
         let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok()) else {
             let _ = std::fs::remove_file(&path);
@@ -316,14 +332,32 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
                 .is_ok_and(|c| String::from_utf8_lossy(&c).split('\0').any(|arg| arg == marker))
         });
         if ours {
-            kill_group(record.pgid);
+            if record.marker.is_some() {
+                // Helpers get SIGTERM first: a killed x11vnc leaks its SysV shared memory.
+                signal_group(record.pgid, Signal::SIGTERM);
+                helpers.push((record.pgid, record.marker.clone()));
+            } else {
+                kill_group(record.pgid);
+            }
             killed.push(record.pgid);
-            remove_x_lock(record.marker.as_deref(), record.pgid);
         }
         if record.ephemeral && record.marker.is_none() {
             let _ = std::fs::remove_dir_all(&record.user_data_dir);
         }
         let _ = std::fs::remove_file(&path);
+    }
+    if !helpers.is_empty() {
+        for _ in 0..REAP_TRIES {
+            let live = proc_stats();
+            if !helpers.iter().any(|(pgid, _)| live.iter().any(|p| p.pgrp == *pgid && p.state != 'Z')) {
+                break;
+            }
+            std::thread::sleep(REAP_PAUSE);
+        }
+        for (pgid, marker) in &helpers {
+            kill_group(*pgid);
+            remove_x_lock(marker.as_deref(), *pgid);
+        }
     }
     killed
 }

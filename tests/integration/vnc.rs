@@ -28,6 +28,18 @@ async fn colours(app: &TestApp, id: &str) -> Vec<(u8, u8, u8)> {
         .collect()
 }
 
+/// SysV shared memory segments created by any of `pids` that still exist (x11vnc makes ~60;
+/// killed without SIGTERM, it leaks them until the machine runs out).
+fn shm_segments_of(pids: &[i32]) -> usize {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(4)?.parse::<i32>().ok())
+        .filter(|cpid| pids.contains(cpid))
+        .count()
+}
+
 fn greenish((r, g, b): (u8, u8, u8)) -> bool {
     g > 200 && r < 60 && b < 60
 }
@@ -121,11 +133,13 @@ async fn each_viewer_sees_its_own_session_and_tokens_open_only_their_session() {
 
     let data_dir = app.data_dir.path().to_path_buf();
     let groups: Vec<i32> = app.browsers().iter().map(|r| r.pgid).collect();
+    assert!(shm_segments_of(&groups) > 0, "x11vnc's shared memory is seen while it runs");
     app.stop().await;
     assert!(crate::support::recorded_browsers(&data_dir).is_empty(), "no process records remain");
-    for pgid in groups {
+    for &pgid in &groups {
         assert!(group_members(pgid).is_empty(), "no browser, Xvfb or x11vnc remains: {:?}", group_members(pgid));
     }
+    assert_eq!(shm_segments_of(&groups), 0, "x11vnc's shared memory is released");
 }
 
 #[tokio::test]
@@ -293,6 +307,7 @@ async fn a_restart_reaps_displays_orphaned_by_kill_9() {
     .await;
     assert!(gone, "orphans still running: {:?}", orphans.iter().map(|p| group_members(*p)).collect::<Vec<_>>());
     assert!(!std::path::Path::new(&lock).exists(), "the killed Xvfb's lock file is removed");
+    assert_eq!(shm_segments_of(&orphans), 0, "the orphaned x11vnc released its shared memory");
     assert!(recorded_browsers(data.path()).is_empty());
     assert_eq!(restarted.terminate().await.0, Some(0));
 }
