@@ -20,16 +20,20 @@ test: deps
 	$(CARGO) test --no-fail-fast
 	@# Browsers of test workers run with a user-data dir under a temp dir: none may survive.
 	@if pgrep -a -f -- '--user-data-dir=$(TMPDIR_PATTERN)'; then echo "make test: Chromium processes were left behind" >&2; exit 1; fi
+	@# Displays of test workers (Xvfb + x11vnc on :100 and up) stop with their sessions.
+	@if pgrep -a -f -- '^(Xvfb :1[0-9]{2,} -screen 0 1920x1080x24|x11vnc -display :1[0-9]{2,} -localhost)'; then echo "make test: Xvfb or x11vnc processes were left behind" >&2; exit 1; fi
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## Session-create latency against a bare chromiumoxide launch, and worker memory per session
-## and over create/delete cycles; writes BENCHMARKS.md.
+## Session-create latency against a bare chromiumoxide launch, worker memory per session and
+## over create/delete cycles, the VNC bridge against websockify and the CDP passthrough against
+## a direct connection; writes BENCHMARKS.md.
 bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
-	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && $(CARGO) bench --bench forms; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && \
+	  $(CARGO) bench --bench forms && echo && $(CARGO) bench --bench access; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 

@@ -106,6 +106,18 @@ impl Worker {
         warm_pool: u32,
         http: &reqwest::Client,
     ) -> Result<Self> {
+        Self::start_with(bin, chromium, max_sessions, warm_pool, http, &[]).await
+    }
+
+    /// `start` with extra `BW_*` variables, e.g. `[("BW_DISPLAY_MODE", "per-session")]`.
+    pub async fn start_with(
+        bin: &Path,
+        chromium: &str,
+        max_sessions: usize,
+        warm_pool: u32,
+        http: &reqwest::Client,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let data_dir = tempfile::tempdir().context("creating BW_DATA_DIR")?;
         let mut cmd = Command::new(bin);
@@ -120,6 +132,7 @@ impl Worker {
             .env("BW_WARM_POOL", warm_pool.to_string())
             .env("BW_LOG_FORMAT", "json")
             .env("BW_LOG", "warn")
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stderr_stdio()?);
         let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;

@@ -11,6 +11,14 @@ if ! have chromium && ! have chromium-browser && ! have google-chrome; then
   missing+=(chromium)
 fi
 have curl || missing+=(curl)
+# Per-session displays and the VNC viewer: Xvfb, x11vnc, noVNC's static client; websockify is
+# the baseline `make bench` measures the worker's VNC bridge against.
+have Xvfb || missing+=(xvfb)
+have x11vnc || missing+=(x11vnc)
+[ -f /usr/share/novnc/vnc.html ] || missing+=(novnc)
+have websockify || missing+=(websockify)
+# Node runs the Playwright/Puppeteer passthrough tests (tests/js).
+have npm || missing+=(nodejs npm)
 # Fonts so that pages (and screenshots) render text.
 if ! dpkg -s fonts-liberation >/dev/null 2>&1 && [ -z "$(ls /usr/share/fonts 2>/dev/null)" ]; then
   missing+=(fonts-liberation)
@@ -29,6 +37,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The JS test clients (playwright-core, puppeteer-core; they never download a browser).
+js_dir="$(dirname "$0")/../tests/js"
+if ! cmp -s "$js_dir/package-lock.json" "$js_dir/node_modules/.installed-lock.json"; then
+  echo "install-deps: npm ci in tests/js" >&2
+  (cd "$js_dir" && PUPPETEER_SKIP_DOWNLOAD=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent \
+    && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
 if ! have cargo; then

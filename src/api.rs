@@ -2,6 +2,7 @@
 //! and the OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod cdp;
 pub mod events;
 pub mod forms;
 pub mod health;
@@ -9,17 +10,21 @@ pub mod json;
 pub mod profiles;
 pub mod sessions;
 pub mod tasks;
+pub mod vnc;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -69,6 +74,12 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(profiles::resolve_profile))
         .routes(routes!(profiles::disable_profile))
         .routes(routes!(profiles::enable_profile))
+        .routes(routes!(cdp::cdp_socket))
+        .routes(routes!(cdp::json_version))
+        .routes(routes!(cdp::cdp_token))
+        .routes(routes!(vnc::vnc_token))
+        .routes(routes!(vnc::vnc_socket))
+        .routes(routes!(vnc::viewer))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }
@@ -81,7 +92,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete router with its middleware.
 pub fn router(app: Arc<App>) -> Router {
     let (routes, _) = documented().split_for_parts();
+    let novnc = ServeDir::new(&app.config.novnc_dir)
+        .append_index_html_on_directories(false)
+        .not_found_service((|| async { ApiError::not_found_route() }).into_service());
     routes
+        // Playwright's `connectOverCDP("http://…")` reads `<url>/json/version/`.
+        .route("/api/v2/sessions/{id}/json/version/", get(cdp::json_version))
+        .nest_service("/vnc/static", novnc)
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(app.config.body_limit_bytes))

@@ -2,7 +2,7 @@
 //! pool) and its background tasks, plus `Server`, which binds, serves and shuts down.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -15,12 +15,14 @@ use crate::breaker::Breaker;
 use crate::browser::BrowserProvider;
 use crate::browser::adspower::{AdsPowerClient, AdsPowerProvider};
 use crate::browser::chromium::ChromiumProvider;
+use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
-use crate::config::{Config, ProviderKind};
+use crate::config::{Config, DisplayMode, ProviderKind};
 use crate::notify::Notifier;
 use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
+use crate::token::TokenIssuer;
 
 /// Artifacts older than this are deleted at start-up (they show the applicant's data).
 const ARTIFACT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -43,6 +45,10 @@ pub struct App {
     /// V1 tasks running now (`/health.active_tasks`).
     pub active_tasks: std::sync::atomic::AtomicUsize,
     pub started: Instant,
+    /// Mints and checks the session tokens of the VNC viewer and the CDP passthrough.
+    pub tokens: TokenIssuer,
+    /// Base URL of links handed to clients; set once the server is bound.
+    public_url: OnceLock<String>,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -88,21 +94,31 @@ impl App {
         let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
         let notifier = Notifier::start(config.egress(), cancel.clone(), &tracker);
-        let registry = Arc::new(
-            SessionRegistry::new(
-                provider,
-                breaker.clone(),
-                pool.clone(),
-                Limits {
-                    max_sessions: config.max_sessions,
-                    idle_timeout: config.idle_timeout(),
-                    max_lifetime: config.max_lifetime(),
-                    files_root: config.data_dir.join("tmp"),
-                },
-                tracker.clone(),
-            )
-            .with_notifier(notifier.clone()),
-        );
+        let mut registry = SessionRegistry::new(
+            provider,
+            breaker.clone(),
+            pool.clone(),
+            Limits {
+                max_sessions: config.max_sessions,
+                idle_timeout: config.idle_timeout(),
+                max_lifetime: config.max_lifetime(),
+                files_root: config.data_dir.join("tmp"),
+            },
+            tracker.clone(),
+        )
+        .with_notifier(notifier.clone());
+        match (config.display_mode, &config.vnc_display, config.vnc_port) {
+            (DisplayMode::PerSession, _, _) => {
+                registry = registry.with_displays(Arc::new(Displays::per_session(&config.data_dir.join("run"))));
+            }
+            (DisplayMode::Shared, Some(display), Some(port)) => {
+                let vnc = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+                registry = registry.with_displays(Arc::new(Displays::shared(display.clone(), vnc)));
+            }
+            _ => {}
+        }
+        let registry = Arc::new(registry);
+        let tokens = TokenIssuer::new(&config.token_secret_bytes(), std::time::Duration::from_secs(config.token_ttl()));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
         if let Some(client) = adspower.clone() {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
@@ -122,10 +138,17 @@ impl App {
             adspower,
             pool,
             started: Instant::now(),
+            tokens,
+            public_url: OnceLock::new(),
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
         }))
+    }
+
+    /// Base URL for links handed to clients (`BW_PUBLIC_URL`, or the bound address).
+    pub fn public_url(&self) -> &str {
+        self.public_url.get_or_init(|| self.config.public_url_for(self.config.bind))
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -189,7 +212,12 @@ impl Server {
             }
         };
         let addr = listener.local_addr()?;
+        let _ = app.public_url.set(app.config.public_url_for(addr));
         let router = crate::api::router(app.clone());
+        // No Nagle delay: the VNC and CDP bridges relay latency-sensitive streams.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let stop = app.cancel.clone();
         let serving =
             tokio::spawn(

@@ -6,6 +6,7 @@
 
 pub mod adspower;
 pub mod chromium;
+pub mod display;
 pub mod humanize;
 pub mod page;
 pub mod pool;
@@ -25,6 +26,8 @@ use process::BrowserProcess;
 pub struct LaunchSpec {
     /// A persistent profile (cookies survive between sessions); `None` is a fresh ephemeral one.
     pub profile_id: Option<String>,
+    /// An X display (e.g. `:100`) to run headful on; `None` runs headless.
+    pub display: Option<String>,
 }
 
 /// Something that can open browsers: the local Chromium launcher, later AdsPower.

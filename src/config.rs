@@ -95,6 +95,58 @@ pub struct Config {
     /// Link-local and metadata addresses are refused regardless.
     #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_egress: bool,
+
+    /// Base URL clients reach this worker at (used in `cdp_url` and `vnc` links); default
+    /// `http://<bound address>`.
+    #[arg(long, env = "BW_PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+
+    /// Secret that signs session tokens (HS256, at least 32 characters); random per run when unset.
+    #[arg(long, env = "BW_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Lifetime of session tokens (VNC viewer, CDP), in seconds [default: 1800].
+    #[arg(long, env = "BW_TOKEN_TTL_SECS")]
+    pub token_ttl_secs: Option<u64>,
+
+    /// Older name of `BW_TOKEN_SECRET` (SPEC §2); used when that is unset.
+    #[arg(long, env = "BW_VNC_SECRET", hide = true, hide_env_values = true)]
+    pub vnc_secret: Option<String>,
+
+    /// Older name of `BW_TOKEN_TTL_SECS` (SPEC §2); used when that is unset.
+    #[arg(long, env = "BW_VNC_TOKEN_TTL_SECS", hide = true)]
+    pub vnc_token_ttl_secs: Option<u64>,
+
+    /// Displays for sessions created with `display: true`.
+    #[arg(long, env = "BW_DISPLAY_MODE", value_enum, default_value_t = DisplayMode::None)]
+    pub display_mode: DisplayMode,
+
+    /// `shared` mode: the existing X display (e.g. `:99`).
+    #[arg(long, env = "BW_VNC_DISPLAY")]
+    pub vnc_display: Option<String>,
+
+    /// `shared` mode: the port of the existing VNC server on 127.0.0.1.
+    #[arg(long, env = "BW_VNC_PORT")]
+    pub vnc_port: Option<u16>,
+
+    /// Directory of noVNC's static files (`core/rfb.js`), served under `/vnc/static/`.
+    #[arg(long, env = "BW_NOVNC_DIR", default_value = "/usr/share/novnc")]
+    pub novnc_dir: PathBuf,
+
+    /// A VNC or CDP bridge with no traffic for this long is closed, in seconds.
+    #[arg(long, env = "BW_BRIDGE_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub bridge_idle_timeout_secs: u64,
+}
+
+/// Where sessions' displays come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DisplayMode {
+    /// Headless sessions only; `display: true` is refused.
+    None,
+    /// Each session with `display: true` gets its own Xvfb and x11vnc.
+    PerSession,
+    /// Sessions with `display: true` share an existing display and VNC server.
+    Shared,
 }
 
 /// Where sessions' browsers come from.
@@ -162,6 +214,35 @@ impl Config {
             return bad(format!("BW_API_KEYS has {shown} shorter than {MIN_KEY_LEN} characters"));
         }
         self.api_keys = self.api_keys.iter().map(|k| k.trim().to_string()).collect();
+        if self.token_secret.is_none() {
+            self.token_secret = self.vnc_secret.take();
+        }
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return bad("BW_TOKEN_SECRET must be at least 32 characters".into());
+        }
+        self.token_ttl_secs = Some(self.token_ttl_secs.or(self.vnc_token_ttl_secs).unwrap_or(1800));
+        if !(60..=86_400).contains(&self.token_ttl()) || !(1..=86_400).contains(&self.bridge_idle_timeout_secs) {
+            return bad("BW_TOKEN_TTL_SECS must be 60-86400 and BW_BRIDGE_IDLE_TIMEOUT_SECS 1-86400".into());
+        }
+        if let Some(url) = &self.public_url
+            && (!matches!(url.scheme(), "http" | "https") || url.host().is_none())
+        {
+            return bad(format!("BW_PUBLIC_URL {url} must be an http(s) URL with a host"));
+        }
+        if self.display_mode == DisplayMode::Shared
+            && !(self.vnc_display.as_deref().is_some_and(|d| d.starts_with(':')) && self.vnc_port.is_some())
+        {
+            return bad("BW_DISPLAY_MODE=shared needs BW_VNC_DISPLAY (e.g. :99) and BW_VNC_PORT".into());
+        }
+        if self.display_mode == DisplayMode::PerSession
+            && let Some(missing) = ["Xvfb", "x11vnc"].into_iter().find(|p| find_on_path(p).is_none())
+        {
+            return bad(format!("BW_DISPLAY_MODE=per-session needs {missing} (apt install xvfb x11vnc)"));
+        }
+        if self.display_mode != DisplayMode::None && !self.novnc_dir.join("core/rfb.js").is_file() {
+            let dir = self.novnc_dir.display();
+            return bad(format!("BW_NOVNC_DIR {dir} has no core/rfb.js (apt install novnc, or npm @novnc/novnc)"));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return bad(format!("BW_LOG is not a valid filter: {e}"));
         }
@@ -216,6 +297,43 @@ impl Config {
         crate::egress::EgressPolicy { allow_private: self.allow_private_egress }
     }
 
+    /// Lifetime of session tokens, in seconds (resolved by validation).
+    pub fn token_ttl(&self) -> u64 {
+        self.token_ttl_secs.unwrap_or(1800)
+    }
+
+    pub fn bridge_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.bridge_idle_timeout_secs)
+    }
+
+    /// `BW_PUBLIC_URL` without a trailing slash, or `http://<addr>` of the bound address
+    /// (an unspecified address becomes loopback).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.as_str().trim_end_matches('/').to_string();
+        }
+        let mut addr = bound;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// The token-signing secret: `BW_TOKEN_SECRET`, or 32 random bytes for this run.
+    pub fn token_secret_bytes(&self) -> Vec<u8> {
+        match &self.token_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                bytes
+            }
+        }
+    }
+
     /// Returns the configured keys, or the stored/generated one. A freshly generated key is
     /// also returned in the second slot so that the caller can print it once.
     pub fn resolve_api_keys(&self) -> Result<(Vec<String>, Option<String>), ConfigError> {
@@ -253,11 +371,22 @@ fn is_executable(path: &Path) -> bool {
 }
 
 fn detect_chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find_map(find_on_path)
+}
+
+/// The executable `name` in a `PATH` directory.
+fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+}
+
+fn parse_artifacts_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if matches!(url.scheme(), "s3" | "s3a" | "file") {
+        Ok(url)
+    } else {
+        Err("BW_ARTIFACTS_URL must be an s3:// or file:// URL".into())
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +422,29 @@ mod tests {
     }
 
     #[test]
+    fn display_token_and_public_url_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let err = |args: &[&str]| parse(&[&["--data-dir", data], args].concat()).unwrap_err().to_string();
+        assert!(err(&["--display-mode", "shared"]).contains("BW_VNC_DISPLAY"));
+        assert!(err(&["--token-secret", "short"]).contains("32"));
+        assert!(err(&["--token-ttl-secs", "5"]).contains("BW_TOKEN_TTL_SECS"));
+        assert!(err(&["--public-url", "ftp://x"]).contains("BW_PUBLIC_URL"));
+        assert!(err(&["--display-mode", "per-session", "--novnc-dir", data]).contains("BW_NOVNC_DIR"));
+        let shared =
+            parse(&["--data-dir", data, "--display-mode", "shared", "--vnc-display", ":99", "--vnc-port", "5900"]);
+        assert_eq!(shared.unwrap().display_mode, DisplayMode::Shared);
+        let old_names =
+            parse(&["--data-dir", data, "--vnc-secret", &"s".repeat(32), "--vnc-token-ttl-secs", "120"]).unwrap();
+        assert_eq!((old_names.token_secret.as_deref().map(str::len), old_names.token_ttl()), (Some(32), 120));
+        let config = parse(&["--data-dir", data]).unwrap();
+        assert_eq!(config.token_ttl(), 1800);
+        assert_eq!(config.public_url_for("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        let public = parse(&["--data-dir", data, "--public-url", "https://w1.example.com/"]).unwrap();
+        assert_eq!(public.public_url_for("0.0.0.0:8080".parse().unwrap()), "https://w1.example.com");
+    }
+
+    #[test]
     fn generates_a_private_key_once_and_reuses_it() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -304,14 +456,5 @@ mod tests {
         let (again, fresh_again) = config.resolve_api_keys().unwrap();
         assert_eq!(again, keys);
         assert_eq!(fresh_again, None);
-    }
-}
-
-fn parse_artifacts_url(text: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
-    if matches!(url.scheme(), "s3" | "s3a" | "file") {
-        Ok(url)
-    } else {
-        Err("BW_ARTIFACTS_URL must be an s3:// or file:// URL".into())
     }
 }

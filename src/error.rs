@@ -12,6 +12,7 @@ use crate::breaker::BreakerError;
 use crate::browser::BrowserError;
 use crate::forms::FormsError;
 use crate::session::SessionError;
+use crate::token::TokenError;
 
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
@@ -126,6 +127,12 @@ impl From<SessionError> for ApiError {
             E::Browser(b) => b.into(),
             E::Profile(p) => p.into(),
         }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
     }
 }
 

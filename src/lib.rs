@@ -10,6 +10,9 @@
 //!   process groups and orphan reaping, and the warm pool.
 //! - [`breaker`]: the per-profile circuit breaker, persisted in redb.
 //! - [`guard`]: block detection (CAPTCHAs, challenge pages, rate limits, login walls).
+//!   process groups and orphan reaping, the warm pool, and per-session displays (Xvfb, x11vnc).
+//! - [`bridge`]: WebSocket bridges of the CDP passthrough and the VNC viewer, handed an upstream address.
+//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC or CDP).
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 #![forbid(unsafe_code)]
@@ -18,6 +21,7 @@ pub mod api;
 pub mod app;
 pub mod artifacts;
 pub mod breaker;
+pub mod bridge;
 pub mod browser;
 pub mod config;
 pub mod egress;
@@ -29,6 +33,7 @@ pub mod notify;
 pub mod session;
 pub mod tasks;
 pub mod telemetry;
+pub mod token;
 
 pub use app::{App, Server};
 pub use config::Config;

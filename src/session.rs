@@ -11,8 +11,9 @@
 pub mod reaper;
 pub mod registry;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,11 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::browser::display::SessionDisplay;
 use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::guard::Block;
+use crate::token::Minted;
 
 pub use registry::{CreateOptions, SessionRegistry};
 
@@ -167,12 +170,47 @@ pub struct SessionInfo {
     pub last_activity_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub idle_timeout_secs: u64,
+    /// CDP passthrough (WebSocket): the API key as a Bearer header, or `?token=` (`cdp-token`).
+    pub cdp_url: String,
     /// Viewer access; null when the session has no display.
-    #[schema(value_type = Option<Object>)]
-    pub vnc: Option<Value>,
+    pub vnc: Option<VncAccess>,
     pub timing: Timing,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+}
+
+/// How to watch (and take over) a session's display.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VncAccess {
+    /// The VNC WebSocket (subprotocol `binary`), token included.
+    pub ws_url: String,
+    /// A noVNC page connected to `ws_url`.
+    pub viewer_url: String,
+    /// The token in both URLs (an HS256 JWT scoped to this session and to VNC).
+    pub token: String,
+    /// When the token expires; `POST …/vnc-token` mints a new one.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `ws://` for `http://` (and `wss://` for `https://`) of a public base URL.
+pub fn ws_base(public_url: &str) -> String {
+    match public_url.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => format!("ws://{public_url}"),
+    }
+}
+
+impl VncAccess {
+    /// The URLs of session `id` under `public_url` with `token`.
+    pub fn new(public_url: &str, id: SessionId, token: &Minted) -> Self {
+        Self {
+            ws_url: format!("{}/vnc/{id}?token={}", ws_base(public_url), token.token),
+            viewer_url: format!("{public_url}/vnc/{id}/viewer?token={}", token.token),
+            token: token.token.clone(),
+            expires_at: token.expires_at,
+        }
+    }
 }
 
 /// What changes while a session lives; a std mutex, never held across an await.
@@ -218,6 +256,30 @@ pub struct Session {
     pub(crate) ended: CancellationToken,
     /// The capacity slot, given back when the session is closed.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The browser's DevTools endpoint, for the CDP passthrough (no operation lock needed).
+    cdp_endpoint: String,
+    /// The VNC server showing this session's display, if it has one.
+    vnc_addr: Option<SocketAddr>,
+    /// The session's own display (per-session mode), stopped after the browser on close.
+    display: Mutex<Option<SessionDisplay>>,
+    /// Fires if the display's processes die (never, without a display).
+    display_dead: CancellationToken,
+    /// The viewer token shown in the session object (minted at create or by `vnc-token`).
+    vnc_token: Mutex<Option<Minted>>,
+    /// Attached CDP and VNC clients: a session with one never idles out.
+    attached: AtomicUsize,
+}
+
+/// An attached CDP or VNC client; detaching counts as activity.
+pub struct Attachment {
+    session: Arc<Session>,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.session.attached.fetch_sub(1, Ordering::SeqCst);
+        self.session.touch();
+    }
 }
 
 /// Proof that the caller holds the session's single operation slot; restores `ready` on drop.
@@ -247,8 +309,9 @@ impl Drop for OpGuard {
 }
 
 impl Session {
-    /// The public view.
-    pub fn info(&self) -> SessionInfo {
+    /// The public view; links (CDP, VNC) point at `public_url`.
+    pub fn info(&self, public_url: &str) -> SessionInfo {
+        let vnc = self.vnc_token.lock().unwrap().as_ref().map(|token| VncAccess::new(public_url, self.id, token));
         let status = self.status.lock().unwrap();
         SessionInfo {
             session_id: self.id,
@@ -262,7 +325,8 @@ impl Session {
             last_activity_at: status.last_activity_at,
             expires_at: self.expires_at,
             idle_timeout_secs: self.idle_timeout.as_secs(),
-            vnc: None,
+            cdp_url: format!("{}/api/v2/sessions/{}/cdp", ws_base(public_url), self.id),
+            vnc,
             timing: status.timing.clone(),
             metadata: self.metadata.clone(),
         }
@@ -273,6 +337,33 @@ impl Session {
         let mut status = self.status.lock().unwrap();
         status.last_activity = Instant::now();
         status.last_activity_at = Utc::now();
+    }
+
+    /// The browser's DevTools WebSocket endpoint.
+    pub fn cdp_endpoint(&self) -> &str {
+        &self.cdp_endpoint
+    }
+
+    /// The VNC server of the session's display, or `None` without a display.
+    pub fn vnc_addr(&self) -> Option<SocketAddr> {
+        self.vnc_addr
+    }
+
+    /// Replaces the viewer token shown in the session object.
+    pub fn set_vnc_token(&self, token: Minted) {
+        *self.vnc_token.lock().unwrap() = Some(token);
+    }
+
+    /// Fires once the session is closed and released (bridges end with it).
+    pub fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
+    /// Registers an attached client until the returned guard drops.
+    pub fn attach(self: &Arc<Self>) -> Attachment {
+        self.attached.fetch_add(1, Ordering::SeqCst);
+        self.touch();
+        Attachment { session: self.clone() }
     }
 
     /// Records where the page is now.
@@ -306,6 +397,11 @@ impl Session {
         }
     }
 
+    /// Where the session is in its life now.
+    pub fn state(&self) -> SessionState {
+        self.status.lock().unwrap().state
+    }
+
     /// The block found by the last detection.
     pub fn block(&self) -> Option<Block> {
         self.status.lock().unwrap().block.clone()
@@ -319,8 +415,12 @@ impl Session {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// True if the session has been idle longer than its timeout (a busy session is not idle).
+    /// True if the session has been idle longer than its timeout (a busy session, or one with an
+    /// attached client, is not idle).
     fn idle_expired(&self, now: Instant) -> bool {
+        if self.attached.load(Ordering::SeqCst) > 0 {
+            return false;
+        }
         let status = self.status.lock().unwrap();
         status.state != SessionState::Busy && now.duration_since(status.last_activity) >= self.idle_timeout
     }

@@ -310,7 +310,7 @@ async fn steps(
                 }
                 Err(e) => return Err(e.into()),
             };
-            run.result.timing.browser_start_ms = session.info().timing.browser_start_ms;
+            run.result.timing.browser_start_ms = session.info(app.public_url()).timing.browser_start_ms;
             session.id
         }
     };
@@ -378,7 +378,7 @@ async fn steps(
                 run.result.blocked = true;
                 run.result.block_reason = Some("review_required".into());
                 run.result.next_action = "needs_human";
-                run.result.vnc_url = vnc_url(&op);
+                run.result.vnc_url = vnc_url(app, &op);
                 let hold =
                     Block { reason: BlockReason::ReviewRequired, detail: "copilot: review before submit".into() };
                 op.session().set_block(Some(hold));
@@ -428,8 +428,8 @@ async fn steps(
 }
 
 /// The viewer URL of a session with a display, if it has one.
-fn vnc_url(op: &OpGuard) -> Option<String> {
-    op.session().info().vnc.and_then(|v| v.get("viewer_url").and_then(Value::as_str).map(str::to_string))
+fn vnc_url(app: &App, op: &OpGuard) -> Option<String> {
+    op.session().info(app.public_url()).vnc.map(|v| v.viewer_url)
 }
 
 /// Ends the task as blocked, leaving the session open for a person.
@@ -441,7 +441,7 @@ async fn blocked(app: &App, op: &OpGuard, task: &TaskRequest, run: &mut Run, blo
         block.reason.as_str().into()
     });
     run.result.next_action = "needs_human";
-    run.result.vnc_url = vnc_url(op);
+    run.result.vnc_url = vnc_url(app, op);
     if task.policy.save_artifacts
         && let Some(url) = flow::snapshot(app, op, "blocked").await
     {

@@ -30,9 +30,10 @@ pub struct CreateSessionRequest {
     pub profile_id: Option<String>,
     /// Page to open right away (http or https).
     pub url: Option<String>,
-    /// Must be true (or omitted) on a worker without displays.
+    /// `false` runs the browser headful on a display (same as `display: true`).
     pub headless: Option<bool>,
-    /// Ask for a virtual display with VNC; not available on a worker without displays.
+    /// Run on a virtual display a person can watch and drive over VNC (`vnc` in the answer);
+    /// needs `BW_DISPLAY_MODE=per-session` or `shared`.
     pub display: Option<bool>,
     /// Close the session after this many seconds without activity (1–86400).
     pub idle_timeout_secs: Option<u64>,
@@ -87,8 +88,19 @@ pub struct ScreenshotQuery {
 
 impl CreateSessionRequest {
     fn into_options(self, app: &App) -> Result<CreateOptions, ApiError> {
-        if self.display == Some(true) || self.headless == Some(false) {
-            return Err(ApiError::validation("this worker has no display: sessions are headless"));
+        let display = self.display == Some(true) || self.headless == Some(false);
+        if display && !app.registry.has_displays() {
+            return Err(ApiError::validation(
+                "this worker has no display (BW_DISPLAY_MODE=none): sessions are headless",
+            ));
+        }
+        if self.display == Some(true) && self.headless == Some(true) {
+            return Err(ApiError::validation("display: true needs a headful browser; leave headless out"));
+        }
+        if display && self.viewport.is_some() {
+            return Err(ApiError::validation(
+                "viewport cannot be combined with a display: the window fills the screen",
+            ));
         }
         match &self.profile_id {
             Some(id) => session::validate_profile_id(id)?,
@@ -116,6 +128,7 @@ impl CreateSessionRequest {
             viewport: self.viewport.map(|v| (v.width, v.height)),
             humanize: self.humanize.unwrap_or_default(),
             callback: callback(self.callback_url.as_deref(), self.callback_token)?,
+            display,
             metadata: self.metadata.unwrap_or_default(),
         })
     }
@@ -169,13 +182,16 @@ pub async fn create_session(
     let registry = app.registry.clone();
     let session =
         tokio::spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
-    Ok((StatusCode::CREATED, Json(session.info())))
+    if session.vnc_addr().is_some() {
+        session.set_vnc_token(app.tokens.mint(session.id, crate::token::Scope::Vnc));
+    }
+    Ok((StatusCode::CREATED, Json(session.info(app.public_url()))))
 }
 
 /// List open sessions.
 #[utoipa::path(get, path = "/api/v2/sessions", tag = "sessions", responses((status = 200, body = SessionList)))]
 pub async fn list_sessions(State(app): State<Arc<App>>) -> Json<SessionList> {
-    Json(SessionList { sessions: app.registry.list().iter().map(|s| s.info()).collect() })
+    Json(SessionList { sessions: app.registry.list().iter().map(|s| s.info(app.public_url())).collect() })
 }
 
 /// A session's state. A closed or failed session answers 410 with the reason.
@@ -187,7 +203,7 @@ pub async fn get_session(
 ) -> Result<Json<SessionInfo>, ApiError> {
     let session = app.registry.get(id)?;
     session.touch();
-    Ok(Json(session.info()))
+    Ok(Json(session.info(app.public_url())))
 }
 
 /// Close a session: the browser, its temp dir and its profile claim are released.

@@ -98,8 +98,21 @@ impl BrowserProvider for ChromiumProvider {
         std::fs::create_dir_all(&user_data_dir)
             .map_err(|e| BrowserError::Launch(format!("cannot create the profile dir: {e}")))?;
         let mut command = Command::new(&self.executable);
+        match &spec.display {
+            // Headful on the session's display, the window filling the screen.
+            Some(display) => {
+                let (width, height) = super::display::SCREEN;
+                command
+                    .env("DISPLAY", display)
+                    .args(CHROMIUM_FLAGS.iter().filter(|f| **f != "--headless=new" && !f.starts_with("--window-size=")))
+                    .args(["--ozone-platform=x11", "--window-position=0,0"])
+                    .arg(format!("--window-size={width},{height}"));
+            }
+            None => {
+                command.env_remove("DISPLAY").args(CHROMIUM_FLAGS);
+            }
+        }
         command
-            .args(CHROMIUM_FLAGS)
             .arg(format!("--user-data-dir={}", user_data_dir.display()))
             .arg("--remote-debugging-port=0")
             // No start-up tab: the session's page is created over CDP and is the only one.

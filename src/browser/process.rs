@@ -25,6 +25,10 @@ struct PidRecord {
     pgid: i32,
     user_data_dir: PathBuf,
     ephemeral: bool,
+    /// For helpers (Xvfb, x11vnc): the command-line argument that identifies them. Browsers are
+    /// identified by `--user-data-dir=<user_data_dir>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<String>,
 }
 
 /// A running browser process group owned by this worker.
@@ -88,7 +92,7 @@ pub async fn spawn(
     })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir, ephemeral };
+    let entry = PidRecord { pgid, user_data_dir, ephemeral, marker: None };
     if let Ok(json) = serde_json::to_vec(&entry) {
         let _ = std::fs::write(&record, json);
     }
@@ -136,6 +140,37 @@ pub async fn spawn(
     }
 }
 
+/// Spawns a helper process (Xvfb, x11vnc) in its own process group with a pid record, so that it
+/// is killed and reaped like a browser (and reaped at start-up if the worker was killed).
+/// `marker` is an argument of its command line that identifies it; `dead` fires when it exits.
+/// With `capture_stdout`, its standard output is returned for the caller to read.
+pub fn spawn_helper(
+    mut command: Command,
+    run_dir: &Path,
+    marker: &str,
+    capture_stdout: bool,
+    dead: CancellationToken,
+) -> std::io::Result<(BrowserProcess, Option<tokio::process::ChildStdout>)> {
+    let stdout = if capture_stdout { Stdio::piped() } else { Stdio::null() };
+    command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null());
+    let mut child = command.spawn()?;
+    let pgid = child.id().map(|id| id as i32).unwrap_or_default();
+    let record = run_dir.join(format!("{pgid}.json"));
+    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), ephemeral: false, marker: Some(marker.to_string()) };
+    if let Ok(json) = serde_json::to_vec(&entry) {
+        let _ = std::fs::write(&record, json);
+    }
+    let exited = CancellationToken::new();
+    let stdout = child.stdout.take();
+    let watcher_exit = exited.clone();
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        watcher_exit.cancel();
+        dead.cancel();
+    });
+    Ok((BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false }, stdout))
+}
+
 impl BrowserProcess {
     pub fn pgid(&self) -> i32 {
         self.pgid
@@ -144,6 +179,15 @@ impl BrowserProcess {
     /// Waits up to `limit` for the group leader to exit on its own.
     pub async fn wait_exit(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.exited.cancelled()).await;
+    }
+
+    /// Asks the group to exit (SIGTERM), waits up to `grace`, then terminates it like
+    /// `terminate`. For helpers that clean up after themselves (x11vnc's shared memory, Xvfb's
+    /// lock file).
+    pub async fn terminate_gracefully(self, grace: Duration) {
+        signal_group(self.pgid, Signal::SIGTERM);
+        self.wait_exit(grace).await;
+        self.terminate().await;
     }
 
     /// Kills the group, reaps every member, removes the temp dir and the pid record.
@@ -186,14 +230,19 @@ impl Drop for BrowserProcess {
 
 /// Sends SIGKILL to process group `pgid` (ignored if it is gone).
 pub fn kill_group(pgid: i32) {
+    signal_group(pgid, Signal::SIGKILL);
+}
+
+fn signal_group(pgid: i32, signal: Signal) {
     if pgid > 1 {
-        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        let _ = killpg(Pid::from_raw(pgid), signal);
     }
 }
 
 /// One line of `/proc/<pid>/stat`, the fields we need.
 struct ProcStat {
     pid: i32,
+    state: char,
     ppid: i32,
     pgrp: i32,
     comm: String,
@@ -209,10 +258,11 @@ fn proc_stats() -> Vec<ProcStat> {
             // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
             let close = stat.rfind(')')?;
             let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
-            let mut fields = stat[close + 2..].split_whitespace().skip(1);
+            let mut fields = stat[close + 2..].split_whitespace();
+            let state = fields.next()?.chars().next()?;
             let ppid = fields.next()?.parse().ok()?;
             let pgrp = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, ppid, pgrp, comm })
+            Some(ProcStat { pid, state, ppid, pgrp, comm })
         })
         .collect()
 }
@@ -268,25 +318,57 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
     let stats = proc_stats();
     let mut killed = Vec::new();
+    let mut helpers = Vec::new();
     for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")) {
         let Some(record) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<PidRecord>(&b).ok()) else {
             let _ = std::fs::remove_file(&path);
             continue;
         };
-        let marker = format!("--user-data-dir={}", record.user_data_dir.display());
+        let marker =
+            record.marker.clone().unwrap_or_else(|| format!("--user-data-dir={}", record.user_data_dir.display()));
         // Only kill a group whose members still carry our user-data dir (pids get reused).
         let ours = stats.iter().filter(|p| p.pgrp == record.pgid).any(|p| {
             std::fs::read(format!("/proc/{}/cmdline", p.pid))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).split('\0').any(|arg| arg == marker))
         });
         if ours {
-            kill_group(record.pgid);
+            if record.marker.is_some() {
+                // Helpers get SIGTERM first: a killed x11vnc leaks its SysV shared memory.
+                signal_group(record.pgid, Signal::SIGTERM);
+                helpers.push((record.pgid, record.marker.clone()));
+            } else {
+                kill_group(record.pgid);
+            }
             killed.push(record.pgid);
         }
-        if record.ephemeral {
+        if record.ephemeral && record.marker.is_none() {
             let _ = std::fs::remove_dir_all(&record.user_data_dir);
         }
         let _ = std::fs::remove_file(&path);
     }
+    if !helpers.is_empty() {
+        for _ in 0..REAP_TRIES {
+            let live = proc_stats();
+            if !helpers.iter().any(|(pgid, _)| live.iter().any(|p| p.pgrp == *pgid && p.state != 'Z')) {
+                break;
+            }
+            std::thread::sleep(REAP_PAUSE);
+        }
+        for (pgid, marker) in &helpers {
+            kill_group(*pgid);
+            remove_x_lock(marker.as_deref(), *pgid);
+        }
+    }
     killed
+}
+
+/// Removes the lock file and socket of an X server killed by `reap_orphans` (a killed Xvfb
+/// cannot); only if the lock names that very process.
+fn remove_x_lock(marker: Option<&str>, pid: i32) {
+    let Some(number) = marker.and_then(|m| m.strip_prefix(':')).and_then(|n| n.parse::<u32>().ok()) else { return };
+    let lock = format!("/tmp/.X{number}-lock");
+    if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.trim() == pid.to_string()) {
+        let _ = std::fs::remove_file(&lock);
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
 }

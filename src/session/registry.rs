@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
 use crate::breaker::Breaker;
+use crate::browser::display::Displays;
 use crate::browser::humanize::Humanize;
 use crate::browser::pool::WarmPool;
 use crate::browser::{BrowserError, BrowserProvider, LaunchSpec};
@@ -40,6 +41,8 @@ pub struct CreateOptions {
     pub humanize: Humanize,
     /// Where the session's events are POSTed.
     pub callback: Option<Callback>,
+    /// Run headful on a display a person can watch over VNC.
+    pub display: bool,
     pub metadata: Map<String, Value>,
 }
 
@@ -83,6 +86,8 @@ pub struct SessionRegistry {
     /// Supervisor tasks (one per session, watching for a dead browser).
     tracker: TaskTracker,
     shutting_down: AtomicBool,
+    /// Where displays come from; `None`: sessions are headless only.
+    displays: Option<Arc<Displays>>,
 }
 
 /// Releases a profile claim if session creation does not finish (error or cancelled request).
@@ -139,6 +144,7 @@ impl SessionRegistry {
             notifier: None,
             tracker,
             shutting_down: AtomicBool::new(false),
+            displays: None,
         }
     }
 
@@ -146,6 +152,17 @@ impl SessionRegistry {
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = Some(notifier);
         self
+    }
+
+    /// Lets sessions ask for a display (`display: true`).
+    pub fn with_displays(mut self, displays: Arc<Displays>) -> Self {
+        self.displays = Some(displays);
+        self
+    }
+
+    /// True if sessions can have a display.
+    pub fn has_displays(&self) -> bool {
+        self.displays.is_some()
     }
 
     pub fn max_sessions(&self) -> usize {
@@ -200,17 +217,42 @@ impl SessionRegistry {
             self.breaker.admit(profile).await?;
         }
 
-        let pooled = if options.profile_id.is_none() { self.pool.as_ref().and_then(|p| p.take()) } else { None };
+        let display = match (&self.displays, options.display) {
+            (Some(displays), true) => Some(
+                displays
+                    .open()
+                    .await
+                    .map_err(|e| BrowserError::Launch(format!("the session's display could not be started: {e}")))?,
+            ),
+            (None, true) => {
+                return Err(SessionError::Invalid("this worker has no displays (BW_DISPLAY_MODE=none)".into()));
+            }
+            (_, false) => None,
+        };
+        let pooled = if options.profile_id.is_none() && display.is_none() {
+            self.pool.as_ref().and_then(|p| p.take())
+        } else {
+            None
+        };
         let from_pool = pooled.is_some();
         let handle = match pooled {
             Some(handle) => handle,
-            None => match self.provider.launch(LaunchSpec { profile_id: options.profile_id.clone() }).await {
-                Ok(handle) => handle,
-                Err(e) => {
-                    self.profile_failed(options.profile_id.as_deref(), &e).await;
-                    return Err(e.into());
+            None => {
+                let spec = LaunchSpec {
+                    profile_id: options.profile_id.clone(),
+                    display: display.as_ref().map(|d| d.display.clone()),
+                };
+                match self.provider.launch(spec).await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        self.profile_failed(options.profile_id.as_deref(), &e).await;
+                        if let Some(display) = display {
+                            display.stop().await;
+                        }
+                        return Err(e.into());
+                    }
                 }
-            },
+            }
         };
         let prepared = async {
             if let Some((width, height)) = options.viewport {
@@ -233,6 +275,9 @@ impl SessionRegistry {
             Err(e) => {
                 handle.close(false).await;
                 self.profile_failed(options.profile_id.as_deref(), &e).await;
+                if let Some(display) = display {
+                    display.stop().await;
+                }
                 return Err(e.into());
             }
         };
@@ -266,6 +311,12 @@ impl SessionRegistry {
             }),
             pgid: handle.pgid(),
             dead: handle.dead(),
+            cdp_endpoint: handle.ws_url().to_string(),
+            vnc_addr: display.as_ref().map(|d| d.vnc_addr),
+            display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
+            display: Mutex::new(display),
+            vnc_token: Mutex::new(None),
+            attached: Default::default(),
             browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
             closing: AtomicBool::new(false),
             ended: CancellationToken::new(),
@@ -275,10 +326,10 @@ impl SessionRegistry {
         session.events.set_task(task_id);
         self.open.insert(id, session.clone());
         claim.keep();
-        let opened = session.info();
-        session.events.emit("state_change", serde_json::json!({"state": opened.state, "block": opened.block}));
-        if opened.block.as_ref().is_some_and(|b| b.reason == guard::BlockReason::Captcha) {
-            session.events.emit("captcha_detected", serde_json::json!({"block": opened.block}));
+        let block = session.block();
+        session.events.emit("state_change", serde_json::json!({"state": session.state(), "block": block}));
+        if block.as_ref().is_some_and(|b| b.reason == guard::BlockReason::Captcha) {
+            session.events.emit("captcha_detected", serde_json::json!({"block": block}));
         }
         self.supervise(session.clone());
         if self.shutting_down.load(Ordering::SeqCst) {
@@ -310,6 +361,12 @@ impl SessionRegistry {
         self.tracker.spawn(async move {
             tokio::select! {
                 _ = session.ended.cancelled() => {}
+                _ = session.display_dead.cancelled() => {
+                    if !session.is_closing() {
+                        tracing::warn!(session_id = %session.id, "display (Xvfb or x11vnc) died; session failed");
+                        let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                    }
+                }
                 _ = session.dead.cancelled() => {
                     if !session.is_closing() {
                         tracing::warn!(session_id = %session.id, "browser died; session failed");
@@ -427,6 +484,10 @@ impl SessionRegistry {
         }
         drop(slot);
         let _ = tokio::fs::remove_dir_all(&session.files_dir).await;
+        let display = session.display.lock().unwrap().take();
+        if let Some(display) = display {
+            display.stop().await;
+        }
 
         let state = reason.final_state();
         session.set_state(state);
@@ -482,6 +543,8 @@ impl SessionRegistry {
     pub fn kill_all(&self) {
         for session in self.open.iter() {
             session.kill_browser();
+            // Dropping a display kills its processes.
+            session.display.lock().unwrap().take();
         }
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod adspower;
+mod cdp;
 mod errors;
 mod fake_adspower;
 mod fill_inputs;
@@ -16,4 +17,5 @@ mod profiles;
 mod readme;
 mod sessions;
 mod tasks;
+mod vnc;
 mod webhooks;

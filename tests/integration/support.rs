@@ -419,3 +419,99 @@ impl WorkerProcess {
         response.json().await.unwrap()
     }
 }
+
+/// The token-signing secret of test workers started with `TestApp::start_with(&["--token-secret", SECRET])`.
+pub const SECRET: &str = "test-token-secret-0123456789abcdef";
+
+/// A token signed with `SECRET` (e.g. an expired one), as the worker would mint it.
+pub fn forge_token(session_id: &str, scope: browser_worker::token::Scope, expires_in_secs: i64) -> String {
+    let issuer = browser_worker::token::TokenIssuer::new(SECRET.as_bytes(), Duration::from_secs(60));
+    let id = browser_worker::session::SessionId(session_id.parse().unwrap());
+    issuer.mint_until(id, scope, chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs)).token
+}
+
+/// Runs `tests/js/<script>` with node and returns (success, stdout, stderr).
+pub async fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    let output = tokio::process::Command::new("node")
+        .current_dir(&dir)
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), output).await.expect("node finishes").expect("node runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Opens a WebSocket (with optional headers and subprotocol) and returns it, or the HTTP status
+/// it was refused with.
+pub async fn websocket(
+    url: &str,
+    bearer: Option<&str>,
+    protocol: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    reqwest::StatusCode,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    if let Some(key) = bearer {
+        request.headers_mut().insert("authorization", format!("Bearer {key}").parse().unwrap());
+    }
+    if let Some(protocol) = protocol {
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(reqwest::StatusCode::from_u16(response.status().as_u16()).unwrap())
+        }
+        Err(e) => panic!("websocket {url}: {e}"),
+    }
+}
+
+/// Evaluates `expression` in the session's page through the CDP passthrough at `cdp_url`
+/// (a URL with `?token=`), as a second CDP client next to the worker's own, in plain CDP:
+/// `Target.getTargets`, `Target.attachToTarget` (flat), `Runtime.evaluate`.
+pub async fn evaluate_over_cdp(cdp_url: &str, expression: &str) -> Value {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut socket = websocket(cdp_url, None, None).await.expect("the passthrough accepts the token");
+    let mut next_id = 0;
+    let mut call = async |method: &str, params: Value, session: Option<&str>| -> Value {
+        next_id += 1;
+        let mut message = serde_json::json!({"id": next_id, "method": method, "params": params});
+        if let Some(session) = session {
+            message["sessionId"] = session.into();
+        }
+        socket.send(Message::Text(message.to_string().into())).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("the passthrough closed") };
+                let reply: Value = serde_json::from_str(&text).unwrap();
+                if reply["id"] == next_id {
+                    return reply;
+                }
+            }
+        });
+        let reply = answer.await.expect("CDP answers in time");
+        assert!(reply["error"].is_null(), "{method} failed: {reply}");
+        reply["result"].clone()
+    };
+    let targets = call("Target.getTargets", serde_json::json!({}), None).await;
+    let page =
+        targets["targetInfos"].as_array().unwrap().iter().find(|t| t["type"] == "page").expect("a page target").clone();
+    let attached =
+        call("Target.attachToTarget", serde_json::json!({"targetId": page["targetId"], "flatten": true}), None).await;
+    let session = attached["sessionId"].as_str().unwrap().to_string();
+    let result =
+        call("Runtime.evaluate", serde_json::json!({"expression": expression, "returnByValue": true}), Some(&session))
+            .await;
+    result["result"]["value"].clone()
+}

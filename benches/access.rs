@@ -1,0 +1,402 @@
+//! Human takeover and developer access (`cargo bench --bench access`, part of `make bench`).
+//!
+//! SPEC §5: the worker's VNC bridge must carry ≥ 2 × the throughput of Debian's `websockify` on
+//! the same x11vnc stream, at lower CPU; and a Playwright script through the CDP passthrough
+//! must take ≤ 1.10 × the same script on a direct DevTools connection.
+//!
+//! VNC: one worker with `BW_DISPLAY_MODE=per-session`; each measurement opens a session with a
+//! display (x11vnc serves its first client much faster than later ones) and reads its x11vnc
+//! through the worker's bridge or through a `websockify` started in front of it. A small RFB client in this bench
+//! (raw encoding, two full-screen non-incremental update requests in flight) reads through one
+//! path, then the other, alternating each round. Throughput is WebSocket payload bytes per
+//! second; CPU is the relay process's user+system time (the worker's own process; websockify's
+//! process tree).
+//!
+//! CDP: `tests/js/cdp_roundtrips.mjs` (Playwright `connectOverCDP`, 200 `page.evaluate` round
+//! trips, after 20 untimed ones) against the session's `cdp_url`, and against the browser's own
+//! DevTools endpoint (from its `DevToolsActivePort` file), alternating.
+
+#[allow(dead_code, reason = "this bench uses part of the shared harness")]
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+use common::{API_KEY, Worker};
+
+/// How long each VNC measurement reads.
+const VNC_RUN: Duration = Duration::from_secs(4);
+/// CDP round trips per Playwright run.
+const ROUND_TRIPS: usize = 200;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    common::print_report(run()).await
+}
+
+async fn run() -> Result<String> {
+    let rounds = common::env_count("BENCH_ACCESS_ROUNDS", 5)?;
+    let chromium = common::chromium();
+    let bin = common::build_worker()?;
+    let http = common::http_client()?;
+    let worker = Worker::start_with(&bin, &chromium, 3, 0, &http, &[("BW_DISPLAY_MODE", "per-session")]).await?;
+
+    eprintln!("VNC: {rounds} rounds of {VNC_RUN:?} per side, alternated, each on a fresh display");
+    let (mut bridge, mut baseline) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let bridge_first = round % 2 == 0;
+        for side in [bridge_first, !bridge_first] {
+            // x11vnc serves its first client markedly faster than later ones, so every
+            // measurement gets a session (and an x11vnc) of its own.
+            let session = create(&http, &worker, serde_json::json!({"display": true})).await?;
+            let id = session["session_id"].as_str().context("no session_id")?.to_string();
+            if side {
+                let url = session["vnc"]["ws_url"].as_str().context("the session has no vnc")?;
+                bridge.push(measure_vnc(url, || cpu_of(worker.pid as i32, false)).await?);
+            } else {
+                let (url, websockify) = start_websockify(x11vnc_port(&worker)?).await?;
+                let pid = websockify.0.id() as i32;
+                baseline.push(measure_vnc(&url, || cpu_of(pid, true)).await?);
+            }
+            let deleted =
+                http.delete(format!("{}/api/v2/sessions/{id}", worker.base)).bearer_auth(API_KEY).send().await?;
+            ensure!(deleted.status() == 200, "DELETE returned {}", deleted.status());
+        }
+        eprintln!(
+            "  round {}: bridge {:.0} MB/s, websockify {:.0} MB/s",
+            round + 1,
+            bridge.last().unwrap().mb_s(),
+            baseline.last().unwrap().mb_s()
+        );
+    }
+
+    let cdp_session = create(&http, &worker, serde_json::json!({})).await?;
+    let cdp_url = cdp_session["cdp_url"].as_str().context("no cdp_url")?.to_string();
+    let direct_url = direct_devtools_url(&worker)?;
+    eprintln!("CDP: {rounds} rounds of {ROUND_TRIPS} round trips per side, alternated");
+    let (mut through, mut direct) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let through_first = round % 2 == 0;
+        for side in [through_first, !through_first] {
+            if side {
+                through.push(roundtrips(&cdp_url, true).await?);
+            } else {
+                direct.push(roundtrips(&direct_url, false).await?);
+            }
+        }
+        eprintln!(
+            "  round {}: passthrough {:.1} ms, direct {:.1} ms",
+            round + 1,
+            through.last().unwrap(),
+            direct.last().unwrap()
+        );
+    }
+    drop(worker);
+    Ok(report(&chromium, rounds, &bridge, &baseline, &through, &direct))
+}
+
+/// Starts Debian's websockify in front of the VNC server on `vnc_port`; returns its URL.
+async fn start_websockify(vnc_port: u16) -> Result<(String, KillOnDrop)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("websockify")
+        .args([format!("127.0.0.1:{port}"), format!("127.0.0.1:{vnc_port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting websockify (apt install websockify)")?;
+    let guard = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        ensure!(Instant::now() < deadline, "websockify did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((format!("ws://127.0.0.1:{port}/"), guard))
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn create(http: &reqwest::Client, worker: &Worker, body: serde_json::Value) -> Result<serde_json::Value> {
+    let response =
+        http.post(format!("{}/api/v2/sessions", worker.base)).bearer_auth(API_KEY).json(&body).send().await?;
+    ensure!(response.status() == 201, "create returned {}", response.status());
+    Ok(response.json().await?)
+}
+
+/// The pid records of the worker's processes: (pgid, user_data_dir).
+fn records(worker: &Worker) -> Result<Vec<(i32, String)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(worker.data_dir.path().join("run"))?.flatten() {
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path())?)?;
+        let pgid = record["pgid"].as_i64().context("pgid")? as i32;
+        found.push((pgid, record["user_data_dir"].as_str().unwrap_or_default().to_string()));
+    }
+    Ok(found)
+}
+
+/// The port of the (only) x11vnc the worker runs.
+fn x11vnc_port(worker: &Worker) -> Result<u16> {
+    for (pgid, _) in records(worker)? {
+        let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.first().is_some_and(|a| a.ends_with("x11vnc"))
+            && let Some(at) = args.iter().position(|a| a == "-rfbport")
+        {
+            return Ok(args[at + 1].parse()?);
+        }
+    }
+    bail!("no x11vnc found among the worker's processes")
+}
+
+/// The DevTools URL of the headless session's browser, from `DevToolsActivePort` in its profile.
+fn direct_devtools_url(worker: &Worker) -> Result<String> {
+    for (_, dir) in records(worker)? {
+        if dir.is_empty() || !is_headless(&dir) {
+            continue;
+        }
+        let text = std::fs::read_to_string(PathBuf::from(&dir).join("DevToolsActivePort"))?;
+        let mut lines = text.lines();
+        let (port, path) = (lines.next().context("port")?, lines.next().context("path")?);
+        return Ok(format!("ws://127.0.0.1:{port}{path}"));
+    }
+    bail!("no DevToolsActivePort for the CDP session's browser")
+}
+
+/// True if the browser with user-data dir `dir` runs headless.
+fn is_headless(dir: &str) -> bool {
+    let marker = format!("--user-data-dir={dir}");
+    common::processes().any(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        args.iter().any(|a| a == &marker) && args.iter().any(|a| a == "--headless=new")
+    })
+}
+
+/// User+system CPU seconds of `pid` (with `tree`: plus its live descendants and reaped children).
+fn cpu_of(pid: i32, tree: bool) -> f64 {
+    let ticks = |pid: i32, children: bool| -> u64 {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+        let Some(close) = text.rfind(')') else { return 0 };
+        let fields: Vec<u64> = text[close + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        // utime, stime, cutime, cstime are fields 14-17 (index 11-14 after the state).
+        let own = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+        own + if children { fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0) } else { 0 }
+    };
+    let mut total = ticks(pid, tree);
+    if tree {
+        let mut parents = vec![pid];
+        while let Some(parent) = parents.pop() {
+            for child in common::processes().filter(|&p| common::stat(p).is_some_and(|s| s.1 == parent)) {
+                total += ticks(child, false);
+                parents.push(child);
+            }
+        }
+    }
+    total as f64 / 100.0
+}
+
+/// One VNC measurement.
+struct VncRun {
+    bytes: u64,
+    secs: f64,
+    cpu: f64,
+}
+
+impl VncRun {
+    fn mb_s(&self) -> f64 {
+        self.bytes as f64 / self.secs / 1e6
+    }
+
+    /// CPU seconds per GB relayed.
+    fn cpu_per_gb(&self) -> f64 {
+        self.cpu / (self.bytes as f64 / 1e9)
+    }
+}
+
+/// An RFB client reading through a WebSocket.
+struct Rfb {
+    socket: Socket,
+    pending: Vec<u8>,
+    bytes: u64,
+}
+
+impl Rfb {
+    /// The next binary message's payload.
+    async fn next_binary(&mut self) -> Result<Bytes> {
+        loop {
+            match self.socket.next().await.context("socket closed")?? {
+                Message::Binary(data) => {
+                    self.bytes += data.len() as u64;
+                    return Ok(data);
+                }
+                Message::Close(_) => bail!("socket closed"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn read(&mut self, n: usize) -> Result<Vec<u8>> {
+        while self.pending.len() < n {
+            let data = self.next_binary().await?;
+            self.pending.extend_from_slice(&data);
+        }
+        Ok(self.pending.drain(..n).collect())
+    }
+
+    /// Discards `n` bytes; whole messages are dropped without being copied.
+    async fn skip(&mut self, mut n: usize) -> Result<()> {
+        let take = n.min(self.pending.len());
+        self.pending.drain(..take);
+        n -= take;
+        while n > 0 {
+            let data = self.next_binary().await?;
+            if data.len() <= n {
+                n -= data.len();
+            } else {
+                self.pending.extend_from_slice(&data[n..]);
+                n = 0;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, data: Vec<u8>) -> Result<()> {
+        Ok(self.socket.send(Message::Binary(data.into())).await?)
+    }
+}
+
+/// Connects, does the RFB handshake (no auth, raw encoding) and reads full-screen updates for `VNC_RUN`.
+async fn measure_vnc(url: &str, cpu: impl Fn() -> f64) -> Result<VncRun> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert("sec-websocket-protocol", "binary".parse()?);
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting {url}"))?;
+    let mut rfb = Rfb { socket, pending: Vec::new(), bytes: 0 };
+    let version = rfb.read(12).await?;
+    ensure!(version.starts_with(b"RFB 003."), "not an RFB server");
+    rfb.send(b"RFB 003.008\n".to_vec()).await?;
+    let count = rfb.read(1).await?[0] as usize;
+    let types = rfb.read(count).await?;
+    ensure!(types.contains(&1), "the VNC server wants a password");
+    rfb.send(vec![1]).await?;
+    ensure!(rfb.read(4).await? == [0, 0, 0, 0], "security handshake failed");
+    rfb.send(vec![1]).await?; // shared
+    let init = rfb.read(24).await?;
+    let (width, height) = (u16::from_be_bytes([init[0], init[1]]), u16::from_be_bytes([init[2], init[3]]));
+    let bytes_per_pixel = (init[4] / 8) as usize;
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    rfb.skip(name_len).await?;
+    rfb.send(vec![2, 0, 0, 1, 0, 0, 0, 0]).await?; // SetEncodings: raw only
+    let request = [vec![3, 0, 0, 0, 0, 0], width.to_be_bytes().to_vec(), height.to_be_bytes().to_vec()].concat();
+
+    let (start_bytes, start_cpu, start) = (rfb.bytes, cpu(), Instant::now());
+    // Two requests in flight, so that the server never waits for the relay's round trip.
+    rfb.send(request.clone()).await?;
+    while start.elapsed() < VNC_RUN {
+        rfb.send(request.clone()).await?;
+        loop {
+            match rfb.read(1).await?[0] {
+                0 => {
+                    let header = rfb.read(3).await?;
+                    let rects = u16::from_be_bytes([header[1], header[2]]);
+                    for _ in 0..rects {
+                        let rect = rfb.read(12).await?;
+                        let (w, h) = (
+                            u16::from_be_bytes([rect[4], rect[5]]) as usize,
+                            u16::from_be_bytes([rect[6], rect[7]]) as usize,
+                        );
+                        let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
+                        ensure!(encoding == 0, "unexpected encoding {encoding}");
+                        rfb.skip(w * h * bytes_per_pixel).await?;
+                    }
+                    break;
+                }
+                2 => {}
+                3 => {
+                    let header = rfb.read(7).await?;
+                    rfb.skip(u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize).await?;
+                }
+                other => bail!("unexpected RFB message {other}"),
+            }
+        }
+    }
+    let run = VncRun { bytes: rfb.bytes - start_bytes, secs: start.elapsed().as_secs_f64(), cpu: cpu() - start_cpu };
+    let _ = rfb.socket.close(None).await;
+    Ok(run)
+}
+
+/// Milliseconds for `ROUND_TRIPS` Playwright round trips at `url`.
+async fn roundtrips(url: &str, with_key: bool) -> Result<f64> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    let mut command = tokio::process::Command::new("node");
+    command.current_dir(&dir).arg("cdp_roundtrips.mjs").arg(url).arg(ROUND_TRIPS.to_string()).kill_on_drop(true);
+    if with_key {
+        command.env("BW_KEY", API_KEY);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output()).await.context("node timed out")??;
+    ensure!(output.status.success(), "cdp_roundtrips.mjs failed: {}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    result["ms"].as_f64().context("no ms")
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn report(
+    chromium: &str,
+    rounds: usize,
+    bridge: &[VncRun],
+    baseline: &[VncRun],
+    through: &[f64],
+    direct: &[f64],
+) -> String {
+    let med = |runs: &[VncRun], f: fn(&VncRun) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
+    let (bridge_mb, base_mb) = (med(bridge, VncRun::mb_s), med(baseline, VncRun::mb_s));
+    let (bridge_cpu, base_cpu) = (med(bridge, |r| r.cpu), med(baseline, |r| r.cpu));
+    let (bridge_cpu_gb, base_cpu_gb) = (med(bridge, VncRun::cpu_per_gb), med(baseline, VncRun::cpu_per_gb));
+    let throughput_ratio = bridge_mb / base_mb;
+    let (through_ms, direct_ms) = (median(&mut through.to_vec()), median(&mut direct.to_vec()));
+    let cdp_ratio = through_ms / direct_ms;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    format!(
+        "\n## VNC bridge vs websockify — {date}\n\n{machine}\n\n\
+Command: `make bench` (`cargo bench --bench access`), {rounds} rounds of {secs} s per side, alternated\n\n\
+| relay | MB/s (median) | CPU s per run | CPU s per GB |\n| --- | --- | --- | --- |\n\
+| worker `/vnc/{{id}}` bridge | {bridge_mb:.0} | {bridge_cpu:.2} | {bridge_cpu_gb:.2} |\n\
+| Debian websockify 0.10 | {base_mb:.0} | {base_cpu:.2} | {base_cpu_gb:.2} |\n\n\
+Throughput ratio bridge/websockify: {throughput_ratio:.2} (target ≥ 2: {tp}); CPU per GB ratio: {cpu_ratio:.2} (target < 1: {cpu})\n\n\
+Both relay x11vnc (a fresh session display, 1920×1080×24, per measurement) to an RFB client in the bench \
+that keeps two full-screen raw update requests in flight; bytes are WebSocket payload bytes. CPU is \
+the worker process's user+system time, and websockify's whole process tree's.\n\n\
+## CDP passthrough vs direct\n\n\
+| path | {n} Playwright round trips, median ms |\n| --- | --- |\n\
+| `cdp_url` (through the worker) | {through_ms:.1} |\n| the browser's DevTools endpoint | {direct_ms:.1} |\n\n\
+Ratio passthrough/direct: {cdp_ratio:.2} (target ≤ 1.10: {cdp_ok})\n\n\
+`tests/js/cdp_roundtrips.mjs`: Playwright `connectOverCDP`, 20 untimed then {n} timed `page.evaluate` calls, \
+on one headless session; connect time excluded.\n",
+        date = common::report_date(),
+        machine = common::machine_line(chromium),
+        secs = VNC_RUN.as_secs(),
+        tp = verdict(throughput_ratio >= 2.0),
+        cpu_ratio = bridge_cpu_gb / base_cpu_gb,
+        cpu = verdict(bridge_cpu_gb < base_cpu_gb),
+        n = ROUND_TRIPS,
+        cdp_ok = verdict(cdp_ratio <= 1.10),
+    )
+}

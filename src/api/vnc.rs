@@ -1,0 +1,132 @@
+//! Human takeover: `GET /vnc/{id}` (WebSocket, subprotocol `binary`) bridged to the session's
+//! VNC server, `GET /vnc/{id}/viewer` (a noVNC page connected to it), noVNC's static files
+//! under `/vnc/static/`, and `POST /api/v2/sessions/{id}/vnc-token`.
+//!
+//! The socket and the viewer page need a VNC token of that session (`?token=`); static files
+//! need nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::cdp::{TokenQuery, websocket_required};
+use super::sessions::SessionIdPath;
+use crate::app::App;
+use crate::bridge::{self, Control};
+use crate::error::{ApiError, ErrorBody};
+use crate::session::{Session, SessionId, VncAccess};
+use crate::token::Scope;
+
+/// The open session `id` with a display, for a caller holding a VNC token of it.
+fn authorized(app: &App, id: SessionId, query: &TokenQuery) -> Result<Arc<Session>, ApiError> {
+    app.tokens.verify(query.token.as_deref(), id, Scope::Vnc)?;
+    let session = app.registry.get(id)?;
+    if session.vnc_addr().is_none() {
+        return Err(no_display());
+    }
+    Ok(session)
+}
+
+fn no_display() -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "invalid_state", "the session has no display (create it with `display: true`)")
+}
+
+/// The session's screen over VNC (WebSocket upgrade, subprotocol `binary`); what noVNC connects to.
+#[utoipa::path(get, path = "/vnc/{id}", tag = "access", params(("id" = String, Path), TokenQuery), security(()),
+    responses((status = 101, description = "switching to the VNC WebSocket"),
+        (status = 400, body = ErrorBody, description = "websocket_required"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "invalid_state: no display"),
+        (status = 410, body = ErrorBody), (status = 502, body = ErrorBody, description = "vnc_unavailable")))]
+pub async fn vnc_socket(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let session = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
+    let upgrade = upgrade.map_err(|_| websocket_required())?;
+    let addr = session.vnc_addr().ok_or_else(no_display)?;
+    let upstream = bridge::connect_vnc(addr).await.map_err(|e| {
+        tracing::warn!(session_id = %id, error = %e, "VNC bridge cannot reach the VNC server");
+        ApiError::new(StatusCode::BAD_GATEWAY, "vnc_unavailable", "the session's VNC server cannot be reached")
+    })?;
+    let idle = app.config.bridge_idle_timeout();
+    Ok(upgrade.protocols(["binary"]).on_upgrade(move |socket| async move {
+        let _attached = session.attach();
+        let toucher = session.clone();
+        let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
+        metrics::gauge!("bw_bridges_active", "kind" => "vnc").increment(1.0);
+        let end = bridge::websocket_to_tcp(socket, upstream, control).await;
+        metrics::gauge!("bw_bridges_active", "kind" => "vnc").decrement(1.0);
+        metrics::counter!("bw_bridges_closed_total", "kind" => "vnc", "reason" => end.as_str()).increment(1);
+        tracing::info!(session_id = %session.id, reason = end.as_str(), "VNC viewer detached");
+    }))
+}
+
+/// A noVNC page showing the session's screen (for a browser tab or an iframe).
+#[utoipa::path(get, path = "/vnc/{id}/viewer", tag = "access", params(("id" = String, Path), TokenQuery), security(()),
+    responses((status = 200, content_type = "text/html", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn viewer(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
+    let page = VIEWER.replace("{session_id}", &id.to_string());
+    // The token is in the URL: never cache the page, never send it on as a referrer.
+    Ok(([(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(page)).into_response())
+}
+
+/// Mint a new viewer token (the session object shows the latest one).
+#[utoipa::path(post, path = "/api/v2/sessions/{id}/vnc-token", tag = "access", params(("id" = String, Path)),
+    responses((status = 200, body = VncAccess), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "invalid_state: no display"), (status = 410, body = ErrorBody)))]
+pub async fn vnc_token(
+    State(app): State<Arc<App>>,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<Json<VncAccess>, ApiError> {
+    let session = app.registry.get(id)?;
+    if session.vnc_addr().is_none() {
+        return Err(no_display());
+    }
+    session.touch();
+    let minted = app.tokens.mint(id, Scope::Vnc);
+    let access = VncAccess::new(app.public_url(), id, &minted);
+    session.set_vnc_token(minted);
+    Ok(Json(access))
+}
+
+/// The viewer: noVNC's RFB client from `/vnc/static/`, connected to `/vnc/{id}` with the
+/// page's own query (the token), scaled to the window. `document.title` and `body[data-state]`
+/// say whether it is connected.
+const VIEWER: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>connecting</title>
+<style>html, body { margin: 0; height: 100%; background: #202020; overflow: hidden; } #screen { width: 100%; height: 100%; }</style>
+</head>
+<body data-state="connecting">
+<div id="screen"></div>
+<script type="module">
+import RFB from "../static/core/rfb.js";
+const path = location.pathname.replace(/\/viewer\/?$/, "");
+const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path + location.search;
+const rfb = new RFB(document.getElementById("screen"), url, { wsProtocols: ["binary"] });
+rfb.scaleViewport = true;
+rfb.resizeSession = false;
+const show = (state) => { document.body.dataset.state = state; document.title = state + " - session {session_id}"; };
+rfb.addEventListener("connect", () => show("connected"));
+rfb.addEventListener("disconnect", () => show("disconnected"));
+</script>
+</body>
+</html>
+"#;

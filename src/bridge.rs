@@ -1,0 +1,265 @@
+//! WebSocket bridges: a client socket accepted by axum joined to an upstream, either a
+//! browser's DevTools WebSocket (CDP passthrough) or a VNC server's TCP port (noVNC).
+//!
+//! Bridges are handed an upstream address and never look sessions up: the caller says when to
+//! stop (`Control::stop`, the session ending), how long an idle bridge lives, and what to call
+//! while traffic flows (the session's activity clock). No HTTP here beyond the socket types.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{self, WebSocket};
+use bytes::BytesMut;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{self as ts, protocol::WebSocketConfig};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+/// Largest CDP message relayed (full-page screenshots are big).
+pub const CDP_MAX_MESSAGE: usize = 256 << 20;
+/// How often traffic is turned into activity and the idle limit checked.
+const TICK: Duration = Duration::from_secs(1);
+/// Read size for VNC data (one WebSocket frame at most this big).
+const VNC_CHUNK: usize = 256 << 10;
+
+/// A DevTools WebSocket connected by the worker.
+pub type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What a bridge is told by its owner.
+pub struct Control {
+    /// Fires when the bridge must end (the session closed, the worker stops).
+    pub stop: CancellationToken,
+    /// The bridge ends after this long without traffic in either direction.
+    pub idle: Duration,
+    /// Called at most once per second while traffic flows.
+    pub activity: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Why a bridge ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Client,
+    Upstream,
+    Idle,
+    Stopped,
+}
+
+impl End {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Client => "client_closed",
+            End::Upstream => "upstream_closed",
+            End::Idle => "idle_timeout",
+            End::Stopped => "session_closed",
+        }
+    }
+}
+
+/// Upstream connection failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("cannot reach the browser's DevTools endpoint: {0}")]
+    Devtools(String),
+    #[error("cannot reach the VNC server: {0}")]
+    Vnc(String),
+}
+
+/// Connects to a browser's DevTools endpoint as a fresh client: Chromium checks the `Host`
+/// and `Origin` headers, so nothing of the caller's request is forwarded.
+pub async fn connect_devtools(url: &str) -> Result<Upstream, BridgeError> {
+    let config =
+        WebSocketConfig::default().max_message_size(Some(CDP_MAX_MESSAGE)).max_frame_size(Some(CDP_MAX_MESSAGE));
+    let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(BridgeError::Devtools(e.to_string())),
+        Err(_) => Err(BridgeError::Devtools("timed out".into())),
+    }
+}
+
+/// Connects to a VNC server.
+pub async fn connect_vnc(addr: std::net::SocketAddr) -> Result<TcpStream, BridgeError> {
+    match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(e)) => Err(BridgeError::Vnc(e.to_string())),
+        Err(_) => Err(BridgeError::Vnc("timed out".into())),
+    }
+}
+
+/// Ends the bridge on `stop`, after `idle` without traffic, and reports traffic as activity.
+async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = control.stop.cancelled() => return End::Stopped,
+            _ = ticker.tick() => {}
+        }
+        if traffic.swap(false, Ordering::Relaxed) {
+            quiet = Duration::ZERO;
+            (control.activity)();
+        } else {
+            quiet += TICK;
+            if quiet >= control.idle {
+                return End::Idle;
+            }
+        }
+    }
+}
+
+/// Relays CDP messages both ways until either side closes. `Browser.close` from the client is
+/// answered with an error instead of being relayed: the session owns the browser.
+pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, control: Control) -> End {
+    let traffic = AtomicBool::new(false);
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut up_tx, mut up_rx) = upstream.split();
+    let (refusals, mut refused) = mpsc::channel::<String>(8);
+
+    let to_upstream = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            traffic.store(true, Ordering::Relaxed);
+            let forward = match message {
+                ws::Message::Text(text) => {
+                    if let Some(reply) = refuse_browser_close(&text) {
+                        let _ = refusals.send(reply).await;
+                        continue;
+                    }
+                    match ts::Utf8Bytes::try_from(Bytes::from(text)) {
+                        Ok(text) => ts::Message::Text(text),
+                        Err(_) => break,
+                    }
+                }
+                ws::Message::Binary(data) => ts::Message::Binary(data),
+                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
+                ws::Message::Close(_) => break,
+            };
+            if up_tx.send(forward).await.is_err() {
+                return End::Upstream;
+            }
+        }
+        let _ = up_tx.close().await;
+        End::Client
+    };
+    let to_client = async {
+        loop {
+            let forward = tokio::select! {
+                reply = refused.recv() => match reply {
+                    Some(reply) => ws::Message::Text(reply.into()),
+                    None => continue,
+                },
+                message = up_rx.next() => match message {
+                    Some(Ok(ts::Message::Text(text))) => match ws::Utf8Bytes::try_from(Bytes::from(text)) {
+                        Ok(text) => ws::Message::Text(text),
+                        Err(_) => break,
+                    },
+                    Some(Ok(ts::Message::Binary(data))) => ws::Message::Binary(data),
+                    Some(Ok(ts::Message::Ping(_) | ts::Message::Pong(_) | ts::Message::Frame(_))) => continue,
+                    Some(Ok(ts::Message::Close(_))) | Some(Err(_)) | None => break,
+                },
+            };
+            traffic.store(true, Ordering::Relaxed);
+            if client_tx.send(forward).await.is_err() {
+                return End::Client;
+            }
+        }
+        let _ = client_tx.send(ws::Message::Close(None)).await;
+        End::Upstream
+    };
+    tokio::select! {
+        end = to_upstream => end,
+        end = to_client => end,
+        end = supervise(&control, &traffic) => end,
+    }
+}
+
+/// The error answer to a client's `Browser.close`, or `None` for any other message.
+fn refuse_browser_close(text: &str) -> Option<String> {
+    if !text.contains("Browser.close") {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_str(text).ok()?;
+    if message["method"] != "Browser.close" {
+        return None;
+    }
+    let mut reply = serde_json::json!({
+        "id": message["id"],
+        "error": {"code": -32000, "message": "Browser.close is not allowed through the browser-worker; DELETE the session instead"},
+    });
+    if let Some(session) = message.get("sessionId") {
+        reply["sessionId"] = session.clone();
+    }
+    Some(reply.to_string())
+}
+
+/// Relays a VNC stream: binary WebSocket messages to the TCP socket and TCP data back as
+/// binary messages, until either side closes.
+pub async fn websocket_to_tcp(client: WebSocket, upstream: TcpStream, control: Control) -> End {
+    let traffic = AtomicBool::new(false);
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut up_rx, mut up_tx) = upstream.into_split();
+
+    let to_upstream = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            traffic.store(true, Ordering::Relaxed);
+            let data = match message {
+                ws::Message::Binary(data) => data,
+                ws::Message::Text(text) => Bytes::from(text),
+                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
+                ws::Message::Close(_) => break,
+            };
+            if up_tx.write_all(&data).await.is_err() {
+                return End::Upstream;
+            }
+        }
+        End::Client
+    };
+    let to_client = async {
+        // Each read fills fresh capacity that is handed to the socket without a copy.
+        let mut buffer = BytesMut::with_capacity(VNC_CHUNK);
+        loop {
+            buffer.reserve(VNC_CHUNK);
+            match up_rx.read_buf(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    traffic.store(true, Ordering::Relaxed);
+                    if client_tx.send(ws::Message::Binary(buffer.split().freeze())).await.is_err() {
+                        return End::Client;
+                    }
+                }
+            }
+        }
+        let _ = client_tx.send(ws::Message::Close(None)).await;
+        End::Upstream
+    };
+    tokio::select! {
+        end = to_upstream => end,
+        end = to_client => end,
+        end = supervise(&control, &traffic) => end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_browser_close_is_refused() {
+        assert!(refuse_browser_close(r#"{"id":3,"method":"Page.navigate","params":{"url":"x"}}"#).is_none());
+        let reply = refuse_browser_close(r#"{"id":7,"method":"Browser.close"}"#).unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(reply["id"], 7);
+        assert!(reply["error"]["message"].as_str().unwrap().contains("DELETE"));
+        assert!(
+            refuse_browser_close(r#"{"id":8,"method":"Runtime.evaluate","params":{"expression":"'Browser.close'"}}"#)
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! Virtual displays for sessions a person may take over.
+//!
+//! Per-session mode: each session gets `Xvfb :N` and `x11vnc -display :N -localhost -rfbport P`,
+//! each in its own process group with a pid record (killed and reaped like a browser). Display
+//! numbers and ports are reserved in this worker and checked against the machine (X lock files,
+//! bound ports); a start that loses a race to another program moves on to the next pair.
+//! Shared mode: every session with a display uses one existing display and VNC server.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use super::process::{self, BrowserProcess};
+
+/// Screen size of per-session displays (the browser window fills it).
+pub const SCREEN: (u32, u32) = (1920, 1080);
+/// First display number and VNC port tried.
+const FIRST_DISPLAY: u32 = 100;
+const FIRST_PORT: u16 = 5910;
+/// How many display numbers (and ports) are tried before giving up.
+const RANGE: u32 = 400;
+/// Start attempts before a display start fails.
+const ATTEMPTS: usize = 5;
+/// Time Xvfb and x11vnc get to exit on SIGTERM before they are killed.
+const GRACE: Duration = Duration::from_secs(2);
+/// Time for Xvfb and x11vnc to come up.
+const START_LIMIT: Duration = Duration::from_secs(15);
+
+/// Display start failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DisplayError {
+    #[error("no free display number or VNC port")]
+    Exhausted,
+    #[error("every attempt failed: {0}")]
+    Failed(String),
+    #[error("cannot run {0}: {1}")]
+    Spawn(&'static str, String),
+    #[error("{0} did not start on :{1} ({2})")]
+    NotReady(&'static str, u32, &'static str),
+}
+
+/// Where sessions' displays come from.
+pub struct Displays {
+    kind: Kind,
+}
+
+enum Kind {
+    PerSession(Arc<Allocator>),
+    Shared { display: String, vnc: SocketAddr },
+}
+
+/// Starts displays, with pid records in `run_dir`.
+struct Allocator {
+    run_dir: PathBuf,
+}
+
+/// Display numbers and ports reserved in this process (shared by every worker in it, e.g. in
+/// tests); a std mutex, never held across an await.
+fn reserved() -> &'static Mutex<(HashSet<u32>, HashSet<u16>)> {
+    static RESERVED: std::sync::OnceLock<Mutex<(HashSet<u32>, HashSet<u16>)>> = std::sync::OnceLock::new();
+    RESERVED.get_or_init(Default::default)
+}
+
+/// One session's display: where the browser draws and where VNC clients connect.
+pub struct SessionDisplay {
+    /// `DISPLAY` value for the browser, e.g. `:100`.
+    pub display: String,
+    /// The VNC server (on loopback).
+    pub vnc_addr: SocketAddr,
+    /// Fires if Xvfb or x11vnc exits while the session lives.
+    dead: CancellationToken,
+    owned: Option<Owned>,
+}
+
+/// Processes and reservations of a per-session display.
+struct Owned {
+    xvfb: Option<BrowserProcess>,
+    vnc: Option<BrowserProcess>,
+    number: u32,
+    port: u16,
+    /// Our Xvfb came up on `number`, so its lock file and socket are ours to remove (while the
+    /// lock still names `xvfb_pid`).
+    x_started: bool,
+    xvfb_pid: i32,
+    allocator: Arc<Allocator>,
+}
+
+impl Displays {
+    /// Each session gets its own Xvfb and x11vnc; pid records go to `run_dir`.
+    pub fn per_session(run_dir: &Path) -> Self {
+        let allocator = Allocator { run_dir: run_dir.to_path_buf() };
+        Self { kind: Kind::PerSession(Arc::new(allocator)) }
+    }
+
+    /// Every session uses `display` (e.g. `:99`) and the VNC server at `vnc`.
+    pub fn shared(display: String, vnc: SocketAddr) -> Self {
+        Self { kind: Kind::Shared { display, vnc } }
+    }
+
+    /// A display for a new session.
+    pub async fn open(&self) -> Result<SessionDisplay, DisplayError> {
+        match &self.kind {
+            Kind::Shared { display, vnc } => Ok(SessionDisplay {
+                display: display.clone(),
+                vnc_addr: *vnc,
+                dead: CancellationToken::new(),
+                owned: None,
+            }),
+            Kind::PerSession(allocator) => {
+                let mut failures = Vec::new();
+                for _ in 0..ATTEMPTS {
+                    let (number, port) = allocator.reserve()?;
+                    match start(allocator.clone(), number, port).await {
+                        Ok(display) => return Ok(display),
+                        Err(e) => {
+                            tracing::debug!(number, port, error = %e, "display start failed; trying the next one");
+                            failures.push(e.to_string());
+                        }
+                    }
+                }
+                Err(DisplayError::Failed(failures.join("; ")))
+            }
+        }
+    }
+}
+
+impl Allocator {
+    /// Reserves a display number and a port that look free on this machine.
+    fn reserve(&self) -> Result<(u32, u16), DisplayError> {
+        let mut used = reserved().lock().unwrap();
+        let number = (FIRST_DISPLAY..FIRST_DISPLAY + RANGE)
+            .find(|n| !used.0.contains(n) && display_free(*n))
+            .ok_or(DisplayError::Exhausted)?;
+        let port = (FIRST_PORT..FIRST_PORT + RANGE as u16)
+            .find(|p| !used.1.contains(p) && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok())
+            .ok_or(DisplayError::Exhausted)?;
+        used.0.insert(number);
+        used.1.insert(port);
+        Ok((number, port))
+    }
+
+    fn release(&self, number: u32, port: u16) {
+        let mut used = reserved().lock().unwrap();
+        used.0.remove(&number);
+        used.1.remove(&port);
+    }
+}
+
+/// The pid written in display `n`'s lock file.
+fn lock_holder(n: u32) -> Option<i32> {
+    std::fs::read_to_string(format!("/tmp/.X{n}-lock")).ok()?.trim().parse().ok()
+}
+
+/// True if no X server holds display `n`: no lock file of a live process, no socket file, and
+/// nothing listening on the abstract socket (an X server whose files were removed still has it).
+fn display_free(n: u32) -> bool {
+    use std::os::linux::net::SocketAddrExt;
+    let files_free = match lock_holder(n) {
+        Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
+        None => !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists(),
+    };
+    let abstract_name = format!("/tmp/.X11-unix/X{n}");
+    let listening = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes())
+        .is_ok_and(|addr| std::os::unix::net::UnixStream::connect_addr(&addr).is_ok());
+    files_free && !listening
+}
+
+/// Starts Xvfb `:number` and x11vnc on `port`, and waits until both serve.
+async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<SessionDisplay, DisplayError> {
+    let display = format!(":{number}");
+    let dead = CancellationToken::new();
+    // From here on, dropping `owned` kills what was started and frees the reservation.
+    let mut owned =
+        Owned { xvfb: None, vnc: None, number, port, x_started: false, xvfb_pid: 0, allocator: allocator.clone() };
+
+    let mut xvfb = Command::new("Xvfb");
+    xvfb.arg(&display).args(["-screen", "0", &format!("{}x{}x24", SCREEN.0, SCREEN.1)]).args([
+        "-nolisten",
+        "tcp",
+        "-noreset",
+    ]);
+    let (process, _) = process::spawn_helper(xvfb, &allocator.run_dir, &display, false, dead.clone())
+        .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
+    let pid = process.pgid();
+    owned.xvfb = Some(process);
+    owned.xvfb_pid = pid;
+    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{number}"));
+    // Ready when the lock file names our Xvfb (not another server that won a race) and its
+    // socket accepts connections.
+    let ready = async {
+        loop {
+            if lock_holder(number) == Some(pid) && tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = dead.cancelled() => return Err(DisplayError::NotReady("Xvfb", number, "exited")),
+        ready = tokio::time::timeout(START_LIMIT, ready) => {
+            ready.map_err(|_| DisplayError::NotReady("Xvfb", number, "timed out"))?
+        }
+    }
+    if dead.is_cancelled() {
+        return Err(DisplayError::NotReady("Xvfb", number, "exited"));
+    }
+    owned.x_started = true;
+
+    let mut vnc = Command::new("x11vnc");
+    vnc.args(["-display", &display, "-localhost", "-rfbport", &port.to_string()])
+        .args(["-forever", "-shared", "-nopw", "-noipv6", "-noxdamage"])
+        .env_remove("DISPLAY");
+    let (process, stdout) = process::spawn_helper(vnc, &allocator.run_dir, &display, true, dead.clone())
+        .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
+    owned.vnc = Some(process);
+    // x11vnc prints `PORT=<port>` once it listens; any other port means ours was taken.
+    let mut lines = BufReader::new(stdout.expect("stdout is captured")).lines();
+    let listening = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(printed) = line.trim().strip_prefix("PORT=") {
+                return printed == port.to_string();
+            }
+        }
+        false
+    };
+    match tokio::time::timeout(START_LIMIT, listening).await {
+        Ok(true) if !dead.is_cancelled() => {}
+        Ok(_) => return Err(DisplayError::NotReady("x11vnc", number, "exited or took another port")),
+        Err(_) => return Err(DisplayError::NotReady("x11vnc", number, "timed out")),
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tracing::debug!(number, port, "display started");
+    Ok(SessionDisplay { display, vnc_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dead, owned: Some(owned) })
+}
+
+impl SessionDisplay {
+    /// A token that fires if the display's processes exit.
+    pub fn dead(&self) -> CancellationToken {
+        self.dead.clone()
+    }
+
+    /// Stops x11vnc, then Xvfb, reaps them and frees the display number and port.
+    pub async fn stop(mut self) {
+        if let Some(mut owned) = self.owned.take() {
+            // SIGTERM first: a killed x11vnc leaks its SysV shared memory segments.
+            if let Some(vnc) = owned.vnc.take() {
+                vnc.terminate_gracefully(GRACE).await;
+            }
+            if let Some(xvfb) = owned.xvfb.take() {
+                xvfb.terminate_gracefully(GRACE).await;
+            }
+        }
+    }
+}
+
+impl Drop for Owned {
+    /// Processes not yet terminated are killed by their own `Drop`; the files a killed Xvfb
+    /// leaves behind are removed and the reservation is freed.
+    fn drop(&mut self) {
+        self.vnc.take();
+        self.xvfb.take();
+        // A lock naming another process belongs to an X server that took the number since.
+        if self.x_started && lock_holder(self.number).is_none_or(|holder| holder == self.xvfb_pid) {
+            let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.number));
+            let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
+        }
+        self.allocator.release(self.number, self.port);
+    }
+}

@@ -1,0 +1,128 @@
+//! Session tokens: HS256 JWTs `{sub: session_id, scope, exp}` that open one session's VNC
+//! viewer or CDP socket, and nothing else. No HTTP here: `api/` turns `TokenError` into 401.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::session::SessionId;
+
+/// What a token opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The VNC bridge and the noVNC viewer page of the session.
+    Vnc,
+    /// The CDP passthrough of the session.
+    Cdp,
+}
+
+/// The JWT payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The session id.
+    pub sub: String,
+    pub scope: Scope,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+}
+
+/// A freshly minted token.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a token was refused (every case is a 401 before any upgrade).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("a session token is required (`?token=`)")]
+    Missing,
+    #[error("the session token has expired")]
+    Expired,
+    #[error("the session token is not valid")]
+    Invalid,
+    #[error("the session token was issued for another session")]
+    WrongSession,
+    #[error("the session token does not grant this access")]
+    WrongScope,
+}
+
+/// Mints and checks session tokens with one secret.
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl TokenIssuer {
+    /// An issuer signing with `secret`; tokens live `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expired means expired: the worker is the only clock that matters.
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
+    }
+
+    /// How long tokens live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A token for `session` and `scope`, valid for the configured lifetime.
+    pub fn mint(&self, session: SessionId, scope: Scope) -> Minted {
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(30));
+        self.mint_until(session, scope, Utc::now() + ttl)
+    }
+
+    /// A token that expires at `expires_at` (tests use a past time).
+    pub fn mint_until(&self, session: SessionId, scope: Scope, expires_at: DateTime<Utc>) -> Minted {
+        let claims = Claims { sub: session.to_string(), scope, exp: expires_at.timestamp() };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of a small struct cannot fail");
+        Minted { token, expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at) }
+    }
+
+    /// Accepts `token` only if it is ours, unexpired, for `session` and for `scope`.
+    pub fn verify(&self, token: Option<&str>, session: SessionId, scope: Scope) -> Result<(), TokenError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        if data.claims.sub != session.to_string() {
+            return Err(TokenError::WrongSession);
+        }
+        if data.claims.scope != scope {
+            return Err(TokenError::WrongScope);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_one_session_for_one_scope_until_it_expires() {
+        let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let (a, b) = (SessionId::new(), SessionId::new());
+        let vnc = issuer.mint(a, Scope::Vnc).token;
+        assert_eq!(issuer.verify(Some(&vnc), a, Scope::Vnc), Ok(()));
+        assert_eq!(issuer.verify(Some(&vnc), b, Scope::Vnc), Err(TokenError::WrongSession));
+        assert_eq!(issuer.verify(Some(&vnc), a, Scope::Cdp), Err(TokenError::WrongScope));
+        let expired = issuer.mint_until(a, Scope::Vnc, Utc::now() - chrono::Duration::seconds(5)).token;
+        assert_eq!(issuer.verify(Some(&expired), a, Scope::Vnc), Err(TokenError::Expired));
+        assert_eq!(issuer.verify(None, a, Scope::Vnc), Err(TokenError::Missing));
+        assert_eq!(issuer.verify(Some("x.y.z"), a, Scope::Vnc), Err(TokenError::Invalid));
+        let other = TokenIssuer::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
+        assert_eq!(other.verify(Some(&vnc), a, Scope::Vnc), Err(TokenError::Invalid));
+    }
+}
