@@ -18,6 +18,8 @@ use crate::browser::chromium::ChromiumProvider;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, ProviderKind};
+use crate::forms::cache::MappingCache;
+use crate::forms::llm::LlmEngine;
 use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
 
@@ -37,6 +39,8 @@ pub struct App {
     pub pool: Option<Arc<WarmPool>>,
     /// Screenshots of sessions' steps.
     pub artifacts: Arc<Artifacts>,
+    /// The `llm` form engine, when `BW_LLM_BASE_URL` is set.
+    pub llm: Option<Arc<LlmEngine>>,
     pub started: Instant,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
@@ -102,7 +106,14 @@ impl App {
             Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION)
                 .context("preparing the artifacts dir")?,
         );
+        let llm = config.llm_settings().map(|settings| {
+            let cache = MappingCache::open(&config.data_dir.join("llm-cache.redb"))
+                .map_err(|e| tracing::warn!(error = %e, "LLM mapping cache disabled"))
+                .ok();
+            Arc::new(LlmEngine::new(&settings, cache))
+        });
         Ok(Arc::new(Self {
+            llm,
             artifacts,
             config,
             api_keys,

@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::browser::humanize::Humanize;
 use crate::error::{ApiError, ErrorBody};
 use crate::forms::fill::{self, FillReport};
+use crate::forms::llm::AutoEngine;
 use crate::forms::rules::RulesEngine;
 use crate::forms::scan::{self, Analysis};
 use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction};
@@ -47,6 +48,10 @@ pub struct AnalyzeRequest {
     #[schema(value_type = Option<Object>)]
     pub qa_answers: Option<Map<String, Value>>,
     pub engine: Option<EngineChoice>,
+    /// Let the `llm` engine write short answers to open questions no fact answers (only the
+    /// question, the job title and `user_data.skills` are sent for that). Default false.
+    #[serde(default)]
+    pub allow_generated_text: bool,
 }
 
 /// A resume given inline.
@@ -71,16 +76,23 @@ pub struct FillRequest {
     #[schema(value_type = Option<Object>)]
     pub overrides: Option<Map<String, Value>>,
     pub engine: Option<EngineChoice>,
+    /// As for analyze: allow short generated answers to open questions. Default false.
+    #[serde(default)]
+    pub allow_generated_text: bool,
     /// Input policy for this call; defaults to the session's.
     pub humanize: Option<Humanize>,
 }
 
-fn engine(choice: EngineChoice) -> Result<&'static dyn FormEngine, ApiError> {
-    match choice {
-        EngineChoice::Rules | EngineChoice::Auto => Ok(&RulesEngine),
-        EngineChoice::Llm => {
-            Err(FormsError::EngineUnavailable("no LLM engine is configured on this worker".into()).into())
-        }
+/// The engine for a request: `auto` is the rules alone when no LLM is configured.
+fn engine(app: &App, choice: EngineChoice) -> Result<Arc<dyn FormEngine>, ApiError> {
+    match (choice, &app.llm) {
+        (EngineChoice::Rules, _) | (EngineChoice::Auto, None) => Ok(Arc::new(RulesEngine)),
+        (EngineChoice::Llm, Some(llm)) => Ok(llm.clone()),
+        (EngineChoice::Auto, Some(llm)) => Ok(Arc::new(AutoEngine { llm: llm.clone() })),
+        (EngineChoice::Llm, None) => Err(FormsError::EngineUnavailable(
+            "no LLM engine is configured on this worker (set BW_LLM_BASE_URL)".into(),
+        )
+        .into()),
     }
 }
 
@@ -95,14 +107,15 @@ pub async fn analyze(
     SessionIdPath(id): SessionIdPath,
     OptionalJson(request): OptionalJson<AnalyzeRequest>,
 ) -> Result<Json<Analysis>, ApiError> {
-    let engine = engine(request.engine.unwrap_or_default())?;
+    let engine = engine(&app, request.engine.unwrap_or_default())?;
     let op = app.registry.begin(id)?;
     let applicant = Applicant {
         user_data: request.user_data.unwrap_or_default(),
         qa_answers: request.qa_answers.unwrap_or_default(),
+        allow_generated_text: request.allow_generated_text,
         ..Applicant::default()
     };
-    let mut analysis = scan::analyze(op.browser(), engine, &applicant).await?;
+    let mut analysis = scan::analyze(op.browser(), engine.as_ref(), &applicant).await?;
     op.session().set_page(analysis.url.clone(), analysis.title.clone(), None);
     analysis.block = app.registry.detect(&op, &analysis.url).await?;
     if analysis.block.is_some() {
@@ -123,7 +136,7 @@ pub async fn fill(
     SessionIdPath(id): SessionIdPath,
     ApiJson(request): ApiJson<FillRequest>,
 ) -> Result<Json<FillReport>, ApiError> {
-    let engine = engine(request.engine.unwrap_or_default())?;
+    let engine = engine(&app, request.engine.unwrap_or_default())?;
     if request.resume_file_url.is_some() && request.resume.is_some() {
         return Err(ApiError::validation("give resume_file_url or resume, not both"));
     }
@@ -145,11 +158,12 @@ pub async fn fill(
         qa_answers: request.qa_answers.unwrap_or_default(),
         resume,
         cover_letter_text: request.cover_letter_text,
+        allow_generated_text: request.allow_generated_text,
     };
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();
     let mut rng = StdRng::from_os_rng();
-    let mut report = fill::fill(op.browser(), engine, &applicant, &overrides, humanize, &mut rng).await?;
+    let mut report = fill::fill(op.browser(), engine.as_ref(), &applicant, &overrides, humanize, &mut rng).await?;
     let page = op.browser().info().await.map_err(FormsError::from)?;
     session.set_page(page.url.clone(), page.title, None);
     report.block = app.registry.detect(&op, &page.url).await?;
