@@ -50,6 +50,7 @@ fn describe() {
     );
     metrics::describe_counter!("bw_llm_tokens_total", "Tokens used by the LLM form engine (kind: prompt, completion)");
     metrics::describe_histogram!("bw_llm_request_seconds", "LLM call latency, retries included");
+    metrics::describe_counter!("bw_llm_answers_rejected_total", "LLM answers that were not the expected JSON");
     metrics::gauge!("bw_sessions_active").set(0.0);
     metrics::gauge!("bw_warm_pool_ready").set(0.0);
 }

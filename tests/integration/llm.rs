@@ -198,8 +198,8 @@ async fn a_slow_failing_or_nonsense_model_leaves_the_rules_result_and_says_so() 
     assert!(text.contains("only be answered from qa_answers"), "{text}");
     assert!(field(&analysis, "permit")["suggestion"].is_null(), "{analysis}");
 
-    // A 500 then a good answer: the retry gets it and the model's suggestions are used.
-    fake.script([Reply::Status(500)]);
+    // A 429 and a 500, then a good answer: the retries get it and the model's suggestions are used.
+    fake.script([Reply::Status(429), Reply::Status(500)]);
     let analysis = analyze(&app, &id, json!({"engine": "llm"})).await;
     assert!(analysis["warnings"].is_null(), "{analysis}");
     assert_eq!(field(&analysis, "moniker")["suggestion"]["value"], "Adam", "{analysis}");
