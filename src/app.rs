@@ -19,6 +19,8 @@ use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, DisplayMode, ProviderKind};
+use crate::forms::cache::MappingCache;
+use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
 use crate::session::registry::Limits;
 use crate::session::{SessionRegistry, reaper};
@@ -44,6 +46,8 @@ pub struct App {
     pub notifier: Arc<Notifier>,
     /// V1 tasks running now (`/health.active_tasks`).
     pub active_tasks: std::sync::atomic::AtomicUsize,
+    /// The `llm` form engine, when `BW_LLM_BASE_URL` is set.
+    pub llm: Option<Arc<LlmEngine>>,
     pub started: Instant,
     /// Mints and checks the session tokens of the VNC viewer and the CDP passthrough.
     pub tokens: TokenIssuer,
@@ -127,7 +131,14 @@ impl App {
             Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION, config.artifacts_url.as_ref())
                 .context("preparing the artifact store")?,
         );
+        let llm = config.llm_settings().map(|settings| {
+            let cache = MappingCache::open(&config.data_dir.join("llm-cache.redb"))
+                .map_err(|e| tracing::warn!(error = %e, "LLM mapping cache disabled"))
+                .ok();
+            Arc::new(LlmEngine::new(&settings, cache))
+        });
         Ok(Arc::new(Self {
+            llm,
             artifacts,
             notifier,
             active_tasks: std::sync::atomic::AtomicUsize::new(0),

@@ -96,6 +96,23 @@ pub struct Config {
     #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_egress: bool,
 
+    /// OpenAI-compatible API base for the `llm` form engine (e.g. `https://api.openai.com/v1`,
+    /// `http://127.0.0.1:8000/v1`); the engine is off when unset.
+    #[arg(long, env = "BW_LLM_BASE_URL")]
+    pub llm_base_url: Option<url::Url>,
+
+    /// API key for the LLM endpoint (sent as a Bearer token; also as `api-key` to Azure).
+    #[arg(long, env = "BW_LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+
+    /// Model (or Azure deployment) name for the `llm` form engine.
+    #[arg(long, env = "BW_LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+
+    /// Time limit for one page's LLM call, retries included, in seconds.
+    #[arg(long, env = "BW_LLM_TIMEOUT_SECS", default_value_t = 20)]
+    pub llm_timeout_secs: u64,
+
     /// Base URL clients reach this worker at (used in `cdp_url` and `vnc` links); default
     /// `http://<bound address>`.
     #[arg(long, env = "BW_PUBLIC_URL")]
@@ -252,6 +269,14 @@ impl Config {
         if !matches!(self.adspower_url.scheme(), "http" | "https") {
             return bad("BW_ADSPOWER_URL must be an http(s) URL".into());
         }
+        if let Some(url) = &self.llm_base_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return bad("BW_LLM_BASE_URL must be an http(s) URL".into());
+        }
+        if !(1..=600).contains(&self.llm_timeout_secs) {
+            return bad("BW_LLM_TIMEOUT_SECS must be between 1 and 600".into());
+        }
         let needs_chromium = self.provider == ProviderKind::Chromium;
         self.chromium_path = match self.chromium_path.take() {
             Some(path) if is_executable(&path) => Some(path),
@@ -279,6 +304,16 @@ impl Config {
 
     pub fn max_lifetime(&self) -> Duration {
         Duration::from_secs(self.max_lifetime_secs)
+    }
+
+    /// The `llm` form engine's settings, when `BW_LLM_BASE_URL` is set.
+    pub fn llm_settings(&self) -> Option<crate::forms::llm::LlmSettings> {
+        Some(crate::forms::llm::LlmSettings {
+            base_url: self.llm_base_url.clone()?,
+            api_key: self.llm_api_key.clone().filter(|k| !k.is_empty()),
+            model: self.llm_model.clone(),
+            timeout: Duration::from_secs(self.llm_timeout_secs),
+        })
     }
 
     pub fn operation_timeout(&self) -> Duration {

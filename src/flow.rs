@@ -76,6 +76,14 @@ pub struct ContinueResponse {
     pub analysis: PageSummary,
 }
 
+/// The `auto` engine: rules first, the LLM for what they leave open when one is configured.
+pub fn auto_engine(app: &App) -> std::sync::Arc<dyn FormEngine> {
+    match &app.llm {
+        Some(llm) => std::sync::Arc::new(crate::forms::llm::AutoEngine { llm: llm.clone() }),
+        None => std::sync::Arc::new(crate::forms::rules::RulesEngine),
+    }
+}
+
 /// Block detection plus the login rule: a guard block, or a sign-in page.
 async fn detect(app: &App, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, FlowError> {
     let mut block = app.registry.detect(op, url).await?;

@@ -4,9 +4,12 @@
 //! `forms/` reaches the browser only through the `FormPage` trait (implemented by
 //! `BrowserHandle`), so its decisions can be read without knowing CDP.
 
+pub mod cache;
 pub mod fill;
+pub mod llm;
 pub mod matching;
 pub mod platforms;
+pub mod prompt;
 pub mod resume;
 pub mod rules;
 pub mod scan;
@@ -65,7 +68,7 @@ pub struct FieldOption {
 }
 
 /// A value proposed for a field and where it came from.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Suggestion {
     /// A string, a bool (checkbox) or a list of option labels (checkbox group).
     #[schema(value_type = Object)]
@@ -73,6 +76,13 @@ pub struct Suggestion {
     /// `user_data.<key>`, `qa_answers.<question>`, `resume`, `default`, `llm` or `override`.
     pub source: String,
     pub confidence: f64,
+    /// The engine that decided (`rules` or `llm`), with the `auto` and `llm` engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// For `source: "llm"`: the applicant fact the model pointed at (`user_data.<key>`,
+    /// `qa_answers.<question>`) or `generated`; the value itself was copied by the worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
 }
 
 /// One question of the page (a radio or checkbox group is one field).
@@ -169,6 +179,8 @@ pub struct Applicant {
     /// The resume file on disk, when one was given.
     pub resume: Option<PathBuf>,
     pub cover_letter_text: Option<String>,
+    /// Lets the `llm` engine write short free-text answers to open questions.
+    pub allow_generated_text: bool,
 }
 
 impl Applicant {
@@ -182,6 +194,8 @@ pub struct PageContext<'a> {
     pub platform: Platform,
     pub fields: &'a [Field],
     pub title: &'a str,
+    /// The form's heading or step title, when the page shows one.
+    pub heading: Option<&'a str>,
 }
 
 /// Decides which applicant fact or option goes into each field; never writes to the page.
@@ -190,6 +204,18 @@ pub trait FormEngine: Send + Sync {
     fn name(&self) -> &'static str;
     /// One entry per field of `page.fields` (same order): the suggestion, or none.
     async fn suggest(&self, page: &PageContext<'_>, applicant: &Applicant) -> Vec<Option<Suggestion>>;
+
+    /// `suggest` plus notes for the caller (e.g. "the model timed out; rules' suggestions stand").
+    async fn suggest_noted(&self, page: &PageContext<'_>, applicant: &Applicant) -> Noted {
+        Noted { suggestions: self.suggest(page, applicant).await, warnings: Vec::new() }
+    }
+}
+
+/// Suggestions with the engine's notes about how they were reached.
+#[derive(Debug, Default)]
+pub struct Noted {
+    pub suggestions: Vec<Option<Suggestion>>,
+    pub warnings: Vec<String>,
 }
 
 /// The browser operations forms need.

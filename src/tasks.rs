@@ -17,7 +17,6 @@ use utoipa::ToSchema;
 use crate::app::App;
 use crate::breaker::{BreakerError, ProfileState};
 use crate::flow::{self, FlowError};
-use crate::forms::rules::RulesEngine;
 use crate::forms::submit::{Outcome, SubmitAction};
 use crate::forms::{Applicant, FormsError, PageKind};
 use crate::guard::{Block, BlockReason};
@@ -336,13 +335,14 @@ async fn steps(
         user_data: task.user_data.clone(),
         qa_answers: task.qa_answers.clone(),
         resume: applicant_resume,
-        cover_letter_text: None,
+        ..Applicant::default()
     };
     let submit_only = task.action == Some(TaskAction::SubmitOnly);
+    let engine = flow::auto_engine(app);
     for _ in 0..MAX_STEPS {
         let op = app.registry.begin(id)?;
         progress(&op, "analyzing", 30, "reading the page");
-        let analysis = flow::analyze(app, &op, &RulesEngine, &applicant).await?;
+        let analysis = flow::analyze(app, &op, engine.as_ref(), &applicant).await?;
         run.result.platform = Some(analysis.platform.as_str().to_string());
         if let Some(block) = analysis.block.clone() {
             return blocked(app, &op, task, run, block).await;
@@ -350,7 +350,7 @@ async fn steps(
         if analysis.page_kind == PageKind::ApplicationForm {
             progress(&op, "filling", 60, "filling the form");
             let started = Instant::now();
-            let report = flow::fill(app, &op, &RulesEngine, &applicant, &Map::new(), op.session().humanize).await?;
+            let report = flow::fill(app, &op, engine.as_ref(), &applicant, &Map::new(), op.session().humanize).await?;
             run.result.timing.fill_ms += started.elapsed().as_millis() as u64;
             for f in report.filled_fields {
                 run.result.filled_fields.push(TaskField {

@@ -44,6 +44,13 @@ fn describe() {
     metrics::describe_histogram!("bw_session_create_seconds", "Time to open a session");
     metrics::describe_gauge!("bw_warm_pool_ready", "Browsers ready in the warm pool");
     metrics::describe_histogram!("bw_http_request_duration_seconds", "HTTP request durations by route and status");
+    metrics::describe_counter!(
+        "bw_llm_requests_total",
+        "LLM form-engine calls by outcome (ok, cache_hit, timeout, error, …)"
+    );
+    metrics::describe_counter!("bw_llm_tokens_total", "Tokens used by the LLM form engine (kind: prompt, completion)");
+    metrics::describe_histogram!("bw_llm_request_seconds", "LLM call latency, retries included");
+    metrics::describe_counter!("bw_llm_answers_rejected_total", "LLM answers that were not the expected JSON");
     metrics::gauge!("bw_sessions_active").set(0.0);
     metrics::gauge!("bw_warm_pool_ready").set(0.0);
 }

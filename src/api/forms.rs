@@ -45,6 +45,10 @@ pub struct AnalyzeRequest {
     #[schema(value_type = Option<Object>)]
     pub qa_answers: Option<Map<String, Value>>,
     pub engine: Option<EngineChoice>,
+    /// Let the `llm` engine write short answers to open questions no fact answers (only the
+    /// question, the job title and `user_data.skills` are sent for that). Default false.
+    #[serde(default)]
+    pub allow_generated_text: bool,
 }
 
 /// `POST …/fill` body.
@@ -62,16 +66,23 @@ pub struct FillRequest {
     #[schema(value_type = Option<Object>)]
     pub overrides: Option<Map<String, Value>>,
     pub engine: Option<EngineChoice>,
+    /// As for analyze: allow short generated answers to open questions. Default false.
+    #[serde(default)]
+    pub allow_generated_text: bool,
     /// Input policy for this call; defaults to the session's.
     pub humanize: Option<Humanize>,
 }
 
-fn engine(choice: EngineChoice) -> Result<&'static dyn FormEngine, ApiError> {
-    match choice {
-        EngineChoice::Rules | EngineChoice::Auto => Ok(&RulesEngine),
-        EngineChoice::Llm => {
-            Err(FormsError::EngineUnavailable("no LLM engine is configured on this worker".into()).into())
-        }
+/// The engine for a request: `auto` is the rules alone when no LLM is configured.
+fn engine(app: &App, choice: EngineChoice) -> Result<Arc<dyn FormEngine>, ApiError> {
+    match (choice, &app.llm) {
+        (EngineChoice::Rules, _) => Ok(Arc::new(RulesEngine)),
+        (EngineChoice::Auto, _) => Ok(flow::auto_engine(app)),
+        (EngineChoice::Llm, Some(llm)) => Ok(llm.clone()),
+        (EngineChoice::Llm, None) => Err(FormsError::EngineUnavailable(
+            "no LLM engine is configured on this worker (set BW_LLM_BASE_URL)".into(),
+        )
+        .into()),
     }
 }
 
@@ -86,14 +97,15 @@ pub async fn analyze(
     SessionIdPath(id): SessionIdPath,
     OptionalJson(request): OptionalJson<AnalyzeRequest>,
 ) -> Result<Json<Analysis>, ApiError> {
-    let engine = engine(request.engine.unwrap_or_default())?;
+    let engine = engine(&app, request.engine.unwrap_or_default())?;
     let op = app.registry.begin(id)?;
     let applicant = Applicant {
         user_data: request.user_data.unwrap_or_default(),
         qa_answers: request.qa_answers.unwrap_or_default(),
+        allow_generated_text: request.allow_generated_text,
         ..Applicant::default()
     };
-    let analysis = flow::analyze(&app, &op, engine, &applicant).await?;
+    let analysis = flow::analyze(&app, &op, engine.as_ref(), &applicant).await?;
     Ok(Json(analysis))
 }
 
@@ -109,7 +121,7 @@ pub async fn fill(
     SessionIdPath(id): SessionIdPath,
     ApiJson(request): ApiJson<FillRequest>,
 ) -> Result<Json<FillReport>, ApiError> {
-    let engine = engine(request.engine.unwrap_or_default())?;
+    let engine = engine(&app, request.engine.unwrap_or_default())?;
     if request.resume_file_url.is_some() && request.resume.is_some() {
         return Err(ApiError::validation("give resume_file_url or resume, not both"));
     }
@@ -121,10 +133,11 @@ pub async fn fill(
         qa_answers: request.qa_answers.unwrap_or_default(),
         resume,
         cover_letter_text: request.cover_letter_text,
+        allow_generated_text: request.allow_generated_text,
     };
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();
-    let report = flow::fill(&app, &op, engine, &applicant, &overrides, humanize).await?;
+    let report = flow::fill(&app, &op, engine.as_ref(), &applicant, &overrides, humanize).await?;
     Ok(Json(report))
 }
 

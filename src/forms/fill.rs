@@ -75,6 +75,9 @@ pub struct FillReport {
     pub errors: Vec<FieldError>,
     /// A block that appeared while filling (e.g. a CAPTCHA on submit-less validation).
     pub block: Option<Block>,
+    /// Notes from the engine (e.g. the LLM failed and the rules' suggestions were used).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub elapsed_ms: u64,
 }
 
@@ -102,15 +105,24 @@ pub async fn fill(
     let mut done: HashSet<String> = HashSet::new();
     let mut current = first;
     for _pass in 0..2 {
-        let fields: Vec<Field> = scan::suggest(&current, engine, applicant).await;
+        let (fields, warnings) = scan::suggest(&current, engine, applicant).await;
+        for warning in warnings {
+            if !report.warnings.contains(&warning) {
+                report.warnings.push(warning);
+            }
+        }
         let mut wrote = false;
         for mut field in fields {
             if !done.insert(field.field_id.clone()) {
                 continue;
             }
             if let Some(value) = overrides.get(&field.field_id).or_else(|| overrides.get(&field.selector)) {
-                field.suggestion =
-                    Some(Suggestion { value: value.clone(), source: "override".into(), confidence: 1.0 });
+                field.suggestion = Some(Suggestion {
+                    value: value.clone(),
+                    source: "override".into(),
+                    confidence: 1.0,
+                    ..Default::default()
+                });
             }
             wrote |= fill_field(page, &field, applicant, humanize, rng, &mut report).await?;
         }

@@ -194,7 +194,12 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
         && field.kind == FieldKind::Textarea
         && let Some(text) = &applicant.cover_letter_text
     {
-        return Some(Suggestion { value: json!(text), source: "cover_letter_text".into(), confidence: 0.95 });
+        return Some(Suggestion {
+            value: json!(text),
+            source: "cover_letter_text".into(),
+            confidence: 0.95,
+            ..Default::default()
+        });
     }
     if let Some((question, answer, score)) = best_question(label, field_topic, &applicant.qa_answers)
         && let Some(s) = fit(field, answer, format!("qa_answers.{question}"), score)
@@ -209,7 +214,12 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
     }
     let ack = matching::normalize(&format!("{} {}", label, field.hints.own_label.as_deref().unwrap_or("")));
     if field.kind == FieldKind::Checkbox && field.required && ACKNOWLEDGE.iter().any(|a| ack.contains(a)) {
-        return Some(Suggestion { value: json!(true), source: "default".into(), confidence: 0.7 });
+        return Some(Suggestion {
+            value: json!(true),
+            source: "default".into(),
+            confidence: 0.7,
+            ..Default::default()
+        });
     }
     None
 }
@@ -277,7 +287,7 @@ fn is_resume_label(field: &Field) -> bool {
 fn resume_suggestion(applicant: &Applicant) -> Option<Suggestion> {
     let path = applicant.resume.as_ref()?;
     let name = path.file_name()?.to_string_lossy().into_owned();
-    Some(Suggestion { value: json!(name), source: "resume".into(), confidence: 0.95 })
+    Some(Suggestion { value: json!(name), source: "resume".into(), confidence: 0.95, ..Default::default() })
 }
 
 /// The applicant's value for a canonical key, with its source.
@@ -347,7 +357,7 @@ fn extra_key(field: &Field, data: &Map<String, Value>) -> Option<Suggestion> {
 }
 
 /// Shapes an answer for the field's kind; choice answers must name one of the page's options.
-fn fit(field: &Field, answer: &Value, source: String, confidence: f64) -> Option<Suggestion> {
+pub(crate) fn fit(field: &Field, answer: &Value, source: String, confidence: f64) -> Option<Suggestion> {
     let labels: Vec<String> = field.options.iter().map(|o| o.label.clone()).collect();
     let (value, conf) = match field.kind {
         FieldKind::Checkbox => (json!(as_bool(answer)?), confidence),
@@ -383,10 +393,10 @@ fn fit(field: &Field, answer: &Value, source: String, confidence: f64) -> Option
         _ => (json!(as_text(answer)), if field.kind == FieldKind::Combobox { confidence.min(0.8) } else { confidence }),
     };
     let rounded = (conf * 100.0).round() / 100.0;
-    Some(Suggestion { value, source, confidence: rounded })
+    Some(Suggestion { value, source, confidence: rounded, ..Default::default() })
 }
 
-fn is_blank(v: &Value) -> bool {
+pub(crate) fn is_blank(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => s.trim().is_empty(),

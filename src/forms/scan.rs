@@ -65,6 +65,10 @@ pub struct Analysis {
     pub fields: Vec<Field>,
     pub actions: Actions,
     pub engine: String,
+    /// What went differently from the request: e.g. the LLM timed out and the rules'
+    /// suggestions stand, or a model answer was dropped by validation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub elapsed_ms: u64,
 }
 
@@ -122,18 +126,24 @@ impl PageScan {
     }
 }
 
-/// The scanned fields with the engine's suggestions attached (none without applicant data).
-pub async fn suggest(scan: &PageScan, engine: &dyn FormEngine, applicant: &Applicant) -> Vec<Field> {
+/// The scanned fields with the engine's suggestions attached (none without applicant data),
+/// and the engine's warnings.
+pub async fn suggest(scan: &PageScan, engine: &dyn FormEngine, applicant: &Applicant) -> (Vec<Field>, Vec<String>) {
     let mut fields = scan.fields.clone();
     if applicant.is_empty() && applicant.cover_letter_text.is_none() {
-        return fields;
+        return (fields, Vec::new());
     }
-    let context = PageContext { platform: scan.platform(), fields: &fields, title: &scan.title };
-    let suggestions = engine.suggest(&context, applicant).await;
-    for (field, suggestion) in fields.iter_mut().zip(suggestions) {
+    let context = PageContext {
+        platform: scan.platform(),
+        fields: &fields,
+        title: &scan.title,
+        heading: scan.heading.as_deref(),
+    };
+    let noted = engine.suggest_noted(&context, applicant).await;
+    for (field, suggestion) in fields.iter_mut().zip(noted.suggestions) {
         field.suggestion = suggestion;
     }
-    fields
+    (fields, noted.warnings)
 }
 
 /// Describes the page for the caller: platform, kind, step, fields with suggestions, actions.
@@ -144,7 +154,7 @@ pub async fn analyze(
 ) -> Result<Analysis, FormsError> {
     let started = Instant::now();
     let scan = scan(page).await?;
-    let fields = suggest(&scan, engine, applicant).await;
+    let (fields, warnings) = suggest(&scan, engine, applicant).await;
     let page_kind = scan.page_kind();
     Ok(Analysis {
         platform: scan.platform(),
@@ -154,6 +164,7 @@ pub async fn analyze(
         fields,
         actions: scan.actions.clone(),
         engine: engine.name().to_string(),
+        warnings,
         url: scan.url,
         title: scan.title,
         elapsed_ms: started.elapsed().as_millis() as u64,
