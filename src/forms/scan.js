@@ -384,7 +384,8 @@
     let section = null;
     for (const el of root.querySelectorAll(CONTROLS + ', ' + HEADINGS)) {
       if (el.matches(HEADINGS) && !el.matches(CONTROLS)) {
-        const t = textOf(el, 120);
+        // Only headings a person can see name a section (not a hidden "Thank you" block).
+        const t = el.getClientRects().length ? textOf(el, 120) : '';
         if (t) section = t;
         continue;
       }
