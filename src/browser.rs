@@ -15,7 +15,10 @@ pub mod process;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chromiumoxide::error::CdpError;
+use chromiumoxide::handler::Handler;
 use chromiumoxide::{Browser, Page};
+use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +40,21 @@ pub trait BrowserProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Opens a browser with one ready page.
     async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError>;
+}
+
+/// Runs chromiumoxide's CDP handler until the connection fails, then fires `dead`. The
+/// handler would otherwise keep yielding errors on a closed socket (see dependencies notes).
+pub(crate) fn drive_handler(mut handler: Handler, dead: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if let Err(e) = event
+                && matches!(e, CdpError::Ws(_) | CdpError::Io(_) | CdpError::ChannelSendError(_))
+            {
+                break;
+            }
+        }
+        dead.cancel();
+    })
 }
 
 /// Failures talking to or starting a browser.

@@ -13,14 +13,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use chromiumoxide::Browser;
-use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
-use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec};
+use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, drive_handler};
 
 /// How long a `/status` answer is trusted by `/health`.
 const STATUS_TTL: Duration = Duration::from_secs(5);
@@ -242,11 +240,6 @@ async fn watch_liveness(
     }
 }
 
-/// Connection-level handler errors mean the browser is gone; protocol noise does not.
-fn is_fatal(error: &CdpError) -> bool {
-    matches!(error, CdpError::Ws(_) | CdpError::Io(_) | CdpError::ChannelSendError(_))
-}
-
 #[async_trait]
 impl BrowserProvider for AdsPowerProvider {
     fn name(&self) -> &'static str {
@@ -280,7 +273,7 @@ impl BrowserProvider for AdsPowerProvider {
             ..HandlerConfig::default()
         };
         let connect = Browser::connect_with_config(started.ws_puppeteer.clone(), config);
-        let (browser, mut handler) = match tokio::time::timeout(self.launch_timeout, connect).await {
+        let (browser, handler) = match tokio::time::timeout(self.launch_timeout, connect).await {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
                 stop().await;
@@ -292,17 +285,7 @@ impl BrowserProvider for AdsPowerProvider {
             }
         };
         let dead = CancellationToken::new();
-        let handler_dead = dead.clone();
-        let handler = tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                if let Err(e) = event
-                    && is_fatal(&e)
-                {
-                    break;
-                }
-            }
-            handler_dead.cancel();
-        });
+        let handler = drive_handler(handler, dead.clone());
         let page = match tokio::time::timeout(self.op_timeout, browser.new_page("about:blank")).await {
             Ok(Ok(page)) => page,
             failed => {

@@ -6,13 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chromiumoxide::Browser;
-use chromiumoxide::error::CdpError;
 use chromiumoxide::handler::HandlerConfig;
-use futures::StreamExt;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, process};
+use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, drive_handler, process};
 
 /// Flags every browser gets: headless, no background traffic on a closed network, no first-run UI.
 /// Shared with `make bench` so that the baseline launches the same way.
@@ -78,11 +76,6 @@ impl ChromiumProvider {
     }
 }
 
-/// Connection-level handler errors mean the browser is gone; protocol noise does not.
-fn is_fatal(error: &CdpError) -> bool {
-    matches!(error, CdpError::Ws(_) | CdpError::Io(_) | CdpError::ChannelSendError(_))
-}
-
 #[async_trait]
 impl BrowserProvider for ChromiumProvider {
     fn name(&self) -> &'static str {
@@ -130,7 +123,7 @@ impl BrowserProvider for ChromiumProvider {
         };
         let connected =
             tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url.clone(), config)).await;
-        let (browser, mut handler) = match connected {
+        let (browser, handler) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
                 process.terminate().await;
@@ -141,17 +134,7 @@ impl BrowserProvider for ChromiumProvider {
                 return Err(BrowserError::Timeout("DevTools connect"));
             }
         };
-        let handler_dead = dead.clone();
-        let handler = tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                if let Err(e) = event
-                    && is_fatal(&e)
-                {
-                    break;
-                }
-            }
-            handler_dead.cancel();
-        });
+        let handler = drive_handler(handler, dead.clone());
         let page = match first_page(&browser, self.op_timeout).await {
             Ok(page) => page,
             Err(e) => {
