@@ -155,13 +155,14 @@ fi
 step "make -C deploy install DESTDIR=<scratch>"
 printf '#!/bin/sh\n' >"$scratch/browser-worker"
 chmod 755 "$scratch/browser-worker"
-if ! out="$(make -s -C "$deploy" install install-shared-display DESTDIR="$scratch/destdir" \
+if ! out="$(make -s -C "$deploy" install DESTDIR="$scratch/destdir" \
   BINARY="$scratch/browser-worker" 2>&1)"; then
   fail "make install:"
   printf '%s\n' "$out" >&2
 else
   for f in usr/local/bin/browser-worker usr/local/bin/browser-worker-health etc/browser-worker/env \
     etc/systemd/system/browser-worker.service etc/systemd/system/adspower.service \
+    etc/systemd/system/xvfb.service etc/systemd/system/x11vnc.service usr/local/sbin/install-adspower \
     etc/nginx/sites-enabled/browser-worker etc/nginx/ssl/browser-worker.key; do
     [ -e "$scratch/destdir/$f" ] || [ -L "$scratch/destdir/$f" ] || fail "make install did not stage /$f"
   done
