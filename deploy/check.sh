@@ -4,7 +4,11 @@
 #     any message counts as a failure, since unknown keys and bad values are only warnings)
 #   - nginx -t: deploy/nginx/browser-worker.conf inside Debian's own nginx.conf and inside a
 #     minimal one, with self-signed test certificates made by openssl
-#   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml (with the example inventory)
+#   - the site against api-spec/openapi.json: every route reaches the worker, the CDP and event
+#     routes through their WebSocket/SSE locations, /vnc/ through its WebSocket location
+#   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml (with the example inventory),
+#     and its settings template rendered by Ansible in both layouts (Chromium, AdsPower)
+#   - make -C deploy install into a scratch DESTDIR
 #   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys
 #   - shellcheck: every *.sh under deploy/ and scripts/
 #   - terraform fmt -check (syntax and format) when terraform is on PATH; skipped otherwise
@@ -113,6 +117,46 @@ if grep -q '^[[:space:]]*include /etc/nginx/sites-enabled/\*;' /etc/nginx/nginx.
   fi
 else
   step "skipped nginx -t with Debian's nginx.conf (no sites-enabled include in /etc/nginx/nginx.conf)"
+fi
+
+# Every route of the worker (api-spec/openapi.json) must reach it through the site, the socket
+# and event-stream routes through their own locations (upgrade headers, no buffering).
+step "nginx locations cover api-spec/openapi.json"
+if ! out="$(/usr/bin/python3 - "$deploy/nginx/browser-worker.conf" "$root/api-spec/openapi.json" 2>&1 <<'EOF'
+import json, re, sys
+conf = open(sys.argv[1]).read()
+server = conf[conf.index("listen 443"):]
+locations = re.findall(r"^\s*location\s+(=|\^~|~)?\s*(\S+)\s*\{", server, re.M)
+def choose(path):
+    # nginx: an exact match; else the longest prefix (final with ^~); else the first matching
+    # regex; else that longest prefix.
+    for mod, arg in locations:
+        if mod == "=" and arg == path:
+            return arg
+    prefixes = [(arg, mod) for mod, arg in locations if mod in ("", "^~") and path.startswith(arg)]
+    best = max(prefixes, key=lambda p: len(p[0]), default=None)
+    if best and best[1] == "^~":
+        return best[0]
+    for mod, arg in locations:
+        if mod == "~" and re.search(arg, path):
+            return arg
+    return best[0] if best else None
+expected = {"/api/v2/sessions/abc/cdp": "^/api/v2/sessions/[^/]+/cdp$",
+            "/api/v2/sessions/abc/events": "^/api/v2/sessions/[^/]+/events$",
+            "/vnc/abc": "/vnc/", "/vnc/abc/viewer": "/vnc/", "/vnc/static/core/rfb.js": "/vnc/",
+            "/health": "/health"}
+paths = [re.sub(r"\{[^}]+\}", "abc", p) for p in json.load(open(sys.argv[2]))["paths"]]
+bad = []
+for path in paths + list(expected):
+    got = choose(path)
+    if got in (None, "/") or (path in expected and got != expected[path]):
+        bad.append(f"{path} -> location {got}")
+if bad:
+    sys.exit("routes the site does not proxy as it should: " + "; ".join(bad))
+EOF
+)"; then
+  fail "nginx site vs openapi.json:"
+  printf '%s\n' "$out" >&2
 fi
 
 # --- ansible -----------------------------------------------------------------------------
