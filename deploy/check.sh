@@ -11,6 +11,7 @@
 #   - make -C deploy install into a scratch DESTDIR
 #   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys
 #   - shellcheck: every *.sh under deploy/ and scripts/
+#   - dockerfile-utils lint on the Dockerfile (npm), when npm is there; the image is not built
 #   - terraform fmt -check (syntax and format) when terraform is on PATH; skipped otherwise
 #     (it is not packaged by Debian; `terraform validate` needs the AWS provider from the
 #     Terraform registry, which CI cannot reach)
@@ -244,6 +245,22 @@ if ! out="$(shellcheck -x "${scripts[@]}" 2>&1)"; then
   printf '%s\n' "$out" >&2
 fi
 
+# --- Dockerfile ---------------------------------------------------------------------------
+# Not built here (no Docker engine on CI); linted by dockerfile-utils (npm; the linter behind
+# VS Code's Dockerfile support): unknown instructions and flags, bad ports, stage references.
+if have npm; then
+  step "dockerfile-utils lint Dockerfile"
+  if ! out="$(npm install --silent --no-audit --no-fund --prefix "$scratch/npm" dockerfile-utils@0.16.3 2>&1)"; then
+    fail "npm install dockerfile-utils:"
+    printf '%s\n' "$out" >&2
+  elif ! out="$("$scratch/npm/node_modules/.bin/dockerfile-utils" lint "$root/Dockerfile" 2>&1)" || [ -n "$out" ]; then
+    fail "dockerfile-utils lint Dockerfile:"
+    printf '%s\n' "$out" >&2
+  fi
+else
+  step "skipped the Dockerfile lint (no npm; scripts/install-deps.sh installs it)"
+fi
+
 # --- terraform ---------------------------------------------------------------------------
 if have terraform; then
   step "terraform fmt -check deploy/terraform"
@@ -259,4 +276,4 @@ if [ "$failed" != 0 ]; then
   echo "deploy/check: failed" >&2
   exit 1
 fi
-echo "deploy/check: units, nginx, ansible, cloud-init, scripts and terraform checked: all good"
+echo "deploy/check: units, nginx, ansible, cloud-init, scripts, Dockerfile and terraform checked: all good"
