@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks deploy/ with the real tools, offline and without touching the machine's services:
-#   - systemd-analyze verify: every unit in deploy/systemd (in a scratch root with stub binaries;
+#   - systemd-analyze verify: every unit (and timer) in deploy/systemd (in a scratch root with stub binaries;
 #     any message counts as a failure, since unknown keys and bad values are only warnings)
 #   - nginx -t: deploy/nginx/browser-worker.conf inside Debian's own nginx.conf and inside a
 #     minimal one, with self-signed test certificates made by openssl
@@ -59,20 +59,20 @@ fi
 PATH="$PATH:/usr/sbin:/sbin"
 
 # --- systemd units -----------------------------------------------------------------------
-step "systemd-analyze verify deploy/systemd/*.service"
+step "systemd-analyze verify deploy/systemd/*.{service,timer}"
 sysroot="$scratch/sysroot"
 mkdir -p "$sysroot/etc/systemd/system" "$sysroot/usr/lib/systemd"
 # The distribution's units (targets the ours are ordered against) and stubs for the binaries
 # our ExecStart= lines name, so that the check does not depend on what this machine has.
 cp -r /usr/lib/systemd/system "$sysroot/usr/lib/systemd/"
-cp "$deploy"/systemd/*.service "$sysroot/etc/systemd/system/"
+cp "$deploy"/systemd/*.service "$deploy"/systemd/*.timer "$sysroot/etc/systemd/system/"
 sed -n 's/^ExecStart=-\{0,1\}\([^ ]*\).*/\1/p' "$deploy"/systemd/*.service | sort -u | while read -r bin; do
   mkdir -p "$sysroot$(dirname "$bin")"
   printf '#!/bin/sh\nexit 0\n' >"$sysroot$bin"
   chmod 755 "$sysroot$bin"
 done
 units=()
-for unit in "$deploy"/systemd/*.service; do units+=("$(basename "$unit")"); done
+for unit in "$deploy"/systemd/*.service "$deploy"/systemd/*.timer; do units+=("$(basename "$unit")"); done
 if ! out="$(cd "$sysroot/etc/systemd/system" && systemd-analyze verify --man=no --generators=no \
   --root="$sysroot" "${units[@]}" 2>&1)" || [ -n "$out" ]; then
   fail "systemd-analyze verify:"
@@ -208,6 +208,7 @@ else
   for f in usr/local/bin/browser-worker usr/local/bin/browser-worker-health etc/browser-worker/env \
     etc/systemd/system/browser-worker.service etc/systemd/system/adspower.service \
     etc/systemd/system/xvfb.service etc/systemd/system/x11vnc.service usr/local/sbin/install-adspower \
+    etc/systemd/system/browser-worker-artifacts.timer \
     etc/nginx/sites-enabled/browser-worker etc/nginx/ssl/browser-worker.key; do
     [ -e "$scratch/destdir/$f" ] || [ -L "$scratch/destdir/$f" ] || fail "make install did not stage /$f"
   done
