@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Checks deploy/ with the real tools, offline and without touching the machine's services:
+#   - systemd-analyze verify: every unit (and timer) in deploy/systemd (in a scratch root with stub binaries;
+#     any message counts as a failure, since unknown keys and bad values are only warnings)
+#   - nginx -t: deploy/nginx/browser-worker.conf inside Debian's own nginx.conf and inside a
+#     minimal one, with self-signed test certificates made by openssl
+#   - the site against api-spec/openapi.json: every route reaches the worker, the CDP and event
+#     routes through their WebSocket/SSE locations, /vnc/ through its WebSocket location
+#   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml (with the example inventory),
+#     and its settings template rendered by Ansible in both layouts (Chromium, AdsPower)
+#   - make -C deploy install into a scratch DESTDIR
+#   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys
+#   - shellcheck: every *.sh under deploy/ and scripts/
+#   - dockerfile-utils lint on the Dockerfile (npm), when npm is there; the image is not built
+#   - terraform fmt -check (syntax and format) when terraform is on PATH; skipped otherwise
+#     (it is not packaged by Debian; `terraform validate` needs the AWS provider from the
+#     Terraform registry, which CI cannot reach)
+# Installs what is missing with apt (systemd, nginx, ansible-core, shellcheck, openssl,
+# python3-yaml); nginx's package is installed without starting its service.
+# Usage: deploy/check.sh (from anywhere). Exit code 0 when everything passes.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+deploy="$root/deploy"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+failed=0
+step() { printf 'deploy/check: %s\n' "$*" >&2; }
+fail() { printf 'deploy/check: FAIL: %s\n' "$*" >&2; failed=1; }
+
+# --- tools -------------------------------------------------------------------------------
+have() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+have systemd-analyze || missing+=(systemd)
+have nginx || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+have ansible-playbook || missing+=(ansible-core)
+have shellcheck || missing+=(shellcheck)
+have openssl || missing+=(openssl)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  # Keep package scripts from starting services (nginx would bind port 80): a policy-rc.d that
+  # forbids every start, removed again right after the install.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
+  status=0
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}" >/dev/null; } || status=$?
+  if [ "$own_policy" = 1 ]; then $sudo rm -f "$policy"; fi
+  [ "$status" = 0 ] || { echo "deploy/check: apt-get install ${missing[*]} failed" >&2; exit 1; }
+fi
+PATH="$PATH:/usr/sbin:/sbin"
+
+# --- systemd units -----------------------------------------------------------------------
+step "systemd-analyze verify deploy/systemd/*.{service,timer}"
+sysroot="$scratch/sysroot"
+mkdir -p "$sysroot/etc/systemd/system" "$sysroot/usr/lib/systemd"
+# The distribution's units (targets the ours are ordered against) and stubs for the binaries
+# our ExecStart= lines name, so that the check does not depend on what this machine has.
+cp -r /usr/lib/systemd/system "$sysroot/usr/lib/systemd/"
+cp "$deploy"/systemd/*.service "$deploy"/systemd/*.timer "$sysroot/etc/systemd/system/"
+sed -n 's/^ExecStart=-\{0,1\}\([^ ]*\).*/\1/p' "$deploy"/systemd/*.service | sort -u | while read -r bin; do
+  mkdir -p "$sysroot$(dirname "$bin")"
+  printf '#!/bin/sh\nexit 0\n' >"$sysroot$bin"
+  chmod 755 "$sysroot$bin"
+done
+units=()
+for unit in "$deploy"/systemd/*.service "$deploy"/systemd/*.timer; do units+=("$(basename "$unit")"); done
+if ! out="$(cd "$sysroot/etc/systemd/system" && systemd-analyze verify --man=no --generators=no \
+  --root="$sysroot" "${units[@]}" 2>&1)" || [ -n "$out" ]; then
+  fail "systemd-analyze verify:"
+  printf '%s\n' "$out" >&2
+fi
+
+# --- nginx -------------------------------------------------------------------------------
+step "nginx -t deploy/nginx/browser-worker.conf"
+nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
+mkdir -p "$scratch/nginx/ssl" "$scratch/nginx/log" "$scratch/nginx/tmp"
+openssl req -x509 -nodes -days 2 -newkey rsa:2048 -subj "/CN=browser-worker-check" \
+  -keyout "$scratch/nginx/ssl/browser-worker.key" -out "$scratch/nginx/ssl/browser-worker.crt" 2>/dev/null
+# The site as deployed, with its certificate and log paths pointed into the scratch dir.
+sed -e "s#/etc/nginx/ssl/#$scratch/nginx/ssl/#g" -e "s#/var/log/nginx/#$scratch/nginx/log/#g" \
+  "$deploy/nginx/browser-worker.conf" >"$scratch/nginx/site.conf"
+cat >"$scratch/nginx/minimal.conf" <<EOF
+error_log $scratch/nginx/log/error.log;
+pid $scratch/nginx/nginx.pid;
+events {}
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    client_body_temp_path $scratch/nginx/tmp/body;
+    proxy_temp_path $scratch/nginx/tmp/proxy;
+    fastcgi_temp_path $scratch/nginx/tmp/fastcgi;
+    uwsgi_temp_path $scratch/nginx/tmp/uwsgi;
+    scgi_temp_path $scratch/nginx/tmp/scgi;
+    include $scratch/nginx/site.conf;
+}
+EOF
+# Warnings (e.g. a conflicting server name) fail the check too.
+if ! out="$("$nginx_bin" -t -q -p "$scratch/nginx/" -c "$scratch/nginx/minimal.conf" 2>&1)" || [ -n "$out" ]; then
+  fail "nginx -t (minimal nginx.conf):"
+  printf '%s\n' "$out" >&2
+fi
+# The way it is deployed: Debian's nginx.conf with the site as its only enabled one.
+if grep -q '^[[:space:]]*include /etc/nginx/sites-enabled/\*;' /etc/nginx/nginx.conf; then
+  sed -e "s#^\([[:space:]]*\)include /etc/nginx/sites-enabled/\*;#\1include $scratch/nginx/site.conf;#" \
+    -e "s#^pid .*#pid $scratch/nginx/debian.pid;#" /etc/nginx/nginx.conf >"$scratch/nginx/debian.conf"
+  if ! out="$("$nginx_bin" -t -q -c "$scratch/nginx/debian.conf" 2>&1)" || [ -n "$out" ]; then
+    fail "nginx -t (Debian's nginx.conf):"
+    printf '%s\n' "$out" >&2
+  fi
+else
+  step "skipped nginx -t with Debian's nginx.conf (no sites-enabled include in /etc/nginx/nginx.conf)"
+fi
+
+# Every route of the worker (api-spec/openapi.json) must reach it through the site, the socket
+# and event-stream routes through their own locations (upgrade headers, no buffering).
+step "nginx locations cover api-spec/openapi.json"
+if ! out="$(/usr/bin/python3 - "$deploy/nginx/browser-worker.conf" "$root/api-spec/openapi.json" 2>&1 <<'EOF'
+import json, re, sys
+conf = open(sys.argv[1]).read()
+server = conf[conf.index("listen 443"):]
+locations = re.findall(r"^\s*location\s+(=|\^~|~)?\s*(\S+)\s*\{", server, re.M)
+def choose(path):
+    # nginx: an exact match; else the longest prefix (final with ^~); else the first matching
+    # regex; else that longest prefix.
+    for mod, arg in locations:
+        if mod == "=" and arg == path:
+            return arg
+    prefixes = [(arg, mod) for mod, arg in locations if mod in ("", "^~") and path.startswith(arg)]
+    best = max(prefixes, key=lambda p: len(p[0]), default=None)
+    if best and best[1] == "^~":
+        return best[0]
+    for mod, arg in locations:
+        if mod == "~" and re.search(arg, path):
+            return arg
+    return best[0] if best else None
+expected = {"/api/v2/sessions/abc/cdp": "^/api/v2/sessions/[^/]+/cdp$",
+            "/api/v2/sessions/abc/events": "^/api/v2/sessions/[^/]+/events$",
+            "/vnc/abc": "/vnc/", "/vnc/abc/viewer": "/vnc/", "/vnc/static/core/rfb.js": "/vnc/",
+            "/health": "/health"}
+paths = [re.sub(r"\{[^}]+\}", "abc", p) for p in json.load(open(sys.argv[2]))["paths"]]
+bad = []
+for path in paths + list(expected):
+    got = choose(path)
+    if got in (None, "/") or (path in expected and got != expected[path]):
+        bad.append(f"{path} -> location {got}")
+if bad:
+    sys.exit("routes the site does not proxy as it should: " + "; ".join(bad))
+EOF
+)"; then
+  fail "nginx site vs openapi.json:"
+  printf '%s\n' "$out" >&2
+fi
+
+# --- ansible -----------------------------------------------------------------------------
+step "ansible-playbook --syntax-check deploy/ansible/playbook.yml"
+if ! out="$(cd "$deploy/ansible" && ANSIBLE_LOCAL_TEMP="$scratch/ansible" ANSIBLE_NOCOLOR=1 \
+  ansible-playbook --syntax-check -i inventory.example.ini playbook.yml 2>&1)"; then
+  fail "ansible-playbook --syntax-check:"
+  printf '%s\n' "$out" >&2
+elif grep -qi '\[WARNING\]' <<<"$out"; then
+  fail "ansible-playbook --syntax-check printed warnings:"
+  printf '%s\n' "$out" >&2
+fi
+
+# The settings file the playbook writes, rendered by Ansible itself in both layouts.
+step "ansible template deploy/ansible/templates/env.j2"
+render_env() { # $1: output file, $2: extra vars (JSON)
+  ANSIBLE_LOCAL_TEMP="$scratch/ansible" ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=False \
+    ANSIBLE_INVENTORY_UNPARSED_WARNING=False ansible localhost -c local -i localhost, \
+    -m ansible.builtin.template -a "src=$deploy/ansible/templates/env.j2 dest=$1 mode=0600" -e "$2" >/dev/null 2>&1
+}
+common='"bw_api_keys": "k1-0123456789abcdef", "bw_token_secret": "s", "bw_public_url": "https://w",
+  "bw_max_sessions": 3, "bw_adspower_api_key": "ads-key", "bw_extra_env": {"BW_LLM_MODEL": "m"}'
+if ! render_env "$scratch/env.chromium" "{$common, \"bw_adspower\": false, \"bw_display_mode\": \"per-session\"}" \
+  || ! render_env "$scratch/env.adspower" "{$common, \"bw_adspower\": true, \"bw_display_mode\": \"none\"}"; then
+  fail "ansible could not render templates/env.j2"
+else
+  expect() { # $1: file, then the exact lines it must have; and every line is a comment or KEY=value
+    local file="$1"
+    shift
+    for line in "$@"; do grep -qxF "$line" "$file" || fail "$(basename "$file"): no line '$line'"; done
+    if grep -vE '^(#.*|[A-Z_]+=.*)$' "$file" >/dev/null; then fail "$(basename "$file"): a line that is not KEY=value"; fi
+  }
+  expect "$scratch/env.chromium" BW_API_KEYS=k1-0123456789abcdef BW_DISPLAY_MODE=per-session BW_LLM_MODEL=m
+  expect "$scratch/env.adspower" BW_PROVIDER=adspower BW_ADSPOWER_API_KEY=ads-key BW_DISPLAY_MODE=shared \
+    BW_VNC_DISPLAY=:99 BW_VNC_PORT=5900
+  if grep -q '^BW_PROVIDER' "$scratch/env.chromium"; then fail "env.chromium names a provider"; fi
+fi
+
+# --- make install (staged) ---------------------------------------------------------------
+step "make -C deploy install DESTDIR=<scratch>"
+printf '#!/bin/sh\n' >"$scratch/browser-worker"
+chmod 755 "$scratch/browser-worker"
+if ! out="$(make -s -C "$deploy" install DESTDIR="$scratch/destdir" \
+  BINARY="$scratch/browser-worker" 2>&1)"; then
+  fail "make install:"
+  printf '%s\n' "$out" >&2
+else
+  for f in usr/local/bin/browser-worker usr/local/bin/browser-worker-health etc/browser-worker/env \
+    etc/systemd/system/browser-worker.service etc/systemd/system/adspower.service \
+    etc/systemd/system/xvfb.service etc/systemd/system/x11vnc.service usr/local/sbin/install-adspower \
+    etc/systemd/system/browser-worker-artifacts.timer \
+    etc/nginx/sites-enabled/browser-worker etc/nginx/ssl/browser-worker.key; do
+    [ -e "$scratch/destdir/$f" ] || [ -L "$scratch/destdir/$f" ] || fail "make install did not stage /$f"
+  done
+fi
+
+# --- cloud-init --------------------------------------------------------------------------
+step "YAML deploy/cloud-init.yaml"
+if ! out="$(/usr/bin/python3 - "$deploy/cloud-init.yaml" 2>&1 <<'EOF'
+import sys, yaml
+path = sys.argv[1]
+text = open(path).read()
+assert text.startswith("#cloud-config\n"), "the first line must be #cloud-config"
+doc = yaml.safe_load(text)
+assert isinstance(doc, dict), "a mapping at the top level"
+known = {"package_update", "package_upgrade", "packages", "users", "groups", "write_files",
+         "runcmd", "bootcmd", "final_message", "ssh_pwauth", "disable_root", "timezone",
+         "apt", "swap", "ntp", "locale", "hostname", "fqdn", "manage_etc_hosts"}
+unknown = set(doc) - known
+assert not unknown, f"unknown top-level keys: {sorted(unknown)}"
+for f in doc.get("write_files", []):
+    assert f["path"].startswith("/") and "content" in f, f"write_files entry: {f}"
+for c in doc.get("runcmd", []):
+    assert isinstance(c, (str, list)), f"runcmd entry: {c!r}"
+EOF
+)"; then
+  fail "cloud-init.yaml:"
+  printf '%s\n' "$out" >&2
+fi
+
+# --- shell scripts -----------------------------------------------------------------------
+step "shellcheck deploy/**/*.sh scripts/*.sh"
+mapfile -t scripts < <(find "$deploy" "$root/scripts" -name '*.sh' -type f | sort)
+if ! out="$(shellcheck -x "${scripts[@]}" 2>&1)"; then
+  fail "shellcheck:"
+  printf '%s\n' "$out" >&2
+fi
+
+# --- Dockerfile ---------------------------------------------------------------------------
+# Not built here (no Docker engine on CI); linted by dockerfile-utils (npm; the linter behind
+# VS Code's Dockerfile support): unknown instructions and flags, bad ports, stage references.
+if have npm; then
+  step "dockerfile-utils lint Dockerfile"
+  if ! out="$(npm install --silent --no-audit --no-fund --prefix "$scratch/npm" dockerfile-utils@0.16.3 2>&1)"; then
+    fail "npm install dockerfile-utils:"
+    printf '%s\n' "$out" >&2
+  elif ! out="$("$scratch/npm/node_modules/.bin/dockerfile-utils" lint "$root/Dockerfile" 2>&1)" || [ -n "$out" ]; then
+    fail "dockerfile-utils lint Dockerfile:"
+    printf '%s\n' "$out" >&2
+  fi
+else
+  step "skipped the Dockerfile lint (no npm; scripts/install-deps.sh installs it)"
+fi
+
+# --- terraform ---------------------------------------------------------------------------
+if have terraform; then
+  step "terraform fmt -check deploy/terraform"
+  if ! out="$(terraform -chdir="$deploy/terraform" fmt -check -diff -no-color 2>&1)"; then
+    fail "terraform fmt -check:"
+    printf '%s\n' "$out" >&2
+  fi
+else
+  step "skipped terraform (not installed; not packaged by Debian)"
+fi
+
+if [ "$failed" != 0 ]; then
+  echo "deploy/check: failed" >&2
+  exit 1
+fi
+echo "deploy/check: units, nginx, ansible, cloud-init, scripts, Dockerfile and terraform checked: all good"

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Is this worker healthy? Asks /health (public, no key) and, on a systemd machine, looks at the
+# units that are installed. Prints one line per check.
+# Usage: health-check.sh [URL]   (default http://127.0.0.1:8080/health; for nginx's self-signed
+#        certificate: HEALTH_INSECURE=1 health-check.sh https://127.0.0.1/health)
+# Exit codes: 0 healthy, 1 degraded (shutting down, AdsPower unreachable) or a unit not active,
+# 2 the worker did not answer (or not with its health JSON).
+set -euo pipefail
+
+url="${1:-${BW_HEALTH_URL:-http://127.0.0.1:8080/health}}"
+curl_opts=(-fsS --max-time "${HEALTH_TIMEOUT:-5}")
+if [ "${HEALTH_INSECURE:-0}" = 1 ]; then curl_opts+=(-k); fi
+
+status=0
+if ! body="$(curl "${curl_opts[@]}" "$url" 2>&1)"; then
+  echo "worker: not answering at $url ($body)"
+  exit 2
+fi
+# One field of the (flat) health JSON, without needing jq.
+field() { sed -nE "s/.*\"$1\":\"?([^\",}]*)\"?.*/\1/p" <<<"$body"; }
+state="$(field status)"
+case "$state" in
+  healthy) echo "worker: healthy" ;;
+  degraded)
+    echo "worker: degraded"
+    status=1
+    ;;
+  *)
+    echo "worker: unexpected answer from $url: $body"
+    exit 2
+    ;;
+esac
+echo "  sessions $(field active_sessions)/$(field max_sessions), tasks $(field active_tasks)," \
+  "warm pool $(field warm_pool_ready), adspower $(field adspower), version $(field version)," \
+  "up $(field uptime_seconds) s"
+
+# The units of deploy/systemd that this machine has installed and enabled must be active.
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  for unit in xvfb x11vnc adspower browser-worker nginx; do
+    systemctl is-enabled --quiet "$unit" 2>/dev/null || continue
+    if systemctl is-active --quiet "$unit"; then
+      echo "unit $unit: active"
+    else
+      echo "unit $unit: $(systemctl is-active "$unit" 2>/dev/null || true)"
+      status=1
+    fi
+  done
+fi
+exit "$status"

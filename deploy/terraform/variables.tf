@@ -1,0 +1,57 @@
+variable "aws_region" {
+  description = "AWS region of the workers."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "project_name" {
+  description = "Prefix of every resource name and the Project tag."
+  type        = string
+  default     = "browser-worker"
+}
+
+variable "instance_type" {
+  description = "2 vCPU / 4 GiB runs 3 sessions (BW_MAX_SESSIONS=3); give more memory for more."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "instance_count" {
+  description = "How many workers."
+  type        = number
+  default     = 1
+}
+
+variable "ami_id" {
+  description = "AMI to boot; empty: the latest official Debian 12 (bookworm) amd64 image, whose chromium package the worker uses."
+  type        = string
+  default     = ""
+}
+
+variable "key_name" {
+  description = "Name of an existing EC2 key pair for SSH."
+  type        = string
+}
+
+variable "api_cidrs" {
+  description = "Who may reach HTTPS (443): the orchestrator's egress addresses, and the people who open VNC viewers."
+  type        = list(string)
+}
+
+variable "admin_cidrs" {
+  description = "Who may SSH (22). Empty: no SSH rule at all (use SSM Session Manager instead)."
+  type        = list(string)
+  default     = []
+}
+
+variable "root_volume_gb" {
+  description = "Root disk: OS, Chromium, persistent profiles and 24 h of artifacts."
+  type        = number
+  default     = 30
+}
+
+variable "artifacts_bucket" {
+  description = "Optional S3 bucket for BW_ARTIFACTS_URL=s3://<bucket>/<prefix>; the instance role may put objects into it. Empty: no role."
+  type        = string
+  default     = ""
+}
