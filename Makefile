@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
 
-.PHONY: deps build run test lint bench openapi fmt
+.PHONY: deps build run test lint bench openapi fmt fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -43,3 +43,7 @@ openapi:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Schemathesis against a live worker: no 5xx, every answer as documented (runs in CI).
+fuzz: deps
+	scripts/fuzz.sh

@@ -86,7 +86,42 @@ fn documented() -> OpenApiRouter<Arc<App>> {
 
 /// The OpenAPI document of every route (committed as `api-spec/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().split_for_parts().1
+    let mut doc = documented().split_for_parts().1;
+    add_common_errors(&mut doc);
+    doc
+}
+
+/// Documents the answers every route of a kind can give (401 on `/api/*`, 400/413/415 with a
+/// JSON body, 404 for an unknown id, 500) in the JSON error envelope.
+fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete].into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses.entry(code.to_string()).or_insert_with(|| error(description).into());
+            };
+            if path.starts_with("/api/") || path == "/metrics" {
+                add("401", "unauthorized: a valid API key (or a scoped session token) is required");
+            }
+            if operation.request_body.is_some() {
+                add("400", "invalid_json");
+                add("413", "payload_too_large");
+                add("415", "unsupported_media_type");
+                add("422", "validation_failed (the message names the field)");
+            }
+            if path.contains("{id}") {
+                add("404", "session_not_found / profile_not_found");
+            }
+            add("500", "internal_error");
+        }
+    }
 }
 
 /// The complete router with its middleware.
