@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
 
-.PHONY: deps build run test lint bench openapi fmt
+.PHONY: deps build run test lint bench openapi fmt demo ts-example
 
 deps:
 	@scripts/install-deps.sh
@@ -43,3 +43,11 @@ openapi:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Steps one session through the bundled demo job form (examples/demo/), printing each step.
+demo: deps
+	$(CARGO) run --example demo
+
+## The TypeScript orchestrator example against a live worker: session API, V1 task, webhooks.
+ts-example: deps
+	examples/ts-orchestrator/ci.sh
