@@ -15,7 +15,6 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/bw-ts-example.XXXXXX")"
 key="ts-example-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 pid=""
 cleanup() {
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
@@ -23,25 +22,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-BW_BIND="127.0.0.1:$port" BW_API_KEYS="$key" BW_DATA_DIR="$data" BW_ALLOW_PRIVATE_EGRESS=true BW_LOG=warn \
-  "$target/debug/browser-worker" >"$data/worker.log" 2>&1 &
+# Port 0: the worker picks a free port and logs it ("browser-worker listening", field addr).
+BW_BIND=127.0.0.1:0 BW_API_KEYS="$key" BW_DATA_DIR="$data" BW_ALLOW_PRIVATE_EGRESS=true \
+  BW_LOG=info BW_LOG_FORMAT=json "$target/debug/browser-worker" >"$data/worker.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+addr=""
+for _ in $(seq 1 150); do
+  addr="$(grep -o '"addr":"127\.0\.0\.1:[0-9]*"' "$data/worker.log" | head -n 1 | cut -d'"' -f4)" || true
+  [ -n "$addr" ] && break
   kill -0 "$pid" 2>/dev/null || { cat "$data/worker.log" >&2; echo "ts-example: the worker exited" >&2; exit 1; }
   sleep 0.2
 done
+[ -n "$addr" ] || { cat "$data/worker.log" >&2; echo "ts-example: the worker did not start listening" >&2; exit 1; }
 
 status=0
-(cd "$here" && BW_URL="http://127.0.0.1:$port" BW_KEY="$key" npm run --silent ci) || status=$?
+(cd "$here" && BW_URL="http://$addr" BW_KEY="$key" npm run --silent ci) || status=$?
 
-kill -TERM "$pid"
 worker_status=0
-wait "$pid" || worker_status=$?
+if kill -TERM "$pid" 2>/dev/null; then
+  wait "$pid" || worker_status=$?
+else
+  wait "$pid" || worker_status=$?
+  echo "ts-example: the worker had already exited ($worker_status)" >&2
+  [ "$worker_status" -ne 0 ] || worker_status=1
+fi
 pid=""
 if [ "$status" -ne 0 ] || [ "$worker_status" -ne 0 ]; then
   echo "ts-example: orchestrator exit $status, worker exit $worker_status; worker log:" >&2
-  cat "$data/worker.log" >&2
+  tail -n 200 "$data/worker.log" >&2
   exit 1
 fi
 if pgrep -a -f -- "$data"; then
