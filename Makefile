@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
 
-.PHONY: deps build run test lint bench openapi fmt fuzz
+.PHONY: deps build run test lint bench openapi fmt fuzz demo ts-example
 
 deps:
 	@scripts/install-deps.sh
@@ -47,3 +47,11 @@ fmt:
 # Schemathesis against a live worker: no 5xx, every answer as documented (runs in CI).
 fuzz: deps
 	scripts/fuzz.sh
+
+## Steps one session through the bundled demo job form (examples/demo/), printing each step.
+demo: deps
+	$(CARGO) run --example demo
+
+## The TypeScript orchestrator example against a live worker: session API, V1 task, webhooks.
+ts-example: deps
+	examples/ts-orchestrator/ci.sh

@@ -47,6 +47,13 @@ if ! cmp -s "$js_dir/package-lock.json" "$js_dir/node_modules/.installed-lock.js
     && cp package-lock.json node_modules/.installed-lock.json)
 fi
 
+# The TypeScript orchestrator example (jose, tsx, typescript), run by `make ts-example`.
+ts_dir="$(dirname "$0")/../examples/ts-orchestrator"
+if ! cmp -s "$ts_dir/package-lock.json" "$ts_dir/node_modules/.installed-lock.json"; then
+  echo "install-deps: npm ci in examples/ts-orchestrator" >&2
+  (cd "$ts_dir" && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.installed-lock.json)
+fi
+
 if ! have cargo; then
   echo "install-deps: cargo is missing: install Rust (https://rustup.rs), then run this again" >&2
   exit 1

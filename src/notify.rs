@@ -126,9 +126,14 @@ impl Notifier {
     }
 
     fn send(&self, callback: Callback, event: Event) {
-        if self.queue.try_send(Delivery { callback, event }).is_err() {
-            metrics::counter!("bw_webhooks_total", "outcome" => "dropped").increment(1);
-            tracing::warn!("webhook queue full: event dropped");
+        match self.queue.try_send(Delivery { callback, event }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("bw_webhooks_total", "outcome" => "dropped").increment(1);
+                tracing::warn!("webhook queue full: event dropped");
+            }
+            // The worker is shutting down: the dispatcher has stopped.
+            Err(mpsc::error::TrySendError::Closed(_)) => tracing::debug!("webhook not sent: shutting down"),
         }
     }
 }
