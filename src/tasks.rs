@@ -161,7 +161,6 @@ pub enum TaskError {
 /// A task in progress: what the result will say.
 struct Run {
     started: Instant,
-    started_at: DateTime<Utc>,
     result: TaskResult,
 }
 
@@ -170,7 +169,6 @@ impl Run {
         let now = Utc::now();
         Self {
             started: Instant::now(),
-            started_at: now,
             result: TaskResult {
                 task_id: task_id.to_string(),
                 success: false,
@@ -250,7 +248,6 @@ pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -
     run.result.finished_at = finished;
     run.result.duration_ms = run.started.elapsed().as_millis() as u64;
     run.result.timing.total_ms = run.result.duration_ms;
-    run.result.started_at = run.started_at;
     app.active_tasks.fetch_sub(1, Ordering::SeqCst);
     run.result
 }

@@ -5,7 +5,6 @@
 // with " >>> " (the executor resolves them the same way).
 (async () => {
   const JOIN = ' >>> ';
-  const started = performance.now();
   const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
   const REQ_MARK = /[*✱]|\(required\)/i;
   const stripReq = (s) => norm(norm(s).replace(/[*✱]/g, ' ').replace(/\(required\)/gi, ' '));
@@ -90,8 +89,8 @@
       if (!parent) break;
       node = parent;
     }
-    const s = parts.join(' > ');
-    return unique(root, s, el) ? s : s;
+    // A full path from a unique ancestor (or the root) names this element alone.
+    return parts.join(' > ');
   }
 
   // Roots: the document, same-origin iframes and open shadow roots, each with the selector
@@ -582,6 +581,5 @@
     })(),
     form_errors: formErrors,
     confirmation: confirmation ? { message: confirmation, confirmation_id: idMatch ? idMatch[1] : null } : null,
-    scan_ms: performance.now() - started,
   };
 })()

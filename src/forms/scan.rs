@@ -34,8 +34,6 @@ pub struct PageScan {
     pub body_sample: String,
     pub step: Option<RawStep>,
     pub heading: Option<String>,
-    #[serde(default)]
-    pub scan_ms: f64,
 }
 
 /// Confirmation wording the scanner saw on the page.
