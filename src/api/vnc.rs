@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::{Method, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::cdp::{TokenQuery, websocket_required};
 use super::sessions::SessionIdPath;
@@ -47,26 +49,90 @@ pub async fn vnc_socket(
     State(app): State<Arc<App>>,
     SessionIdPath(id): SessionIdPath,
     query: Result<Query<TokenQuery>, QueryRejection>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Result<RawUpgrade, ApiError>,
 ) -> Result<Response, ApiError> {
     let session = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
-    let upgrade = upgrade.map_err(|_| websocket_required())?;
+    let upgrade = upgrade?;
     let addr = session.vnc_addr().ok_or_else(no_display)?;
     let upstream = bridge::connect_vnc(addr).await.map_err(|e| {
         tracing::warn!(session_id = %id, error = %e, "VNC bridge cannot reach the VNC server");
         ApiError::new(StatusCode::BAD_GATEWAY, "vnc_unavailable", "the session's VNC server cannot be reached")
     })?;
     let idle = app.config.bridge_idle_timeout();
-    Ok(upgrade.protocols(["binary"]).on_upgrade(move |socket| async move {
+    Ok(upgrade.respond(move |client, early| async move {
         let _attached = session.attach();
         let toucher = session.clone();
         let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").increment(1.0);
-        let end = bridge::websocket_to_tcp(socket, upstream, control).await;
+        let end = bridge::websocket_to_tcp(client, early, upstream, control).await;
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").decrement(1.0);
         metrics::counter!("bw_bridges_closed_total", "kind" => "vnc", "reason" => end.as_str()).increment(1);
         tracing::info!(session_id = %session.id, reason = end.as_str(), "VNC viewer detached");
     }))
+}
+
+/// A WebSocket upgrade request, answered by hand: the VNC bridge moves screen data with
+/// `splice(2)`, so it needs the TCP socket itself, which axum's `WebSocketUpgrade` keeps.
+pub struct RawUpgrade {
+    on_upgrade: OnUpgrade,
+    accept: String,
+    /// The client offered the `binary` subprotocol (noVNC does).
+    binary: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RawUpgrade {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let headers = &parts.headers;
+        let has = |name: header::HeaderName, token: &str| {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        let upgrade = parts.method == Method::GET
+            && has(header::CONNECTION, "upgrade")
+            && has(header::UPGRADE, "websocket")
+            && has(header::SEC_WEBSOCKET_VERSION, "13");
+        let key = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| upgrade).ok_or_else(websocket_required)?;
+        let accept = derive_accept_key(key.as_bytes());
+        let binary = has(header::SEC_WEBSOCKET_PROTOCOL, "binary");
+        let on_upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(websocket_required)?;
+        Ok(Self { on_upgrade, accept, binary })
+    }
+}
+
+impl RawUpgrade {
+    /// The 101 answer; once the connection has switched, `relay` gets its TCP socket and any
+    /// bytes the server read past the request.
+    fn respond<F, Fut>(self, relay: F) -> Response
+    where
+        F: FnOnce(TcpStream, axum::body::Bytes) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let on_upgrade = self.on_upgrade;
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "the VNC client left during the upgrade"),
+            };
+            match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
+                Ok(parts) => relay(parts.io.into_inner(), parts.read_buf).await,
+                Err(_) => tracing::error!("the upgraded VNC connection is not a TCP socket"),
+            }
+        });
+        let mut response = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, self.accept);
+        if self.binary {
+            response = response.header(header::SEC_WEBSOCKET_PROTOCOL, "binary");
+        }
+        response.body(axum::body::Body::empty()).unwrap_or_default()
+    }
 }
 
 /// A noVNC page showing the session's screen (for a browser tab or an iframe).

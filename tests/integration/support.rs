@@ -449,16 +449,12 @@ pub async fn node(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, S
     )
 }
 
+/// A WebSocket client connection.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// Opens a WebSocket (with optional headers and subprotocol) and returns it, or the HTTP status
 /// it was refused with.
-pub async fn websocket(
-    url: &str,
-    bearer: Option<&str>,
-    protocol: Option<&str>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    reqwest::StatusCode,
-> {
+pub async fn websocket(url: &str, bearer: Option<&str>, protocol: Option<&str>) -> Result<Socket, reqwest::StatusCode> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = url.into_client_request().unwrap();
     if let Some(key) = bearer {

@@ -4,9 +4,14 @@
 use std::time::Duration;
 
 use browser_worker::token::Scope;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 
 use crate::support::{SECRET, TestApp, eventually, eventually_async, fixtures, forge_token, group_members, websocket};
 
@@ -140,6 +145,64 @@ async fn each_viewer_sees_its_own_session_and_tokens_open_only_their_session() {
         assert!(group_members(pgid).is_empty(), "no browser, Xvfb or x11vnc remains: {:?}", group_members(pgid));
     }
     assert_eq!(shm_segments_of(&groups), 0, "x11vnc's shared memory is released");
+}
+
+/// The next message that is not a ping, within 10 s.
+async fn next_message(socket: &mut crate::support::Socket) -> Message {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => {}
+            Ok(Some(Ok(message))) => return message,
+            other => panic!("no message from the bridge: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_vnc_bridge_answers_pings_joins_fragments_and_closes_cleanly() {
+    let app = TestApp::start_with(&["--display-mode", "per-session", "--token-secret", SECRET]).await;
+    let session = app.create(json!({"display": true})).await;
+    let url = session["vnc"]["ws_url"].as_str().unwrap();
+
+    let mut socket = websocket(url, None, Some("binary")).await.unwrap();
+    assert_eq!(next_message(&mut socket).await.into_data().as_ref(), b"RFB 003.008\n");
+    socket.send(Message::Ping("still there?".into())).await.unwrap();
+    assert_eq!(next_message(&mut socket).await, Message::Pong("still there?".into()));
+    // Our version in two fragments reaches x11vnc as one: it goes on to offer security types.
+    socket.send(Message::Frame(Frame::message(&b"RFB 003"[..], OpCode::Data(Data::Binary), false))).await.unwrap();
+    socket.send(Message::Frame(Frame::message(&b".008\n"[..], OpCode::Data(Data::Continue), true))).await.unwrap();
+    let offer = next_message(&mut socket).await.into_data();
+    assert!(offer.len() >= 2 && offer[0] as usize == offer.len() - 1 && offer[1..].contains(&1), "{offer:?}");
+    // Our Close is echoed with its code.
+    socket.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))).await.unwrap();
+    match next_message(&mut socket).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Normal),
+        other => panic!("expected a Close, got {other:?}"),
+    }
+
+    // A client frame without a mask is a protocol error (RFC 6455 §5.1): Close 1002.
+    let addr = url.trim_start_matches("ws://").split('/').next().unwrap().to_string();
+    let path = &url[url.find("/vnc/").unwrap()..];
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    raw.write_all(request.as_bytes()).await.unwrap();
+    raw.write_all(&[0x82, 2, b'h', b'i']).await.unwrap();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the bridge closes the connection");
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "RFC 6455's example accept key: {text}");
+    let close = [0x88, 16, 0x03, 0xEA];
+    assert!(received.windows(4).any(|w| w == close), "Close 1002 after the greeting: {received:?}");
+
+    // The session's display keeps serving new viewers.
+    let mut again = websocket(url, None, Some("binary")).await.unwrap();
+    assert_eq!(next_message(&mut again).await.into_data().as_ref(), b"RFB 003.008\n");
+    app.stop().await;
 }
 
 #[tokio::test]

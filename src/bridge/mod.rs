@@ -10,21 +10,21 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{self, WebSocket};
-use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{self as ts, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+mod vnc;
+
+pub use vnc::websocket_to_tcp;
+
 /// Largest CDP message relayed (full-page screenshots are big).
 pub const CDP_MAX_MESSAGE: usize = 256 << 20;
 /// How often traffic is turned into activity and the idle limit checked.
 const TICK: Duration = Duration::from_secs(1);
-/// Read size for VNC data (one WebSocket frame at most this big).
-const VNC_CHUNK: usize = 256 << 10;
 
 /// A DevTools WebSocket connected by the worker.
 pub type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -197,53 +197,6 @@ fn refuse_browser_close(text: &str) -> Option<String> {
         reply["sessionId"] = session.clone();
     }
     Some(reply.to_string())
-}
-
-/// Relays a VNC stream: binary WebSocket messages to the TCP socket and TCP data back as
-/// binary messages, until either side closes.
-pub async fn websocket_to_tcp(client: WebSocket, upstream: TcpStream, control: Control) -> End {
-    let traffic = AtomicBool::new(false);
-    let (mut client_tx, mut client_rx) = client.split();
-    let (mut up_rx, mut up_tx) = upstream.into_split();
-
-    let to_upstream = async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            traffic.store(true, Ordering::Relaxed);
-            let data = match message {
-                ws::Message::Binary(data) => data,
-                ws::Message::Text(text) => Bytes::from(text),
-                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
-                ws::Message::Close(_) => break,
-            };
-            if up_tx.write_all(&data).await.is_err() {
-                return End::Upstream;
-            }
-        }
-        End::Client
-    };
-    let to_client = async {
-        // Each read fills fresh capacity that is handed to the socket without a copy.
-        let mut buffer = BytesMut::with_capacity(VNC_CHUNK);
-        loop {
-            buffer.reserve(VNC_CHUNK);
-            match up_rx.read_buf(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    traffic.store(true, Ordering::Relaxed);
-                    if client_tx.send(ws::Message::Binary(buffer.split().freeze())).await.is_err() {
-                        return End::Client;
-                    }
-                }
-            }
-        }
-        let _ = client_tx.send(ws::Message::Close(None)).await;
-        End::Upstream
-    };
-    tokio::select! {
-        end = to_upstream => end,
-        end = to_client => end,
-        end = supervise(&control, &traffic) => end,
-    }
 }
 
 #[cfg(test)]
