@@ -1,5 +1,6 @@
-//! WebSocket bridges: a client socket accepted by axum joined to an upstream, either a
-//! browser's DevTools WebSocket (CDP passthrough) or a VNC server's TCP port (noVNC).
+//! WebSocket bridges: a client socket joined to an upstream, either a browser's DevTools
+//! WebSocket (CDP passthrough, here, on axum's WebSocket) or a VNC server's TCP port (noVNC,
+//! `vnc.rs`, on the raw TCP socket).
 //!
 //! Bridges are handed an upstream address and never look sessions up: the caller says when to
 //! stop (`Control::stop`, the session ending), how long an idle bridge lives, and what to call

@@ -94,7 +94,7 @@ impl Outbound<'_> {
                 reply = queued.recv() => {
                     let Some(reply) = reply else { return End::Client };
                     mid_frame.store(true, Ordering::Relaxed);
-                    if self.send(&reply).await.is_err() {
+                    if self.send(&reply, false).await.is_err() {
                         return End::Client;
                     }
                     mid_frame.store(false, Ordering::Relaxed);
@@ -127,7 +127,7 @@ impl Outbound<'_> {
     async fn forward(&self, length: usize) -> io::Result<()> {
         let mut header = Vec::with_capacity(10);
         frame_header(OpCode::Data(Data::Binary), length, &mut header);
-        self.send(&header).await?;
+        self.send(&header, true).await?;
         let mut left = length;
         while left > 0 {
             self.client.as_ref().writable().await?;
@@ -143,14 +143,17 @@ impl Outbound<'_> {
         Ok(())
     }
 
-    /// Writes `bytes` to the client, telling the kernel more data follows (a header is sent in
-    /// one segment with its payload).
-    async fn send(&self, mut bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` to the client; with `more`, tells the kernel that more data follows (so a
+    /// header goes out in one segment with its payload).
+    async fn send(&self, mut bytes: &[u8], more: bool) -> io::Result<()> {
+        let flags = if more { SendFlags::MORE | SendFlags::NOSIGNAL } else { SendFlags::NOSIGNAL };
         while !bytes.is_empty() {
             self.client.as_ref().writable().await?;
-            match self.client.as_ref().try_io(Interest::WRITABLE, || {
-                Ok(rustix::net::send(self.client.as_ref(), bytes, SendFlags::MORE | SendFlags::NOSIGNAL)?)
-            }) {
+            match self
+                .client
+                .as_ref()
+                .try_io(Interest::WRITABLE, || Ok(rustix::net::send(self.client.as_ref(), bytes, flags)?))
+            {
                 Ok(sent) => bytes = &bytes[sent..],
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
