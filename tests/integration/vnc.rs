@@ -369,7 +369,9 @@ async fn a_restart_reaps_displays_orphaned_by_kill_9() {
     })
     .await;
     assert!(gone, "orphans still running: {:?}", orphans.iter().map(|p| group_members(*p)).collect::<Vec<_>>());
-    assert!(!std::path::Path::new(&lock).exists(), "the killed Xvfb's lock file is removed");
+    // The number is free again: a display of a test running alongside may hold it by now.
+    let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+    assert_ne!(holder.trim(), xvfb.to_string(), "the killed Xvfb's lock file is removed");
     assert_eq!(shm_segments_of(&orphans), 0, "the orphaned x11vnc released its shared memory");
     assert!(recorded_browsers(data.path()).is_empty());
     assert_eq!(restarted.terminate().await.0, Some(0));
