@@ -1,6 +1,6 @@
 //! The LLM engine's cache of accepted mappings, in redb at `<data_dir>/llm-cache.redb`: keyed by
-//! platform and a hash of the field signatures the model was shown, so a repeated form costs no
-//! model call. Entries hold only field numbers, key names, questions and option labels (never
+//! platform and a hash of the model's name and the field signatures it was shown, so a repeated
+//! form costs no model call (and another model is asked afresh). Entries hold only field numbers, key names, questions and option labels (never
 //! the applicant's values).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -70,10 +70,11 @@ impl MappingCache {
     }
 }
 
-/// The cache key of the fields shown to the model: platform, then a hash of each field's
-/// label, kind, required flag, section and option labels, in order.
-pub fn form_key(platform: Platform, fields: &[&Field], generated_text: bool) -> String {
+/// The cache key of the fields shown to `model`: platform, then a hash of the model's name and
+/// of each field's label, kind, required flag, section and option labels, in order.
+pub fn form_key(model: &str, platform: Platform, fields: &[&Field], generated_text: bool) -> String {
     let mut hasher = DefaultHasher::new();
+    model.hash(&mut hasher);
     for field in fields {
         field.label.hash(&mut hasher);
         format!("{:?}", field.kind).hash(&mut hasher);
@@ -93,4 +94,23 @@ where
     F: FnOnce() -> Result<T, CacheError> + Send + 'static,
 {
     tokio::task::spawn_blocking(work).await.map_err(store_error)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forms::FieldKind;
+    use crate::forms::prompt::tests::field;
+
+    #[test]
+    fn the_key_changes_with_the_model_the_fields_and_free_text() {
+        let (name, city) = (field("First name", FieldKind::Text, &[]), field("City", FieldKind::Text, &[]));
+        let key = |model, fields: &[&Field], free| form_key(model, Platform::Generic, fields, free);
+        let base = key("gpt-4o-mini", &[&name, &city], false);
+        assert!(base.starts_with("generic:"), "{base}");
+        assert_eq!(base, key("gpt-4o-mini", &[&name, &city], false), "the same form, the same key");
+        assert_ne!(base, key("gpt-4o", &[&name, &city], false), "another model is asked afresh");
+        assert_ne!(base, key("gpt-4o-mini", &[&city, &name], false));
+        assert_ne!(base, key("gpt-4o-mini", &[&name, &city], true));
+    }
 }

@@ -281,13 +281,13 @@ pub fn askable(field: &Field) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::forms) mod tests {
     use serde_json::Map;
 
     use super::*;
     use crate::forms::{FieldHints, FieldOption, Platform};
 
-    fn field(label: &str, kind: FieldKind, options: &[&str]) -> Field {
+    pub(in crate::forms) fn field(label: &str, kind: FieldKind, options: &[&str]) -> Field {
         Field {
             field_id: label.into(),
             selector: "#x".into(),
