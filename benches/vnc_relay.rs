@@ -95,7 +95,8 @@ fn retry(call: impl Fn() -> rustix::io::Result<usize>) -> rustix::io::Result<usi
     }
 }
 
-/// An Xvfb display for the second worker's browser; killed on drop.
+/// An Xvfb display for the second worker's browser; stopped on drop with SIGTERM, on which
+/// Xvfb removes its lock file and socket (a killed one leaves them behind).
 pub struct Xvfb {
     child: std::process::Child,
     pub display: String,
@@ -126,6 +127,12 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
