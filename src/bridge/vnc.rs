@@ -99,19 +99,10 @@ impl Outbound<'_> {
                     }
                     mid_frame.store(false, Ordering::Relaxed);
                 }
-                ready = self.up.as_ref().readable() => {
-                    if ready.is_err() {
-                        return End::Upstream;
-                    }
-                    let moved = self.up.as_ref().try_io(Interest::READABLE, || {
-                        Ok(rustix::pipe::splice(self.up.as_ref(), None, self.pipe_in, None, capacity, SpliceFlags::NONBLOCK)?)
-                    });
-                    let length = match moved {
-                        Ok(0) => return End::Upstream,
-                        Ok(length) => length,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(_) => return End::Upstream,
-                    };
+                moved = self.up.as_ref().async_io(Interest::READABLE, || {
+                    Ok(rustix::pipe::splice(self.up.as_ref(), None, self.pipe_in, None, capacity, SpliceFlags::NONBLOCK)?)
+                }) => {
+                    let Ok(length @ 1..) = moved else { return End::Upstream };
                     traffic.store(true, Ordering::Relaxed);
                     mid_frame.store(true, Ordering::Relaxed);
                     if self.forward(length).await.is_err() {
@@ -130,15 +121,24 @@ impl Outbound<'_> {
         self.send(&header, true).await?;
         let mut left = length;
         while left > 0 {
-            self.client.as_ref().writable().await?;
-            match self.client.as_ref().try_io(Interest::WRITABLE, || {
-                Ok(rustix::pipe::splice(self.pipe_out, None, self.client.as_ref(), None, left, SpliceFlags::NONBLOCK)?)
-            }) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(moved) => left -= moved,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+            let moved = self
+                .client
+                .as_ref()
+                .async_io(Interest::WRITABLE, || {
+                    Ok(rustix::pipe::splice(
+                        self.pipe_out,
+                        None,
+                        self.client.as_ref(),
+                        None,
+                        left,
+                        SpliceFlags::NONBLOCK,
+                    )?)
+                })
+                .await?;
+            if moved == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
             }
+            left -= moved;
         }
         Ok(())
     }
@@ -148,16 +148,12 @@ impl Outbound<'_> {
     async fn send(&self, mut bytes: &[u8], more: bool) -> io::Result<()> {
         let flags = if more { SendFlags::MORE | SendFlags::NOSIGNAL } else { SendFlags::NOSIGNAL };
         while !bytes.is_empty() {
-            self.client.as_ref().writable().await?;
-            match self
+            let sent = self
                 .client
                 .as_ref()
-                .try_io(Interest::WRITABLE, || Ok(rustix::net::send(self.client.as_ref(), bytes, flags)?))
-            {
-                Ok(sent) => bytes = &bytes[sent..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+                .async_io(Interest::WRITABLE, || Ok(rustix::net::send(self.client.as_ref(), bytes, flags)?))
+                .await?;
+            bytes = &bytes[sent..];
         }
         Ok(())
     }
