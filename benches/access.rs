@@ -57,37 +57,33 @@ async fn run() -> Result<String> {
     let worker = Worker::start_with(&bin, &chromium, 3, 0, &http, &[("BW_DISPLAY_MODE", "per-session")]).await?;
 
     eprintln!("VNC: {rounds} rounds of {VNC_RUN:?} per side, alternated, each on a fresh display");
-    let (mut bridge, mut baseline) = (Vec::new(), Vec::new());
     let mut recording = Vec::new();
-    for round in 0..rounds {
-        let bridge_first = round % 2 == 0;
-        for side in [bridge_first, !bridge_first] {
+    let (bridge, baseline) = alternate(
+        rounds,
+        async |side| {
             // x11vnc serves its first client markedly faster than later ones, so every
             // measurement gets a session (and an x11vnc) of its own.
             let session = create(&http, &worker, serde_json::json!({"display": true})).await?;
             let id = session["session_id"].as_str().context("no session_id")?.to_string();
-            if side {
+            let run = if side {
                 let url = session["vnc"]["ws_url"].as_str().context("the session has no vnc")?;
                 let record = if recording.is_empty() { RECORDING } else { 0 };
                 let (run, recorded) = measure_vnc(url, || cpu_of(worker.pid as i32, false), record).await?;
-                bridge.push(run);
                 recording.extend(recorded);
+                run
             } else {
                 let (url, websockify) = start_websockify(x11vnc_port(&worker)?).await?;
                 let pid = websockify.0.id() as i32;
-                baseline.push(measure_vnc(&url, || cpu_of(pid, true), 0).await?.0);
-            }
+                measure_vnc(&url, || cpu_of(pid, true), 0).await?.0
+            };
             let deleted =
                 http.delete(format!("{}/api/v2/sessions/{id}", worker.base)).bearer_auth(API_KEY).send().await?;
             ensure!(deleted.status() == 200, "DELETE returned {}", deleted.status());
-        }
-        eprintln!(
-            "  round {}: bridge {:.0} MB/s, websockify {:.0} MB/s",
-            round + 1,
-            bridge.last().unwrap().mb_s(),
-            baseline.last().unwrap().mb_s()
-        );
-    }
+            Ok(run)
+        },
+        VncRun::compare,
+    )
+    .await?;
 
     let (bridge_capacity, baseline_capacity) = relay_capacity(&bin, &chromium, &http, &recording, rounds).await?;
 
@@ -95,23 +91,12 @@ async fn run() -> Result<String> {
     let cdp_url = cdp_session["cdp_url"].as_str().context("no cdp_url")?.to_string();
     let direct_url = direct_devtools_url(&worker)?;
     eprintln!("CDP: {rounds} rounds of {ROUND_TRIPS} round trips per side, alternated");
-    let (mut through, mut direct) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let through_first = round % 2 == 0;
-        for side in [through_first, !through_first] {
-            if side {
-                through.push(roundtrips(&cdp_url, true).await?);
-            } else {
-                direct.push(roundtrips(&direct_url, false).await?);
-            }
-        }
-        eprintln!(
-            "  round {}: passthrough {:.1} ms, direct {:.1} ms",
-            round + 1,
-            through.last().unwrap(),
-            direct.last().unwrap()
-        );
-    }
+    let (through, direct) = alternate(
+        rounds,
+        async |side| if side { roundtrips(&cdp_url, true).await } else { roundtrips(&direct_url, false).await },
+        |through, direct| format!("passthrough {through:.1} ms, direct {direct:.1} ms"),
+    )
+    .await?;
     drop(worker);
     let vnc = Comparison { live: (&bridge, &baseline), capacity: (&bridge_capacity, &baseline_capacity) };
     Ok(report(&chromium, rounds, &vnc, &through, &direct))
@@ -139,10 +124,9 @@ async fn relay_capacity(
     let bridge_url = session["vnc"]["ws_url"].as_str().context("the session has no vnc")?.to_string();
 
     eprintln!("VNC relay capacity: {rounds} rounds of {VNC_RUN:?} per side on the recorded stream, alternated");
-    let (mut bridge, mut baseline) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let bridge_first = round % 2 == 0;
-        for side in [bridge_first, !bridge_first] {
+    let (bridge, baseline) = alternate(
+        rounds,
+        async |side| {
             // A websockify of its own per measurement, as in the live part.
             let (url, websockify) = if side {
                 (bridge_url.clone(), None)
@@ -156,19 +140,33 @@ async fn relay_capacity(
             };
             let (start_cpu, start) = (cpu(), Instant::now());
             let bytes = tokio::task::spawn_blocking(move || vnc_relay::drain(&url, VNC_RUN)).await??;
-            let run = VncRun { bytes, secs: start.elapsed().as_secs_f64(), cpu: cpu() - start_cpu };
-            if side { bridge.push(run) } else { baseline.push(run) }
-        }
-        eprintln!(
-            "  round {}: bridge {:.0} MB/s, websockify {:.0} MB/s",
-            round + 1,
-            bridge.last().unwrap().mb_s(),
-            baseline.last().unwrap().mb_s()
-        );
-    }
+            Ok(VncRun { bytes, secs: start.elapsed().as_secs_f64(), cpu: cpu() - start_cpu })
+        },
+        VncRun::compare,
+    )
+    .await?;
     drop(worker);
     drop(xvfb);
     Ok((bridge, baseline))
+}
+
+/// Measures ours (`measure(true)`) and the baseline (`measure(false)`) `rounds` times, each
+/// round starting with the other side, and prints each round with `show(ours, baseline)`.
+async fn alternate<T>(
+    rounds: usize,
+    mut measure: impl AsyncFnMut(bool) -> Result<T>,
+    show: impl Fn(&T, &T) -> String,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let (mut ours, mut baseline) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let ours_first = round % 2 == 0;
+        for side in [ours_first, !ours_first] {
+            let value = measure(side).await?;
+            if side { ours.push(value) } else { baseline.push(value) }
+        }
+        eprintln!("  round {}: {}", round + 1, show(ours.last().unwrap(), baseline.last().unwrap()));
+    }
+    Ok((ours, baseline))
 }
 
 /// Starts Debian's websockify in front of the VNC server on `vnc_port`; returns its URL.
@@ -288,6 +286,11 @@ struct VncRun {
 impl VncRun {
     fn mb_s(&self) -> f64 {
         self.bytes as f64 / self.secs / 1e6
+    }
+
+    /// One round's line: this bridge run against a websockify run.
+    fn compare(bridge: &VncRun, websockify: &VncRun) -> String {
+        format!("bridge {:.0} MB/s, websockify {:.0} MB/s", bridge.mb_s(), websockify.mb_s())
     }
 
     /// CPU seconds per GB relayed.
