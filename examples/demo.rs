@@ -169,17 +169,22 @@ async fn main() -> Result<(), Error> {
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
-    let data_dir = tempfile::tempdir()?;
-    let argv = ["browser-worker", "--bind", "127.0.0.1:0", "--api-keys", KEY, "--log", "warn", "--data-dir"];
-    let config = Config::try_parse_from(argv.iter().copied().chain([data_dir.path().to_str().ok_or("temp dir")?]))?
-        .validated()?;
-    let server = Server::start(config, vec![KEY.into()]).await?;
-    let worker = Worker { base: format!("http://{}", server.addr), http: reqwest::Client::new() };
-    println!("worker on {}", worker.base);
-
     let site = Arc::new(Site::default());
     let demo = serve_demo_site(site.clone(), "127.0.0.1:0").await?;
     println!("demo job board on {demo}");
+
+    // The worker's pages reach loopback only at listed addresses: list the demo board.
+    let data_dir = tempfile::tempdir()?;
+    let board = demo.trim_start_matches("http://").to_string();
+    let argv =
+        ["browser-worker", "--bind", "127.0.0.1:0", "--api-keys", KEY, "--log", "warn", "--egress-allow", &board];
+    let config = Config::try_parse_from(
+        argv.iter().copied().chain(["--data-dir", data_dir.path().to_str().ok_or("temp dir")?]),
+    )?
+    .validated()?;
+    let server = Server::start(config, vec![KEY.into()]).await?;
+    let worker = Worker { base: format!("http://{}", server.addr), http: reqwest::Client::new() };
+    println!("worker on {}", worker.base);
 
     let result = run(&worker, &demo).await;
     server.stop().await;

@@ -150,15 +150,34 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Records `bw_http_request_duration_seconds{route, method, status}`.
+/// Records `bw_http_request_duration_seconds{route, method, status}`. Every label has a bounded
+/// set of values, whatever clients send: routes are the router's patterns (or `unmatched`), and
+/// methods outside the standard ones are `other`.
 async fn record_metrics(request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    let method = metric_method(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!("bw_http_request_duration_seconds", "route" => route, "method" => method, "status" => status)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A request method as a metrics label: one of the standard methods, or `other`.
+fn metric_method(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: &[(Method, &str)] = &[
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(m, _)| m == method).map(|(_, name)| *name).unwrap_or("other")
 }

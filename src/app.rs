@@ -19,6 +19,7 @@ use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::config::{Config, DisplayMode, ProviderKind};
+use crate::egress;
 use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
@@ -64,9 +65,12 @@ impl App {
     /// Builds the provider, the pool and the registry, and starts the background tasks.
     /// Must run inside a Tokio runtime.
     pub fn build(config: Config, api_keys: Vec<String>) -> anyhow::Result<Arc<Self>> {
+        // Everything the worker and its browsers create is theirs alone (0600 files, 0700 dirs).
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
         let data_dir_lock = DataDirLock::acquire(&config.data_dir).context("locking the data dir")?;
         process::become_subreaper();
         crate::telemetry::metrics();
+        let cancel = CancellationToken::new();
         let adspower = (config.provider == ProviderKind::AdsPower).then(|| {
             Arc::new(AdsPowerClient::new(
                 config.adspower_url.clone(),
@@ -87,12 +91,14 @@ impl App {
                     config.launch_timeout(),
                     config.operation_timeout(),
                 )
-                .context("preparing the data dir")?,
+                .context("preparing the data dir")?
+                .with_egress_proxy(
+                    egress::proxy::start(config.egress(), cancel.clone()).context("starting the egress proxy")?,
+                ),
             ),
         };
         let breaker =
             Arc::new(Breaker::open(&config.data_dir.join("profiles.redb")).context("opening the profile store")?);
-        let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         // Pooled browsers are ephemeral; AdsPower sessions always have a profile.
         let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)

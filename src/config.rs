@@ -91,10 +91,17 @@ pub struct Config {
     #[arg(long, env = "BW_ARTIFACTS_URL", value_parser = parse_artifacts_url)]
     pub artifacts_url: Option<url::Url>,
 
-    /// Allow fetching resumes (and later webhooks) from private and loopback addresses.
-    /// Link-local and metadata addresses are refused regardless.
+    /// Let pages, resume downloads and webhooks reach private addresses (RFC 1918, CGNAT,
+    /// unique-local IPv6). Link-local, metadata and loopback addresses are refused regardless
+    /// (loopback is reached only at the addresses in `BW_EGRESS_ALLOW`).
     #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_egress: bool,
+
+    /// Loopback or private `ip:port`s that pages, resumes and webhooks may reach all the same
+    /// (comma-separated; e.g. a developer's own job board on `127.0.0.1:3000`). Loopback is
+    /// otherwise never reached: the worker, its browsers' DevTools and VNC servers live there.
+    #[arg(long, env = "BW_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Vec<SocketAddr>,
 
     /// OpenAI-compatible API base for the `llm` form engine (e.g. `https://api.openai.com/v1`,
     /// `http://127.0.0.1:8000/v1`); the engine is off when unset.
@@ -287,7 +294,11 @@ impl Config {
                 None => return bad("no Chromium found (install it with `make deps` or set BW_CHROMIUM_PATH)".into()),
             },
         };
-        if let Err(e) = std::fs::create_dir_all(&self.data_dir) {
+        // The data dir holds the API key, profiles, resumes and cookie stores: the worker's user only.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        if let Err(e) =
+            std::fs::create_dir_all(&self.data_dir).and_then(|()| std::fs::set_permissions(&self.data_dir, private))
+        {
             return bad(format!("BW_DATA_DIR {} cannot be created: {e}", self.data_dir.display()));
         }
         Ok(self)
@@ -329,7 +340,10 @@ impl Config {
     }
 
     pub fn egress(&self) -> crate::egress::EgressPolicy {
-        crate::egress::EgressPolicy { allow_private: self.allow_private_egress }
+        crate::egress::EgressPolicy {
+            allow_private: self.allow_private_egress,
+            allow: self.egress_allow.iter().copied().collect(),
+        }
     }
 
     /// Lifetime of session tokens, in seconds (resolved by validation).

@@ -116,7 +116,7 @@ impl Notifier {
         let client =
             reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build();
         let client = client.unwrap_or_else(|_| reqwest::Client::new());
-        tracker.spawn(dispatch(rx, client, policy, cancel, tracker.clone()));
+        tracker.spawn(dispatch(rx, client, policy.clone(), cancel, tracker.clone()));
         Arc::new(Self { queue, policy })
     }
 
@@ -165,7 +165,7 @@ async fn dispatch(
         let _ = tx.send(delivery);
         map.insert(session, tx);
         drop(map);
-        let (client, senders, cancel) = (client.clone(), senders.clone(), cancel.clone());
+        let (client, senders, cancel, policy) = (client.clone(), senders.clone(), cancel.clone(), policy.clone());
         tracker.spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -173,12 +173,12 @@ async fn dispatch(
                     next = tokio::time::timeout(Duration::from_secs(60), session_rx.recv()) => next,
                 };
                 match next {
-                    Ok(Some(d)) => deliver(&client, policy, d).await,
+                    Ok(Some(d)) => deliver(&client, &policy, d).await,
                     // Idle for a minute (or closed): retire this sender; a later event starts a new one.
                     _ => {
                         senders.lock().unwrap().remove(&session);
                         while let Ok(d) = session_rx.try_recv() {
-                            deliver(&client, policy, d).await;
+                            deliver(&client, &policy, d).await;
                         }
                         break;
                     }
@@ -197,7 +197,7 @@ enum AttemptError {
     Final(String),
 }
 
-async fn deliver(client: &reqwest::Client, policy: EgressPolicy, delivery: Delivery) {
+async fn deliver(client: &reqwest::Client, policy: &EgressPolicy, delivery: Delivery) {
     let Delivery { callback, event } = delivery;
     let attempt = || async {
         metrics::counter!("bw_webhook_attempts_total").increment(1);

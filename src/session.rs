@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::browser::display::SessionDisplay;
 use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
+use crate::egress::EgressPolicy;
 use crate::guard::Block;
 use crate::token::Minted;
 
@@ -448,21 +449,14 @@ pub fn validate_profile_id(id: &str) -> Result<(), SessionError> {
     }
 }
 
-/// Parses a URL a session may open: http(s) only, never a cloud metadata address.
-pub fn parse_target_url(text: &str) -> Result<url::Url, SessionError> {
+/// Parses a URL a session may open: http(s) only, and an address the egress rules allow when
+/// it is written as one (names are checked by the egress proxy when the browser resolves them).
+pub fn parse_target_url(text: &str, egress: &EgressPolicy) -> Result<url::Url, SessionError> {
     let url = url::Url::parse(text).map_err(|e| SessionError::InvalidUrl(format!("not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(SessionError::InvalidUrl(format!("only http and https URLs are allowed, not {}:", url.scheme())));
     }
-    let forbidden = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_link_local() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.is_unspecified(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("metadata.google.internal"),
-        None => true,
-    };
-    if forbidden {
-        return Err(SessionError::InvalidUrl("link-local and metadata addresses are never opened".into()));
-    }
+    egress.precheck(&url).map_err(|e| SessionError::InvalidUrl(e.to_string()))?;
     Ok(url)
 }
 
@@ -472,17 +466,22 @@ mod tests {
 
     #[test]
     fn urls_are_http_and_never_metadata() {
-        assert!(parse_target_url("https://boards.greenhouse.io/acme/jobs/1").is_ok());
-        assert!(parse_target_url("http://127.0.0.1:9000/form").is_ok());
+        let egress =
+            EgressPolicy { allow_private: false, allow: std::sync::Arc::from(["127.0.0.1:9000".parse().unwrap()]) };
+        assert!(parse_target_url("https://boards.greenhouse.io/acme/jobs/1", &egress).is_ok());
+        assert!(parse_target_url("http://127.0.0.1:9000/form", &egress).is_ok());
         for bad in [
             "file:///etc/passwd",
             "javascript:alert(1)",
             "http://169.254.169.254/latest/meta-data",
+            "http://[::ffff:169.254.169.254]/",
             "http://[fe80::1]/",
             "not a url",
-            "http://metadata.google.internal/",
+            "http://metadata.google.internal./",
+            "http://127.0.0.1:9001/form",
+            "http://10.0.0.1/",
         ] {
-            assert!(parse_target_url(bad).is_err(), "{bad} must be refused");
+            assert!(parse_target_url(bad, &egress).is_err(), "{bad} must be refused");
         }
     }
 

@@ -194,7 +194,7 @@ impl Run {
 }
 
 /// Checks a task's input before anything starts.
-pub fn validate(task: &TaskRequest) -> Result<(), TaskError> {
+pub fn validate(task: &TaskRequest, egress: &crate::egress::EgressPolicy) -> Result<(), TaskError> {
     if task.task_id.trim().is_empty() {
         return Err(TaskError::Invalid("task_id must not be empty".into()));
     }
@@ -207,7 +207,7 @@ pub fn validate(task: &TaskRequest) -> Result<(), TaskError> {
     if let Some(profile) = &task.profile_id {
         crate::session::validate_profile_id(profile)?;
     }
-    crate::session::parse_target_url(&task.job_url)?;
+    crate::session::parse_target_url(&task.job_url, egress)?;
     Ok(())
 }
 

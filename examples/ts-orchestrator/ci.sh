@@ -22,8 +22,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The demo site and the webhook receiver get free ports now, so that the worker's egress rules can
+# list them (loopback is reached only at listed addresses).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+site_port="$(free_port)"
+hook_port="$(free_port)"
 # Port 0: the worker picks a free port and logs it ("browser-worker listening", field addr).
-BW_BIND=127.0.0.1:0 BW_API_KEYS="$key" BW_DATA_DIR="$data" BW_ALLOW_PRIVATE_EGRESS=true \
+BW_BIND=127.0.0.1:0 BW_API_KEYS="$key" BW_DATA_DIR="$data" BW_EGRESS_ALLOW="127.0.0.1:$site_port,127.0.0.1:$hook_port" \
   BW_LOG=info BW_LOG_FORMAT=json "$target/debug/browser-worker" >"$data/worker.log" 2>&1 &
 pid=$!
 addr=""
@@ -36,7 +41,8 @@ done
 [ -n "$addr" ] || { cat "$data/worker.log" >&2; echo "ts-example: the worker did not start listening" >&2; exit 1; }
 
 status=0
-(cd "$here" && BW_URL="http://$addr" BW_KEY="$key" npm run --silent ci) || status=$?
+(cd "$here" && BW_URL="http://$addr" BW_KEY="$key" BW_EXAMPLE_SITE_PORT="$site_port" BW_EXAMPLE_HOOK_PORT="$hook_port" \
+  npm run --silent ci) || status=$?
 
 worker_status=0
 if kill -TERM "$pid" 2>/dev/null; then

@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::KeyAuthenticated;
 use super::sessions::SessionIdPath;
 use crate::app::App;
-use crate::bridge::{self, Control};
+use crate::bridge::{self, CdpPolicy, Control};
 use crate::error::{ApiError, ErrorBody};
 use crate::session::{SessionId, ws_base};
 use crate::token::Scope;
@@ -78,7 +78,9 @@ impl FromRequestParts<Arc<App>> for CdpTarget {
 }
 
 /// The session's browser over CDP (WebSocket upgrade). Playwright `connectOverCDP` and
-/// Puppeteer `connect` work through it; `Browser.close` is refused (DELETE the session).
+/// Puppeteer `connect` work through it. Only an allow-list of methods passes (`bridge::CdpPolicy`):
+/// no browser-level calls such as `Browser.close`, no `file:`/`chrome:` targets, downloads only into
+/// the session's own directory.
 #[utoipa::path(get, path = "/api/v2/sessions/{id}/cdp", tag = "access", params(("id" = String, Path), TokenQuery),
     security(("bearer" = []), ()),
     responses((status = 101, description = "switching to the CDP WebSocket"),
@@ -96,19 +98,19 @@ pub async fn cdp_socket(
         tracing::warn!(session_id = %target.id, error = %e, "CDP passthrough cannot reach the browser");
         ApiError::new(StatusCode::BAD_GATEWAY, "browser_disconnected", "the session's browser cannot be reached")
     })?;
+    let policy = CdpPolicy { downloads_dir: session.files_dir.join("downloads"), files_dir: session.files_dir.clone() };
     let idle = app.config.bridge_idle_timeout();
-    Ok(upgrade.max_message_size(bridge::CDP_MAX_MESSAGE).max_frame_size(bridge::CDP_MAX_MESSAGE).on_upgrade(
-        move |socket| async move {
-            let _attached = session.attach();
-            let toucher = session.clone();
-            let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
-            metrics::gauge!("bw_bridges_active", "kind" => "cdp").increment(1.0);
-            let end = bridge::websocket_to_websocket(socket, upstream, control).await;
-            metrics::gauge!("bw_bridges_active", "kind" => "cdp").decrement(1.0);
-            metrics::counter!("bw_bridges_closed_total", "kind" => "cdp", "reason" => end.as_str()).increment(1);
-            tracing::info!(session_id = %session.id, reason = end.as_str(), "CDP client detached");
-        },
-    ))
+    let limit = bridge::CDP_MAX_CLIENT_MESSAGE;
+    Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
+        let _attached = session.attach();
+        let toucher = session.clone();
+        let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
+        metrics::gauge!("bw_bridges_active", "kind" => "cdp").increment(1.0);
+        let end = bridge::websocket_to_websocket(socket, upstream, policy, control).await;
+        metrics::gauge!("bw_bridges_active", "kind" => "cdp").decrement(1.0);
+        metrics::counter!("bw_bridges_closed_total", "kind" => "cdp", "reason" => end.as_str()).increment(1);
+        tracing::info!(session_id = %session.id, reason = end.as_str(), "CDP client detached");
+    }))
 }
 
 /// A 400 for a plain request to a WebSocket route.

@@ -109,7 +109,8 @@ impl CreateSessionRequest {
             }
             None => {}
         }
-        let url = self.url.as_deref().map(session::parse_target_url).transpose()?;
+        let egress = app.config.egress();
+        let url = self.url.as_deref().map(|u| session::parse_target_url(u, &egress)).transpose()?;
         if let Some(secs) = self.idle_timeout_secs
             && !(1..=86_400).contains(&secs)
         {
@@ -229,7 +230,7 @@ pub async fn navigate(
     SessionIdPath(id): SessionIdPath,
     ApiJson(request): ApiJson<NavigateRequest>,
 ) -> Result<Json<NavigateResponse>, ApiError> {
-    let url = session::parse_target_url(&request.url)?;
+    let url = session::parse_target_url(&request.url, &app.config.egress())?;
     let op = app.registry.begin(id)?;
     let started = Instant::now();
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;

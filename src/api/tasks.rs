@@ -23,7 +23,7 @@ pub async fn run_task(
     State(app): State<Arc<App>>,
     ApiJson(task): ApiJson<TaskRequest>,
 ) -> Result<Json<TaskResult>, ApiError> {
-    tasks::validate(&task)?;
+    tasks::validate(&task, &app.config.egress())?;
     if task.action == Some(TaskAction::SubmitOnly)
         && let Some(id) = task.session_id
     {

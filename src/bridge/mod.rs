@@ -18,12 +18,17 @@ use tokio_tungstenite::tungstenite::{self as ts, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+mod cdp_policy;
 mod vnc;
 
+pub use cdp_policy::{CdpPolicy, Verdict};
 pub use vnc::websocket_to_tcp;
 
-/// Largest CDP message relayed (full-page screenshots are big).
+/// Largest CDP message relayed from the browser (full-page screenshots are big).
 pub const CDP_MAX_MESSAGE: usize = 256 << 20;
+/// Largest CDP message a client may send (commands are small; a fulfilled request's body is
+/// the largest thing a client sends).
+pub const CDP_MAX_CLIENT_MESSAGE: usize = 16 << 20;
 /// How often traffic is turned into activity and the idle limit checked.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -116,9 +121,10 @@ async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
     }
 }
 
-/// Relays CDP messages both ways until either side closes. `Browser.close` from the client is
-/// answered with an error instead of being relayed: the session owns the browser.
-pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, control: Control) -> End {
+/// Relays CDP messages both ways until either side closes. Each client message is judged by
+/// `policy` first: only what it forwards reaches the browser, refusals are answered here, and
+/// binary frames end the bridge.
+pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, policy: CdpPolicy, control: Control) -> End {
     let traffic = AtomicBool::new(false);
     let (mut client_tx, mut client_rx) = client.split();
     let (mut up_tx, mut up_rx) = upstream.split();
@@ -127,20 +133,17 @@ pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, contr
     let to_upstream = async {
         while let Some(Ok(message)) = client_rx.next().await {
             traffic.store(true, Ordering::Relaxed);
-            let forward = match message {
-                ws::Message::Text(text) => {
-                    if let Some(reply) = refuse_browser_close(&text) {
-                        let _ = refusals.send(reply).await;
-                        continue;
-                    }
-                    match ts::Utf8Bytes::try_from(Bytes::from(text)) {
-                        Ok(text) => ts::Message::Text(text),
-                        Err(_) => break,
-                    }
-                }
-                ws::Message::Binary(data) => ts::Message::Binary(data),
+            let text = match message {
+                ws::Message::Text(text) => text,
                 ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
-                ws::Message::Close(_) => break,
+                ws::Message::Binary(_) | ws::Message::Close(_) => break,
+            };
+            let forward = match policy.judge(text.as_str()) {
+                Verdict::Forward(text) => ts::Message::Text(text.into()),
+                Verdict::Refuse(reply) => {
+                    let _ = refusals.send(reply).await;
+                    continue;
+                }
             };
             if up_tx.send(forward).await.is_err() {
                 return End::Upstream;
@@ -178,42 +181,5 @@ pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, contr
         end = to_upstream => end,
         end = to_client => end,
         end = supervise(&control, &traffic) => end,
-    }
-}
-
-/// The error answer to a client's `Browser.close`, or `None` for any other message.
-fn refuse_browser_close(text: &str) -> Option<String> {
-    if !text.contains("Browser.close") {
-        return None;
-    }
-    let message: serde_json::Value = serde_json::from_str(text).ok()?;
-    if message["method"] != "Browser.close" {
-        return None;
-    }
-    let mut reply = serde_json::json!({
-        "id": message["id"],
-        "error": {"code": -32000, "message": "Browser.close is not allowed through the browser-worker; DELETE the session instead"},
-    });
-    if let Some(session) = message.get("sessionId") {
-        reply["sessionId"] = session.clone();
-    }
-    Some(reply.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_browser_close_is_refused() {
-        assert!(refuse_browser_close(r#"{"id":3,"method":"Page.navigate","params":{"url":"x"}}"#).is_none());
-        let reply = refuse_browser_close(r#"{"id":7,"method":"Browser.close"}"#).unwrap();
-        let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
-        assert_eq!(reply["id"], 7);
-        assert!(reply["error"]["message"].as_str().unwrap().contains("DELETE"));
-        assert!(
-            refuse_browser_close(r#"{"id":8,"method":"Runtime.evaluate","params":{"expression":"'Browser.close'"}}"#)
-                .is_none()
-        );
     }
 }

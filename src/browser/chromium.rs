@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chromiumoxide::Browser;
 use chromiumoxide::handler::HandlerConfig;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, drive_handler, process};
@@ -49,6 +48,8 @@ pub struct ChromiumProvider {
     profiles_dir: PathBuf,
     launch_timeout: Duration,
     op_timeout: Duration,
+    /// The worker's egress proxy: every request of the browser goes through it.
+    egress_proxy: Option<std::net::SocketAddr>,
 }
 
 impl ChromiumProvider {
@@ -72,7 +73,15 @@ impl ChromiumProvider {
         for leftover in std::fs::read_dir(&tmp_dir)?.flatten() {
             let _ = std::fs::remove_dir_all(leftover.path());
         }
-        Ok(Self { executable, run_dir, tmp_dir, profiles_dir, launch_timeout, op_timeout })
+        Ok(Self { executable, run_dir, tmp_dir, profiles_dir, launch_timeout, op_timeout, egress_proxy: None })
+    }
+
+    /// Sends every request of the browsers through the egress proxy at `addr`, loopback
+    /// included (`<-loopback>` removes Chromium's implicit bypass), and keeps WebRTC from
+    /// sending UDP around it.
+    pub fn with_egress_proxy(mut self, addr: std::net::SocketAddr) -> Self {
+        self.egress_proxy = Some(addr);
+        self
     }
 }
 
@@ -90,7 +99,7 @@ impl BrowserProvider for ChromiumProvider {
         };
         std::fs::create_dir_all(&user_data_dir)
             .map_err(|e| BrowserError::Launch(format!("cannot create the profile dir: {e}")))?;
-        let mut command = Command::new(&self.executable);
+        let mut command = process::command(&self.executable, &user_data_dir);
         match &spec.display {
             // Headful on the session's display, the window filling the screen.
             Some(display) => {
@@ -102,8 +111,16 @@ impl BrowserProvider for ChromiumProvider {
                     .arg(format!("--window-size={width},{height}"));
             }
             None => {
-                command.env_remove("DISPLAY").args(CHROMIUM_FLAGS);
+                command.args(CHROMIUM_FLAGS);
             }
+        }
+        if let Some(proxy) = self.egress_proxy {
+            command.args([
+                format!("--proxy-server=http://{proxy}"),
+                "--proxy-bypass-list=<-loopback>".into(),
+                "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
+                "--disable-quic".into(),
+            ]);
         }
         command
             .arg(format!("--user-data-dir={}", user_data_dir.display()))

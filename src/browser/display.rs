@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::process::{self, BrowserProcess};
@@ -179,7 +178,7 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     let mut owned =
         Owned { xvfb: None, vnc: None, number, port, x_started: false, xvfb_pid: 0, allocator: allocator.clone() };
 
-    let mut xvfb = Command::new("Xvfb");
+    let mut xvfb = process::command(Path::new("Xvfb"), &allocator.run_dir);
     xvfb.arg(&display).args(["-screen", "0", &format!("{}x{}x24", SCREEN.0, SCREEN.1)]).args([
         "-nolisten",
         "tcp",
@@ -212,10 +211,14 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     }
     owned.x_started = true;
 
-    let mut vnc = Command::new("x11vnc");
-    vnc.args(["-display", &display, "-localhost", "-rfbport", &port.to_string()])
-        .args(["-forever", "-shared", "-nopw", "-noipv6", "-noxdamage"])
-        .env_remove("DISPLAY");
+    let mut vnc = process::command(Path::new("x11vnc"), &allocator.run_dir);
+    vnc.args(["-display", &display, "-localhost", "-rfbport", &port.to_string()]).args([
+        "-forever",
+        "-shared",
+        "-nopw",
+        "-noipv6",
+        "-noxdamage",
+    ]);
     let (process, stdout) = process::spawn_helper(vnc, &allocator.run_dir, &display, true, dead.clone())
         .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
     owned.vnc = Some(process);

@@ -23,8 +23,9 @@ use super::BrowserError;
 #[derive(Debug, Serialize, Deserialize)]
 struct PidRecord {
     pgid: i32,
+    /// Identifies the browser's processes (their `--user-data-dir=`); never deleted from here:
+    /// ephemeral dirs live under `<data_dir>/tmp`, which start-up clears as a whole.
     user_data_dir: PathBuf,
-    ephemeral: bool,
     /// For helpers (Xvfb, x11vnc): the command-line argument that identifies them. Browsers are
     /// identified by `--user-data-dir=<user_data_dir>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +66,18 @@ impl DataDirLock {
     }
 }
 
+/// `PATH` of the processes the worker starts.
+const CHILD_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A command for a browser or helper process with a cleared environment: the worker's own
+/// variables (API keys, secrets, cloud credentials) never reach a process a page can attack.
+/// It gets only `PATH` and `HOME` (`home`); callers add what the program needs (`DISPLAY`).
+pub fn command(program: &Path, home: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear().env("PATH", CHILD_PATH).env("HOME", home);
+    command
+}
+
 /// Makes this process adopt orphaned descendants so that it can reap them.
 pub fn become_subreaper() {
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -92,7 +105,7 @@ pub async fn spawn(
     })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir, ephemeral, marker: None };
+    let entry = PidRecord { pgid, user_data_dir, marker: None };
     if let Ok(json) = serde_json::to_vec(&entry) {
         let _ = std::fs::write(&record, json);
     }
@@ -156,7 +169,7 @@ pub fn spawn_helper(
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), ephemeral: false, marker: Some(marker.to_string()) };
+    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) };
     if let Ok(json) = serde_json::to_vec(&entry) {
         let _ = std::fs::write(&record, json);
     }
@@ -313,7 +326,9 @@ pub fn reap_crash_handlers() {
 }
 
 /// Kills browsers recorded by a previous run of the worker that are still alive, and removes
-/// their records and temp dirs. Returns the process groups that were killed.
+/// their records. Nothing a record names is deleted: a record is only a file, and a file in
+/// `run/` may not be the worker's own (the caller clears `<data_dir>/tmp`, where every
+/// ephemeral dir lives). Returns the process groups that were killed.
 pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
     let stats = proc_stats();
@@ -340,9 +355,6 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
                 kill_group(record.pgid);
             }
             killed.push(record.pgid);
-        }
-        if record.ephemeral && record.marker.is_none() {
-            let _ = std::fs::remove_dir_all(&record.user_data_dir);
         }
         let _ = std::fs::remove_file(&path);
     }

@@ -69,8 +69,8 @@ async fn errors_use_the_json_envelope() {
     expect_error(post(&navigate).json(&json!({"url": "ftp://x"})), S::BAD_REQUEST, "invalid_url").await;
     let bad_query = app.request(Method::GET, &format!("{screenshot}?full_page=maybe"));
     expect_error(bad_query, S::BAD_REQUEST, "invalid_query").await;
-    let closed_port = post(&navigate).json(&json!({"url": "http://127.0.0.1:9/closed-port"}));
-    expect_error(closed_port, S::BAD_GATEWAY, "navigation_failed").await;
+    let refused_by_egress = post(&navigate).json(&json!({"url": "https://localhost:9/closed-port"}));
+    expect_error(refused_by_egress, S::BAD_GATEWAY, "navigation_failed").await;
 
     assert_eq!(app.delete(id).await.0, S::OK);
     let gone =

@@ -73,7 +73,7 @@ async fn humanize_fast_and_human_send_real_key_and_mouse_events() {
 
 #[tokio::test]
 async fn bad_fill_input_gets_clear_errors_and_the_session_stays_usable() {
-    let app = TestApp::start_with(&["--allow-private-egress", "true"]).await;
+    let app = TestApp::start().await;
     let id = open(&app, "generic/plain").await;
     let path = format!("/api/v2/sessions/{id}/fill");
     let base = fixtures();
@@ -144,7 +144,7 @@ async fn bad_fill_input_gets_clear_errors_and_the_session_stays_usable() {
         report["missing_required"].as_array().unwrap().iter().map(|m| m["field_id"].as_str().unwrap()).collect();
     assert_eq!(missing, ["work_auth", "sponsorship"], "{report}");
 
-    // Loopback resumes are refused unless private egress is allowed.
+    // Loopback resumes are refused unless their address is listed (the fixture server is).
     let strict = TestApp::start().await;
     let other = open(&strict, "generic/plain").await;
     let (status, answer) = strict
@@ -159,7 +159,7 @@ async fn bad_fill_input_gets_clear_errors_and_the_session_stays_usable() {
         .call(
             Method::POST,
             &format!("/api/v2/sessions/{other}/fill"),
-            Some(json!({"resume_file_url": format!("{base}/forms/resume.pdf")})),
+            Some(json!({"resume_file_url": "http://127.0.0.1:9/forms/resume.pdf"})),
         )
         .await;
     assert_eq!(
@@ -167,7 +167,7 @@ async fn bad_fill_input_gets_clear_errors_and_the_session_stays_usable() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_resume")),
         "{answer}"
     );
-    assert!(answer["error"]["message"].as_str().unwrap().contains("BW_ALLOW_PRIVATE_EGRESS"));
+    assert!(answer["error"]["message"].as_str().unwrap().contains("BW_EGRESS_ALLOW"));
 
     // Fill and analyze on a closed session: 410.
     strict.delete(&other).await;

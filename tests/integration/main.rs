@@ -12,6 +12,7 @@ mod fill_inputs;
 mod flows;
 mod forms;
 mod guard;
+mod isolation;
 mod lifecycle;
 mod llm;
 mod openapi;

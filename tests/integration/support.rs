@@ -32,6 +32,9 @@ pub fn test_config(data_dir: &Path, extra: &[&str]) -> Config {
     let mut argv = vec!["browser-worker", "--bind", "127.0.0.1:0", "--api-keys", KEY, "--log", "warn"];
     let dir = data_dir.to_str().unwrap().to_string();
     argv.extend(["--data-dir", &dir]);
+    // Pages and resumes come from the fixture server on loopback; nothing else on loopback is reachable.
+    let fixture_addr = fixtures().trim_start_matches("http://");
+    argv.extend(["--egress-allow", fixture_addr]);
     argv.extend_from_slice(extra);
     Config::try_parse_from(argv).expect("test flags parse").validated().expect("test config is valid")
 }
@@ -259,6 +262,25 @@ fn fixture_routes() -> Router {
                 Html("<title>Slow</title>slow")
             }),
         )
+        // An open redirect, as attack pages use them: `/bounce?to=<url>`.
+        .route(
+            "/bounce",
+            get(
+                |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                    Redirect::temporary(q.get("to").map(String::as_str).unwrap_or("/"))
+                },
+            ),
+        )
+        // A download whose name and content look like one of the worker's pid records.
+        .route(
+            "/download",
+            get(|| async {
+                (
+                    [(header::CONTENT_DISPOSITION, "attachment; filename=\"999999.json\"")],
+                    r#"{"pgid":999999,"user_data_dir":"/","ephemeral":true}"#,
+                )
+            }),
+        )
         // A LinkedIn-style job link that bounces a logged-out visitor to the authwall.
         .route("/jobs/view/{id}", get(|| async { Redirect::temporary("/authwall?trk=public_jobs_guest") }))
         .route("/authwall", get(|| page(UrlPath("authwall.html".to_string()))))
@@ -358,6 +380,7 @@ impl WorkerProcess {
             .env("BW_DATA_DIR", data_dir)
             .env("BW_LOG_FORMAT", "json")
             .env("BW_LOG", "info")
+            .env("BW_EGRESS_ALLOW", fixtures().trim_start_matches("http://"))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use crate::forms::applicant;
 use crate::support::{TestApp, eventually_async, fixtures, submission};
 
-/// A worker that may fetch resumes from the fixture server.
+/// A worker (it may fetch resumes from the fixture server, like every test worker).
 pub async fn worker() -> TestApp {
-    TestApp::start_with(&["--allow-private-egress", "true"]).await
+    TestApp::start().await
 }
 
 pub fn task(task_id: &str, page: &str) -> Value {
@@ -196,7 +196,7 @@ async fn bad_task_input_is_refused_naming_the_field() {
 async fn artifacts_go_to_the_object_store_when_one_is_configured() {
     let store = tempfile::tempdir().unwrap();
     let url = format!("file://{}", store.path().display());
-    let app = TestApp::start_with(&["--allow-private-egress", "true", "--artifacts-url", &url]).await;
+    let app = TestApp::start_with(&["--artifacts-url", &url]).await;
     let mut body = task("t-store", "greenhouse/post");
     body["mode"] = json!("copilot");
     let (_, held) = run(&app, body).await;

@@ -45,6 +45,11 @@ fn shm_segments_of(pids: &[i32]) -> usize {
         .count()
 }
 
+/// A second worker whose pages may reach `app`'s API: it plays the person's browser.
+async fn viewer_worker(app: &TestApp) -> TestApp {
+    TestApp::start_with(&["--egress-allow", app.base.trim_start_matches("http://")]).await
+}
+
 fn greenish((r, g, b): (u8, u8, u8)) -> bool {
     g > 200 && r < 60 && b < 60
 }
@@ -67,14 +72,16 @@ async fn each_viewer_sees_its_own_session_and_tokens_open_only_their_session() {
         assert!(vnc["expires_at"].is_string());
     }
 
-    // A real noVNC client: each viewer page, opened in a headless session of the same worker.
+    // A real noVNC client: each viewer page, opened in a headless session of another worker
+    // (a person's browser; the worker's own pages can never reach its API).
+    let watcher = viewer_worker(&app).await;
     let mut viewers = Vec::new();
     for session in [&green, &blue] {
-        let viewer = app.create(json!({"url": session["vnc"]["viewer_url"]})).await;
+        let viewer = watcher.create(json!({"url": session["vnc"]["viewer_url"]})).await;
         viewers.push(viewer["session_id"].as_str().unwrap().to_string());
     }
     let shows = |viewer: String, check: fn((u8, u8, u8)) -> bool| {
-        let app = &app;
+        let app = &watcher;
         async move {
             eventually_async(Duration::from_secs(30), || {
                 let viewer = viewer.clone();
@@ -86,14 +93,14 @@ async fn each_viewer_sees_its_own_session_and_tokens_open_only_their_session() {
     assert!(
         shows(viewers[0].clone(), greenish).await,
         "the green session's viewer shows green: {:?}",
-        colours(&app, &viewers[0]).await
+        colours(&watcher, &viewers[0]).await
     );
     assert!(
         shows(viewers[1].clone(), blueish).await,
         "the blue session's viewer shows blue: {:?}",
-        colours(&app, &viewers[1]).await
+        colours(&watcher, &viewers[1]).await
     );
-    assert!(!colours(&app, &viewers[0]).await.into_iter().any(blueish), "a viewer sees only its own session");
+    assert!(!colours(&watcher, &viewers[0]).await.into_iter().any(blueish), "a viewer sees only its own session");
 
     // Tokens: the socket and the viewer page need a VNC token of that very session.
     let green_ws = green["vnc"]["ws_url"].as_str().unwrap();
@@ -139,6 +146,7 @@ async fn each_viewer_sees_its_own_session_and_tokens_open_only_their_session() {
     let data_dir = app.data_dir.path().to_path_buf();
     let groups: Vec<i32> = app.browsers().iter().map(|r| r.pgid).collect();
     assert!(shm_segments_of(&groups) > 0, "x11vnc's shared memory is seen while it runs");
+    watcher.stop().await;
     app.stop().await;
     assert!(crate::support::recorded_browsers(&data_dir).is_empty(), "no process records remain");
     for &pgid in &groups {
@@ -318,13 +326,19 @@ async fn shared_mode_shows_sessions_on_the_existing_display() {
         TestApp::start_with(&["--display-mode", "shared", "--vnc-display", &existing.display, "--vnc-port", &port])
             .await;
     let session = app.create(json!({"display": true, "url": format!("{}/pages/green.html", fixtures())})).await;
-    let viewer = app.create(json!({"url": session["vnc"]["viewer_url"]})).await;
+    let watcher = viewer_worker(&app).await;
+    let viewer = watcher.create(json!({"url": session["vnc"]["viewer_url"]})).await;
     let viewer_id = viewer["session_id"].as_str().unwrap().to_string();
     let green = eventually_async(Duration::from_secs(30), || async {
-        colours(&app, &viewer_id).await.into_iter().all(greenish)
+        colours(&watcher, &viewer_id).await.into_iter().all(greenish)
     })
     .await;
-    assert!(green, "the viewer shows the session's page on the shared display: {:?}", colours(&app, &viewer_id).await);
+    assert!(
+        green,
+        "the viewer shows the session's page on the shared display: {:?}",
+        colours(&watcher, &viewer_id).await
+    );
+    watcher.stop().await;
     app.stop().await;
     // The worker stopped its browsers but left the operator's display alone.
     assert!(tokio::net::TcpStream::connect(("127.0.0.1", existing.port)).await.is_ok(), "x11vnc still runs");

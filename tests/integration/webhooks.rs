@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, eventually, fixtures};
-use crate::tasks::{run, task, worker};
+use crate::tasks::{run, task};
 
 #[derive(Clone, Copy)]
 enum Behaviour {
@@ -53,14 +53,21 @@ async fn receiver(behaviour: Behaviour) -> (String, Hits) {
     (url, hits)
 }
 
+/// A worker whose egress rules let it reach these loopback receivers (and the fixture pages).
+async fn worker_reaching(urls: &[&str]) -> TestApp {
+    let allowed: Vec<String> =
+        urls.iter().map(|u| url::Url::parse(u).unwrap().socket_addrs(|| None).unwrap()[0].to_string()).collect();
+    TestApp::start_with(&["--egress-allow", &allowed.join(",")]).await
+}
+
 fn kinds(hits: &Hits) -> Vec<String> {
     hits.lock().unwrap().iter().map(|(_, b)| b["type"].as_str().unwrap_or("?").to_string()).collect()
 }
 
 #[tokio::test]
 async fn a_task_reports_its_progress_by_webhook_in_order() {
-    let app = worker().await;
     let (url, hits) = receiver(Behaviour::Ok).await;
+    let app = worker_reaching(&[&url]).await;
     let mut body = task("t-hooks", "greenhouse/post");
     body["callback_url"] = json!(url);
     body["callback_token"] = json!("cb-secret-token");
@@ -101,9 +108,11 @@ async fn a_task_reports_its_progress_by_webhook_in_order() {
 
 #[tokio::test]
 async fn receivers_get_retries_on_5xx_only_and_never_slow_the_task() {
-    let app = worker().await;
-    // A session created through the V2 API with a callback gets the same webhooks.
     let (fail_url, fail_hits) = receiver(Behaviour::FailTwice).await;
+    let (bad_url, bad_hits) = receiver(Behaviour::BadRequest).await;
+    let (hang_url, hang_hits) = receiver(Behaviour::Hang).await;
+    let app = worker_reaching(&[&fail_url, &bad_url, &hang_url]).await;
+    // A session created through the V2 API with a callback gets the same webhooks.
     let session = app.create(json!({"callback_url": fail_url, "metadata": {"task_id": "v2-hooks"}})).await;
     assert!(
         eventually(Duration::from_secs(10), || fail_hits.lock().unwrap().len() >= 3).await,
@@ -115,7 +124,6 @@ async fn receivers_get_retries_on_5xx_only_and_never_slow_the_task() {
     assert_eq!(bodies[0]["task_id"], "v2-hooks");
     app.delete(session["session_id"].as_str().unwrap()).await;
 
-    let (bad_url, bad_hits) = receiver(Behaviour::BadRequest).await;
     let session = app.create(json!({"callback_url": bad_url})).await;
     assert!(eventually(Duration::from_secs(5), || bad_hits.lock().unwrap().len() == 1).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -123,7 +131,6 @@ async fn receivers_get_retries_on_5xx_only_and_never_slow_the_task() {
     app.delete(session["session_id"].as_str().unwrap()).await;
 
     // A receiver that never answers: the task still finishes while its webhooks hang.
-    let (hang_url, hang_hits) = receiver(Behaviour::Hang).await;
     let mut body = task("t-hang", "greenhouse/post");
     body["callback_url"] = json!(hang_url);
     let (_, result) = run(&app, body).await;

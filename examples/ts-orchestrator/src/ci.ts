@@ -1,8 +1,9 @@
 // Runs the orchestrator against a live worker (BW_URL, BW_KEY): one application through the
 // session API, one through POST /api/v1/tasks with webhooks to our own receiver, then checks what
 // the demo site and the receiver got. Exits non-zero on the first failed check. ci.sh starts the
-// worker; started by hand it needs BW_ALLOW_PRIVATE_EGRESS=true on the worker (resume download and
-// webhooks go to 127.0.0.1).
+// worker; started by hand, give the demo site and the receiver fixed ports (BW_EXAMPLE_SITE_PORT,
+// BW_EXAMPLE_HOOK_PORT) and list them in the worker's BW_EGRESS_ALLOW (pages, resumes and webhooks
+// reach loopback only at listed addresses).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -57,10 +58,11 @@ async function main(): Promise<void> {
   const resume = { filename: "resume.pdf", content_base64: (await readFile(join(DEMO_DIR, "resume.pdf"))).toString("base64") };
 
   const site = new DemoSite();
-  const demo = await site.start();
+  // The worker's egress rules reach loopback only at listed addresses: ci.sh lists these ports.
+  const demo = await site.start(Number(process.env.BW_EXAMPLE_SITE_PORT ?? 0));
   const secret = randomBytes(32);
   const receiver = new WebhookReceiver(secret);
-  const callbackUrl = await receiver.start();
+  const callbackUrl = await receiver.start(Number(process.env.BW_EXAMPLE_HOOK_PORT ?? 0));
   const client = new WorkerClient({ baseUrl, apiKey, retryBaseDelayMs: 200, healthIntervalMs: 5_000 });
   try {
     await client.initialize();

@@ -18,13 +18,13 @@ export class DemoSite {
   readonly confirmed: string[] = [];
   private server?: Server;
 
-  async start(): Promise<string> {
+  async start(port = 0): Promise<string> {
     this.server = createServer((req, res) => {
       this.route(req.method ?? "GET", req.url ?? "/", req.headers["content-type"] ?? "", req)
         .then(({ status, headers, body }) => res.writeHead(status, headers).end(body))
         .catch((err: Error) => res.writeHead(400, { "content-type": "text/plain" }).end(err.message));
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 

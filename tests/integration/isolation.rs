@@ -1,0 +1,310 @@
+//! Isolation, written as the attacks: a page in session A, or A's CDP token, tries to reach
+//! session B's browser, display and files, or the worker's own files, API and environment.
+//! Every attack here succeeded before the egress proxy and the CDP allow-list; each must fail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use browser_worker::session::SessionId;
+use futures::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Socket, TestApp, eventually, fixtures, websocket};
+
+/// A loopback listener that is not on the egress allow-list and counts who connects to it.
+async fn canary() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, hits)
+}
+
+/// A raw CDP client on a session's passthrough.
+struct Cdp {
+    socket: Socket,
+    next: u64,
+}
+
+impl Cdp {
+    async fn open(app: &TestApp, id: &str) -> Self {
+        let (status, access) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/cdp-token"), None).await;
+        assert_eq!(status, StatusCode::OK, "{access}");
+        let socket = websocket(access["cdp_url"].as_str().unwrap(), None, None).await.expect("token accepted");
+        Self { socket, next: 100 }
+    }
+
+    /// Sends raw text and returns the reply to request `id`.
+    async fn raw(&mut self, text: String, id: u64) -> Value {
+        self.socket.send(Message::Text(text.into())).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply: Value = serde_json::from_str(&text).unwrap();
+                        if reply["id"] == id {
+                            return reply;
+                        }
+                    }
+                    other => panic!("the passthrough closed: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("CDP answers in time")
+    }
+
+    async fn call(&mut self, method: &str, params: Value, session: Option<&str>) -> Value {
+        self.next += 1;
+        let mut message = json!({"id": self.next, "method": method, "params": params});
+        if let Some(session) = session {
+            message["sessionId"] = session.into();
+        }
+        self.raw(message.to_string(), self.next).await
+    }
+
+    /// Attaches to the first page target (flat) and returns its session id.
+    async fn attach_page(&mut self) -> String {
+        let targets = self.call("Target.getTargets", json!({}), None).await;
+        let page = targets["result"]["targetInfos"].as_array().unwrap().iter().find(|t| t["type"] == "page").cloned();
+        let attached = self
+            .call("Target.attachToTarget", json!({"targetId": page.unwrap()["targetId"], "flatten": true}), None)
+            .await;
+        attached["result"]["sessionId"].as_str().unwrap().to_string()
+    }
+
+    async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
+        let reply = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                Some(session),
+            )
+            .await;
+        reply["result"]["result"]["value"].clone()
+    }
+}
+
+fn session_of(app: &TestApp, id: &str) -> Arc<browser_worker::session::Session> {
+    let registry = &app.server.as_ref().unwrap().app.registry;
+    registry.get(SessionId::parse(id).unwrap()).unwrap()
+}
+
+/// JavaScript that opens a WebSocket and says whether it opened.
+fn ws_probe(url: &str) -> String {
+    format!(
+        "new Promise(done => {{ const ws = new WebSocket({url:?}); ws.onopen = () => {{ ws.close(); done('open'); }}; \
+         ws.onerror = () => done('refused'); setTimeout(() => done('timeout'), 5000); }})"
+    )
+}
+
+#[tokio::test]
+async fn a_page_reaches_no_other_session_no_display_and_no_loopback_port() {
+    let (port, hits) = canary().await;
+    let app = TestApp::start_with(&["--display-mode", "per-session", "--max-sessions", "2"]).await;
+    let a = app.create(json!({"url": format!("{}/pages/green.html", fixtures()), "display": false})).await;
+    let b = app.create(json!({"display": true})).await;
+    let (a, b) = (a["session_id"].as_str().unwrap(), b["session_id"].as_str().unwrap());
+    let devtools = session_of(&app, b).cdp_endpoint().to_string();
+    let vnc = session_of(&app, b).vnc_addr().expect("B has a display");
+
+    // A's page: fetches, images, WebSockets to B's DevTools and VNC, the API and a loopback port.
+    let script = format!(
+        "(async () => {{ \
+           const fetched = await fetch('http://127.0.0.1:{port}/x', {{mode: 'no-cors'}}).then(() => 'answered', () => 'failed'); \
+           new Image().src = 'http://127.0.0.1:{port}/img'; \
+           return {{fetched, devtools: await {}, vnc: await {}, api: await fetch('{}/health').then(r => r.status, () => 'failed')}}; \
+         }})()",
+        ws_probe(&devtools),
+        ws_probe(&format!("ws://{vnc}/")),
+        app.base,
+    );
+    let seen = app.page_eval(a, &script).await;
+    assert_eq!(seen["devtools"], "refused", "{seen}");
+    assert_eq!(seen["vnc"], "refused", "{seen}");
+    assert_ne!(seen["api"], 200, "{seen}");
+
+    // A redirect and a navigation to loopback are refused where the traffic leaves.
+    let bounce = format!("{}/bounce?to=http://127.0.0.1:{port}/redirected", fixtures());
+    let (status, _) =
+        app.call(Method::POST, &format!("/api/v2/sessions/{a}/navigate"), Some(json!({"url": bounce}))).await;
+    assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+        "http://[::ffff:169.254.169.254]/latest/meta-data".to_string(),
+        "http://[::ffff:0.0.0.0]/".to_string(),
+        "http://metadata.google.internal./".to_string(),
+    ] {
+        let (status, answer) =
+            app.call(Method::POST, &format!("/api/v2/sessions/{a}/navigate"), Some(json!({"url": url}))).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_url")), "{url}");
+    }
+
+    // A's CDP token: a target on B's DevTools listing, a page fetch of a loopback port.
+    let mut cdp = Cdp::open(&app, a).await;
+    let http_devtools = devtools.replace("ws://", "http://");
+    let listing = http_devtools.split("/devtools").next().unwrap().to_string() + "/json/list";
+    let created = cdp.call("Target.createTarget", json!({"url": listing}), None).await;
+    let target = created["result"]["targetId"].as_str().expect("a web URL may be opened").to_string();
+    let attached = cdp.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}), None).await;
+    let session = attached["result"]["sessionId"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = cdp.evaluate(&session, "document.body ? document.body.innerText : ''").await;
+    assert!(!body.to_string().contains("webSocketDebuggerUrl"), "B's DevTools listing was read: {body}");
+    let page = cdp.attach_page().await;
+    let fetched = cdp
+        .evaluate(
+            &page,
+            &format!(
+                "fetch('http://127.0.0.1:{port}/cdp', {{mode: 'no-cors'}}).then(() => 'answered', () => 'failed')"
+            ),
+        )
+        .await;
+    assert!(fetched.is_string());
+
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "a page or A's token reached a loopback port");
+    // B is untouched and still works.
+    let (status, info) = app.call(Method::GET, &format!("/api/v2/sessions/{b}"), None).await;
+    assert_eq!((status, info["state"].as_str()), (StatusCode::OK, Some("ready")), "{info}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cdp_token_reads_no_files_closes_no_browser_and_drops_no_downloads_outside_its_session() {
+    let app = TestApp::start().await;
+    let session = app.create(json!({"url": format!("{}/pages/form.html", fixtures())})).await;
+    let id = session["session_id"].as_str().unwrap();
+    let data_dir = app.data_dir.path().to_path_buf();
+    let mut cdp = Cdp::open(&app, id).await;
+
+    // Attacks that must be answered with an error and never reach the browser.
+    let api_key = format!("file://{}/api-key", data_dir.display());
+    let refused = [
+        json!({"id": 1, "method": "Target.createTarget", "params": {"url": api_key}}),
+        json!({"id": 2, "method": "Target.createTarget", "params": {"url": format!("file://{}/", data_dir.display())}}),
+        json!({"id": 3, "method": "Target.createTarget", "params": {"url": "chrome://version"}}),
+        json!({"id": 4, "method": "Browser.crash"}),
+        json!({"id": 5, "method": "Browser.close"}),
+        json!({"id": 6, "method": "Target.exposeDevToolsProtocol", "params": {"targetId": "x"}}),
+        json!({"id": 7, "method": "DOM.setFileInputFiles", "params": {"files": [format!("{}/api-key", data_dir.display())], "backendNodeId": 1}}),
+    ];
+    for message in refused {
+        let id = message["id"].as_u64().unwrap();
+        let reply = cdp.raw(message.to_string(), id).await;
+        assert!(reply["error"]["message"].is_string(), "{message} was not refused: {reply}");
+    }
+    // Escaped and duplicated method names are judged as the browser would read them.
+    let reply = cdp.raw(r#"{"id":8,"method":"Browser.clos\u0065"}"#.into(), 8).await;
+    assert!(reply["error"].is_object(), "{reply}");
+    let reply = cdp.raw(r#"{"id":9,"method":"Page.enable","method":"Browser.close"}"#.into(), 9).await;
+    assert!(reply["error"].is_object(), "{reply}");
+
+    // Downloads: the client asks for the pid-record dir, the file lands in the session's own dir.
+    let run_dir = data_dir.join("run");
+    let reply =
+        cdp.call("Browser.setDownloadBehavior", json!({"behavior": "allow", "downloadPath": run_dir}), None).await;
+    assert!(reply["error"].is_null(), "{reply}");
+    let page = cdp.attach_page().await;
+    cdp.call("Page.navigate", json!({"url": format!("{}/download", fixtures())}), Some(&page)).await;
+    let files_dir = session_of(&app, id).files_dir.clone();
+    let downloaded = files_dir.join("downloads/999999.json");
+    assert!(eventually(Duration::from_secs(15), || downloaded.exists()).await, "the download is in the session's dir");
+    assert!(!run_dir.join("999999.json").exists(), "a download reached the pid records");
+
+    // The browser is alive: the session still navigates.
+    let (status, answer) = app
+        .call(
+            Method::POST,
+            &format!("/api/v2/sessions/{id}/navigate"),
+            Some(json!({"url": format!("{}/pages/green.html", fixtures())})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // A binary frame ends the connection.
+    cdp.socket.send(Message::Binary(br#"{"id":10,"method":"Browser.close"}"#.to_vec().into())).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match cdp.socket.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                _ => return,
+            }
+        }
+    });
+    assert!(closed.await.is_ok(), "a binary frame closes the passthrough");
+    let (status, info) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!((status, info["state"].as_str()), (StatusCode::OK, Some("ready")), "{info}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn browsers_get_no_worker_environment_and_state_files_are_private() {
+    let app = TestApp::start().await;
+    let session = app.create(json!({})).await;
+    let browser = app.browsers().into_iter().next().expect("a recorded browser");
+    let environ = std::fs::read(format!("/proc/{}/environ", browser.pgid)).unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    // The worker (this test process) has CARGO_* and more; none of it may reach the browser
+    // beyond PATH and HOME (Debian's wrapper script adds CHROME_* variables of its own).
+    let worker: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    assert!(worker.iter().any(|k| k.starts_with("CARGO")), "the test runs under cargo");
+    for name in names.iter().filter(|n| worker.contains(n)) {
+        assert!(["PATH", "HOME", "PWD"].contains(&name.as_str()), "the browser inherited {name}: {names:?}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data_dir = app.data_dir.path();
+    assert_eq!(mode(data_dir), 0o700);
+    for entry in std::fs::read_dir(data_dir.join("run")).unwrap().flatten() {
+        assert_eq!(mode(&entry.path()) & 0o077, 0, "{} is readable by others", entry.path().display());
+    }
+    assert_eq!(mode(&browser.user_data_dir) & 0o077, 0);
+    app.delete(session["session_id"].as_str().unwrap()).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn start_up_deletes_nothing_a_pid_record_points_at() {
+    // A record dropped into run/ (by a download, before the allow-list) naming a directory
+    // elsewhere: the next start must leave that directory alone.
+    let data_dir = tempfile::tempdir().unwrap();
+    let victim = tempfile::tempdir().unwrap();
+    std::fs::write(victim.path().join("keep.txt"), "precious").unwrap();
+    std::fs::create_dir_all(data_dir.path().join("run")).unwrap();
+    let record = json!({"pgid": 999_999, "user_data_dir": victim.path(), "ephemeral": true});
+    std::fs::write(data_dir.path().join("run/999999.json"), record.to_string()).unwrap();
+    let server = browser_worker::Server::start(
+        crate::support::test_config(data_dir.path(), &[]),
+        vec![crate::support::KEY.into()],
+    )
+    .await
+    .unwrap();
+    assert!(victim.path().join("keep.txt").exists(), "start-up deleted a directory outside <data_dir>/tmp");
+    assert!(!data_dir.path().join("run/999999.json").exists(), "the stale record is gone");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn random_methods_do_not_grow_the_metrics() {
+    let app = TestApp::start().await;
+    let client = reqwest::Client::new();
+    for n in 0..20 {
+        let method = Method::from_bytes(format!("ATTACK{n}X").as_bytes()).unwrap();
+        let _ = client.request(method, format!("{}/nowhere/{n}", app.base)).send().await.unwrap();
+    }
+    let metrics = app.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("bw_http_request_duration_seconds"), "requests are still counted");
+    assert!(!metrics.contains("ATTACK"), "a client-chosen method became a label");
+    app.stop().await;
+}
