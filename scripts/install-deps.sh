@@ -15,6 +15,8 @@ have curl || missing+=(curl)
 # the baseline `make bench` measures the worker's VNC bridge against.
 have Xvfb || missing+=(xvfb)
 have x11vnc || missing+=(x11vnc)
+# xdotool types into a session's display in the tests, as a person at the viewer would.
+have xdotool || missing+=(xdotool)
 [ -f /usr/share/novnc/vnc.html ] || missing+=(novnc)
 have websockify || missing+=(websockify)
 # Node runs the Playwright/Puppeteer passthrough tests (tests/js).

@@ -6,6 +6,7 @@
 
 pub mod adspower;
 pub mod chromium;
+pub mod confine;
 pub mod display;
 pub mod humanize;
 pub mod page;
@@ -95,6 +96,8 @@ pub struct BrowserHandle {
     browser: Browser,
     page: Page,
     handler: JoinHandle<()>,
+    /// Keeps the browser's pages off local files and Chromium's own pages (`confine`).
+    confined: JoinHandle<()>,
     /// Fires when the process exits or the CDP connection drops.
     dead: CancellationToken,
     /// The local process group, when this worker launched the browser.
@@ -133,6 +136,7 @@ impl BrowserHandle {
     /// Closes the browser and releases everything it held (process group, temp dir, pid record).
     /// `graceful` asks Chromium to quit first so that a persistent profile is flushed to disk.
     pub async fn close(mut self, graceful: bool) {
+        self.confined.abort();
         if let Some(release) = self.release.take() {
             // Detach, then let the provider close its browser.
             self.handler.abort();
@@ -156,6 +160,7 @@ impl Drop for BrowserHandle {
     /// A handle dropped without `close` stops its handler; its process cleans up in its own `Drop`.
     fn drop(&mut self) {
         self.handler.abort();
+        self.confined.abort();
         if let Some(release) = self.release.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {

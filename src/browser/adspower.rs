@@ -286,10 +286,19 @@ impl BrowserProvider for AdsPowerProvider {
         };
         let dead = CancellationToken::new();
         let handler = drive_handler(handler, dead.clone());
+        let confined = match super::confine::confine(&started.ws_puppeteer).await {
+            Ok(task) => task,
+            Err(e) => {
+                handler.abort();
+                stop().await;
+                return Err(e);
+            }
+        };
         let page = match tokio::time::timeout(self.op_timeout, browser.new_page("about:blank")).await {
             Ok(Ok(page)) => page,
             failed => {
                 handler.abort();
+                confined.abort();
                 stop().await;
                 return Err(match failed {
                     Ok(Err(e)) => BrowserError::Launch(format!("no page: {e}")),
@@ -303,6 +312,7 @@ impl BrowserProvider for AdsPowerProvider {
             browser,
             page,
             handler,
+            confined,
             dead,
             process: None,
             release: Some(stop),

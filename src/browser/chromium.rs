@@ -152,10 +152,19 @@ impl BrowserProvider for ChromiumProvider {
             }
         };
         let handler = drive_handler(handler, dead.clone());
+        let confined = match super::confine::confine(&ws_url).await {
+            Ok(task) => task,
+            Err(e) => {
+                handler.abort();
+                process.terminate().await;
+                return Err(e);
+            }
+        };
         let page = match first_page(&browser, self.op_timeout).await {
             Ok(page) => page,
             Err(e) => {
                 handler.abort();
+                confined.abort();
                 process.terminate().await;
                 return Err(e);
             }
@@ -164,6 +173,7 @@ impl BrowserProvider for ChromiumProvider {
             browser,
             page,
             handler,
+            confined,
             dead,
             process: Some(process),
             release: None,

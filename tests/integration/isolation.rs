@@ -308,3 +308,66 @@ async fn random_methods_do_not_grow_the_metrics() {
     assert!(!metrics.contains("ATTACK"), "a client-chosen method became a label");
     app.stop().await;
 }
+
+/// Runs xdotool on an X display, as a person at the session's viewer would type.
+async fn xdotool(display: &str, args: &[&str]) {
+    let status = tokio::process::Command::new("xdotool").env("DISPLAY", display).args(args).status().await;
+    assert!(status.expect("xdotool runs").success(), "xdotool {args:?}");
+}
+
+#[tokio::test]
+async fn a_person_at_the_viewer_opens_no_local_file_and_no_internal_page() {
+    let app = TestApp::start_with(&["--display-mode", "per-session"]).await;
+    let secret = app.data_dir.path().join("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-VALUE").unwrap();
+    let session = app.create(json!({"display": true, "url": format!("{}/pages/green.html", fixtures())})).await;
+    let id = session["session_id"].as_str().unwrap();
+    let browser = app.browsers().into_iter().find(|r| !r.user_data_dir.as_os_str().is_empty()).expect("the browser");
+    let environ = std::fs::read(format!("/proc/{}/environ", browser.pgid)).unwrap();
+    let display = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|kv| kv.strip_prefix("DISPLAY=").map(str::to_string))
+        .expect("a headful browser has a DISPLAY");
+
+    // The address bar, a new tab, a new window: each asked for the file or Chromium's own pages.
+    let file = format!("file://{}", secret.display());
+    for (keys, url) in [("ctrl+l", file.as_str()), ("ctrl+t", file.as_str()), ("ctrl+n", "chrome://version")] {
+        xdotool(&display, &["key", keys]).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        xdotool(&display, &["type", "--delay", "5", url]).await;
+        xdotool(&display, &["key", "Return"]).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+
+    // Every page the browser has shows neither the file nor an internal page.
+    let mut cdp = Cdp::open(&app, id).await;
+    let mut texts = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let settled = loop {
+        texts.clear();
+        let targets = cdp.call("Target.getTargets", json!({}), None).await;
+        let pages: Vec<Value> = targets["result"]["targetInfos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["type"] == "page")
+            .cloned()
+            .collect();
+        for page in &pages {
+            let attached =
+                cdp.call("Target.attachToTarget", json!({"targetId": page["targetId"], "flatten": true}), None).await;
+            let Some(session) = attached["result"]["sessionId"].as_str() else { continue };
+            let text =
+                cdp.evaluate(session, "document.documentElement ? document.documentElement.innerText : ''").await;
+            texts.push(format!("{} {}", page["url"], text));
+        }
+        let clean = pages.len() >= 2 && texts.iter().all(|t| !t.contains("chrome://") && !t.contains("Command Line"));
+        if clean || std::time::Instant::now() > deadline {
+            break clean;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(texts.iter().all(|t| !t.contains("TOP-SECRET-VALUE")), "a local file was shown: {texts:?}");
+    assert!(settled, "an internal page stayed open, or the new tab and window never opened: {texts:?}");
+    app.stop().await;
+}
