@@ -8,6 +8,7 @@ pub mod forms;
 pub mod health;
 pub mod json;
 pub mod profiles;
+pub mod serve;
 pub mod sessions;
 pub mod tasks;
 pub mod vnc;

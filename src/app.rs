@@ -231,15 +231,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let _ = app.public_url.set(app.config.public_url_for(addr));
         let router = crate::api::router(app.clone());
-        // No Nagle delay: the VNC and CDP bridges relay latency-sensitive streams.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let stop = app.cancel.clone();
         let serving =
-            tokio::spawn(
-                async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await },
-            );
+            tokio::spawn(crate::api::serve::serve(listener, router, app.config.header_timeout(), app.cancel.clone()));
         Ok(Self { addr, app, serving })
     }
 

@@ -160,6 +160,10 @@ pub struct Config {
     /// A VNC or CDP bridge with no traffic for this long is closed, in seconds.
     #[arg(long, env = "BW_BRIDGE_IDLE_TIMEOUT_SECS", default_value_t = 600)]
     pub bridge_idle_timeout_secs: u64,
+
+    /// Time a client has to send a request's headers, and an idle HTTP connection lives, in seconds.
+    #[arg(long, env = "BW_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub header_timeout_secs: u64,
 }
 
 /// Where sessions' displays come from.
@@ -247,6 +251,9 @@ impl Config {
         self.token_ttl_secs = Some(self.token_ttl_secs.or(self.vnc_token_ttl_secs).unwrap_or(1800));
         if !(60..=86_400).contains(&self.token_ttl()) || !(1..=86_400).contains(&self.bridge_idle_timeout_secs) {
             return bad("BW_TOKEN_TTL_SECS must be 60-86400 and BW_BRIDGE_IDLE_TIMEOUT_SECS 1-86400".into());
+        }
+        if !(1..=600).contains(&self.header_timeout_secs) {
+            return bad("BW_HEADER_TIMEOUT_SECS must be between 1 and 600".into());
         }
         if let Some(url) = &self.public_url
             && (!matches!(url.scheme(), "http" | "https") || url.host().is_none())
@@ -349,6 +356,10 @@ impl Config {
     /// Lifetime of session tokens, in seconds (resolved by validation).
     pub fn token_ttl(&self) -> u64 {
         self.token_ttl_secs.unwrap_or(1800)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
     }
 
     pub fn bridge_idle_timeout(&self) -> Duration {

@@ -30,7 +30,7 @@ use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
 use crate::guard::Block;
-use crate::token::Minted;
+use crate::token::{Grant, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
 
 pub use registry::{CreateOptions, SessionRegistry};
 
@@ -267,8 +267,26 @@ pub struct Session {
     display_dead: CancellationToken,
     /// The viewer token shown in the session object (minted at create or by `vnc-token`).
     vnc_token: Mutex<Option<Minted>>,
+    /// The newest token generation per scope (`[vnc, cdp]`): older tokens are refused, and
+    /// bridges opened with them end.
+    token_epochs: Mutex<[TokenEpoch; 2]>,
     /// Attached CDP and VNC clients: a session with one never idles out.
     attached: AtomicUsize,
+}
+
+/// One scope's token generation and the signal that revokes it.
+#[derive(Debug, Default)]
+pub(crate) struct TokenEpoch {
+    generation: u64,
+    /// Cancelled when a newer token is minted (bridges of older tokens end on it).
+    revoked: CancellationToken,
+}
+
+fn epoch_index(scope: Scope) -> usize {
+    match scope {
+        Scope::Vnc => 0,
+        Scope::Cdp => 1,
+    }
 }
 
 /// An attached CDP or VNC client; detaching counts as activity.
@@ -351,7 +369,35 @@ impl Session {
     }
 
     /// Replaces the viewer token shown in the session object.
-    pub fn set_vnc_token(&self, token: Minted) {
+    /// Mints a token of a new generation for `scope`: every older token of that scope is
+    /// refused from now on, and bridges opened with one end. A VNC token is also the one the
+    /// session object shows.
+    pub fn mint_token(&self, issuer: &TokenIssuer, scope: Scope) -> Minted {
+        let minted = {
+            let mut epochs = self.token_epochs.lock().unwrap();
+            let epoch = &mut epochs[epoch_index(scope)];
+            epoch.revoked.cancel();
+            epoch.generation += 1;
+            epoch.revoked = CancellationToken::new();
+            issuer.mint(self.id, scope, epoch.generation)
+        };
+        if scope == Scope::Vnc {
+            self.set_vnc_token(minted.clone());
+        }
+        minted
+    }
+
+    /// Checks that a verified token is of the newest generation; returns where its bridge ends.
+    pub fn check_grant(&self, scope: Scope, grant: Grant) -> Result<TokenLimit, TokenError> {
+        let epochs = self.token_epochs.lock().unwrap();
+        let epoch = &epochs[epoch_index(scope)];
+        if epoch.generation != grant.generation {
+            return Err(TokenError::Revoked);
+        }
+        Ok(TokenLimit { revoked: epoch.revoked.clone(), expires_at: grant.expires_at })
+    }
+
+    fn set_vnc_token(&self, token: Minted) {
         *self.vnc_token.lock().unwrap() = Some(token);
     }
 

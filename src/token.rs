@@ -1,5 +1,7 @@
-//! Session tokens: HS256 JWTs `{sub: session_id, scope, exp}` that open one session's VNC
-//! viewer or CDP socket, and nothing else. No HTTP here: `api/` turns `TokenError` into 401.
+//! Session tokens: HS256 JWTs `{sub: session_id, scope, gen, exp}` that open one session's VNC
+//! viewer or CDP socket, and nothing else. `gen` is the session's token generation for that
+//! scope: minting a new token revokes the older ones (the session keeps the generation, see
+//! `Session::mint_token`). No HTTP here: `api/` turns `TokenError` into 401.
 
 use std::time::Duration;
 
@@ -25,8 +27,26 @@ pub struct Claims {
     /// The session id.
     pub sub: String,
     pub scope: Scope,
+    /// The session's token generation for `scope` when this token was minted.
+    #[serde(default)]
+    pub r#gen: u64,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
+}
+
+/// What a valid token grants: which generation it is, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub generation: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// When a bridge opened with a token must end (besides the session's end).
+#[derive(Debug, Clone)]
+pub struct TokenLimit {
+    /// Fires when a newer token of the scope is minted.
+    pub revoked: tokio_util::sync::CancellationToken,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A freshly minted token.
@@ -49,6 +69,8 @@ pub enum TokenError {
     WrongSession,
     #[error("the session token does not grant this access")]
     WrongScope,
+    #[error("the session token was replaced by a newer one")]
+    Revoked,
 }
 
 /// Mints and checks session tokens with one secret.
@@ -74,22 +96,23 @@ impl TokenIssuer {
         self.ttl
     }
 
-    /// A token for `session` and `scope`, valid for the configured lifetime.
-    pub fn mint(&self, session: SessionId, scope: Scope) -> Minted {
+    /// A token of generation `generation` for `session` and `scope`, valid for the configured lifetime.
+    pub fn mint(&self, session: SessionId, scope: Scope, generation: u64) -> Minted {
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(30));
-        self.mint_until(session, scope, Utc::now() + ttl)
+        self.mint_until(session, scope, generation, Utc::now() + ttl)
     }
 
     /// A token that expires at `expires_at` (tests use a past time).
-    pub fn mint_until(&self, session: SessionId, scope: Scope, expires_at: DateTime<Utc>) -> Minted {
-        let claims = Claims { sub: session.to_string(), scope, exp: expires_at.timestamp() };
+    pub fn mint_until(&self, session: SessionId, scope: Scope, generation: u64, expires_at: DateTime<Utc>) -> Minted {
+        let claims = Claims { sub: session.to_string(), scope, r#gen: generation, exp: expires_at.timestamp() };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of a small struct cannot fail");
         Minted { token, expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at) }
     }
 
-    /// Accepts `token` only if it is ours, unexpired, for `session` and for `scope`.
-    pub fn verify(&self, token: Option<&str>, session: SessionId, scope: Scope) -> Result<(), TokenError> {
+    /// Accepts `token` only if it is ours, unexpired, for `session` and for `scope`; the caller
+    /// checks the generation against the session's (`Session::check_grant`).
+    pub fn verify(&self, token: Option<&str>, session: SessionId, scope: Scope) -> Result<Grant, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
@@ -102,7 +125,12 @@ impl TokenIssuer {
         if data.claims.scope != scope {
             return Err(TokenError::WrongScope);
         }
-        Ok(())
+        // `exp` is in whole seconds: the token is dead from that second on, as its bridges are.
+        let expires_at = DateTime::from_timestamp(data.claims.exp, 0).ok_or(TokenError::Invalid)?;
+        if expires_at <= Utc::now() {
+            return Err(TokenError::Expired);
+        }
+        Ok(Grant { generation: data.claims.r#gen, expires_at })
     }
 }
 
@@ -114,11 +142,15 @@ mod tests {
     fn a_token_opens_one_session_for_one_scope_until_it_expires() {
         let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let (a, b) = (SessionId::new(), SessionId::new());
-        let vnc = issuer.mint(a, Scope::Vnc).token;
-        assert_eq!(issuer.verify(Some(&vnc), a, Scope::Vnc), Ok(()));
+        let minted = issuer.mint(a, Scope::Vnc, 3);
+        let vnc = minted.token;
+        assert_eq!(
+            issuer.verify(Some(&vnc), a, Scope::Vnc),
+            Ok(Grant { generation: 3, expires_at: minted.expires_at })
+        );
         assert_eq!(issuer.verify(Some(&vnc), b, Scope::Vnc), Err(TokenError::WrongSession));
         assert_eq!(issuer.verify(Some(&vnc), a, Scope::Cdp), Err(TokenError::WrongScope));
-        let expired = issuer.mint_until(a, Scope::Vnc, Utc::now() - chrono::Duration::seconds(5)).token;
+        let expired = issuer.mint_until(a, Scope::Vnc, 0, Utc::now() - chrono::Duration::seconds(5)).token;
         assert_eq!(issuer.verify(Some(&expired), a, Scope::Vnc), Err(TokenError::Expired));
         assert_eq!(issuer.verify(None, a, Scope::Vnc), Err(TokenError::Missing));
         assert_eq!(issuer.verify(Some("x.y.z"), a, Scope::Vnc), Err(TokenError::Invalid));

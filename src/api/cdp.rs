@@ -24,8 +24,8 @@ use super::sessions::SessionIdPath;
 use crate::app::App;
 use crate::bridge::{self, CdpPolicy, Control};
 use crate::error::{ApiError, ErrorBody};
-use crate::session::{SessionId, ws_base};
-use crate::token::Scope;
+use crate::session::{Session, ws_base};
+use crate::token::{Scope, TokenLimit};
 
 /// The `?token=` of token-gated routes.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -44,27 +44,12 @@ pub struct CdpAccess {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The caller may use session `id`'s CDP passthrough: it presented the key, or a CDP token.
-struct CdpAuthorized {
-    /// The token it came with (kept in advertised URLs), if any.
-    token: Option<String>,
-}
-
-impl CdpAuthorized {
-    async fn check(parts: &mut Parts, app: &App, id: SessionId) -> Result<Self, ApiError> {
-        let Query(query) = Query::<TokenQuery>::from_request_parts(parts, &()).await.unwrap_or_default();
-        if parts.extensions.get::<KeyAuthenticated>().is_some() {
-            return Ok(Self { token: None });
-        }
-        app.tokens.verify(query.token.as_deref(), id, Scope::Cdp)?;
-        Ok(Self { token: query.token })
-    }
-}
-
-/// Checks auth, then the session; both before any upgrade.
+/// Checks auth, then the session; both before any upgrade. The caller presented the key, or
+/// the session's newest CDP token.
 pub struct CdpTarget {
-    id: SessionId,
-    auth: CdpAuthorized,
+    session: Arc<Session>,
+    /// The token it came with (kept in advertised URLs) and when it stops working, if any.
+    token: Option<(String, TokenLimit)>,
 }
 
 impl FromRequestParts<Arc<App>> for CdpTarget {
@@ -72,8 +57,14 @@ impl FromRequestParts<Arc<App>> for CdpTarget {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
         let SessionIdPath(id) = SessionIdPath::from_request_parts(parts, app).await?;
-        let auth = CdpAuthorized::check(parts, app, id).await?;
-        Ok(Self { id, auth })
+        let Query(query) = Query::<TokenQuery>::from_request_parts(parts, &()).await.unwrap_or_default();
+        if parts.extensions.get::<KeyAuthenticated>().is_some() {
+            return Ok(Self { session: app.registry.get(id)?, token: None });
+        }
+        let grant = app.tokens.verify(query.token.as_deref(), id, Scope::Cdp)?;
+        let session = app.registry.get(id)?;
+        let limit = session.check_grant(Scope::Cdp, grant)?;
+        Ok(Self { session, token: query.token.map(|t| (t, limit)) })
     }
 }
 
@@ -92,10 +83,10 @@ pub async fn cdp_socket(
     target: CdpTarget,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let session = app.registry.get(target.id)?;
+    let CdpTarget { session, token } = target;
     let upgrade = upgrade.map_err(|_| websocket_required())?;
     let upstream = bridge::connect_devtools(session.cdp_endpoint()).await.map_err(|e| {
-        tracing::warn!(session_id = %target.id, error = %e, "CDP passthrough cannot reach the browser");
+        tracing::warn!(session_id = %session.id, error = %e, "CDP passthrough cannot reach the browser");
         ApiError::new(StatusCode::BAD_GATEWAY, "browser_disconnected", "the session's browser cannot be reached")
     })?;
     let policy = CdpPolicy { downloads_dir: session.files_dir.join("downloads"), files_dir: session.files_dir.clone() };
@@ -104,7 +95,12 @@ pub async fn cdp_socket(
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
         let _attached = session.attach();
         let toucher = session.clone();
-        let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
+        let control = Control {
+            stop: session.ended(),
+            token: token.map(|(_, limit)| limit),
+            idle,
+            activity: Box::new(move || toucher.touch()),
+        };
         metrics::gauge!("bw_bridges_active", "kind" => "cdp").increment(1.0);
         let end = bridge::websocket_to_websocket(socket, upstream, policy, control).await;
         metrics::gauge!("bw_bridges_active", "kind" => "cdp").decrement(1.0);
@@ -125,7 +121,7 @@ pub fn websocket_required() -> ApiError {
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn json_version(State(app): State<Arc<App>>, target: CdpTarget) -> Result<Json<Value>, ApiError> {
-    let session = app.registry.get(target.id)?;
+    let session = &target.session;
     let unreachable =
         || ApiError::new(StatusCode::BAD_GATEWAY, "browser_disconnected", "the session's browser cannot be reached");
     let endpoint = url::Url::parse(session.cdp_endpoint()).map_err(|_| unreachable())?;
@@ -137,8 +133,8 @@ pub async fn json_version(State(app): State<Arc<App>>, target: CdpTarget) -> Res
         async { client.get(format!("http://{host}:{port}/json/version")).send().await?.json().await }
             .await
             .map_err(|_: reqwest::Error| unreachable())?;
-    let mut url = format!("{}/api/v2/sessions/{}/cdp", ws_base(app.public_url()), target.id);
-    if let Some(token) = &target.auth.token {
+    let mut url = format!("{}/api/v2/sessions/{}/cdp", ws_base(app.public_url()), session.id);
+    if let Some((token, _)) = &target.token {
         url = format!("{url}?token={token}");
     }
     version["webSocketDebuggerUrl"] = Value::String(url);
@@ -154,7 +150,7 @@ pub async fn cdp_token(
 ) -> Result<Json<CdpAccess>, ApiError> {
     let session = app.registry.get(id)?;
     session.touch();
-    let minted = app.tokens.mint(id, Scope::Cdp);
+    let minted = session.mint_token(&app.tokens, Scope::Cdp);
     Ok(Json(CdpAccess {
         cdp_url: format!("{}/api/v2/sessions/{id}/cdp?token={}", ws_base(app.public_url()), minted.token),
         token: minted.token,

@@ -184,7 +184,7 @@ pub async fn create_session(
     let session =
         tokio::spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
     if session.vnc_addr().is_some() {
-        session.set_vnc_token(app.tokens.mint(session.id, crate::token::Scope::Vnc));
+        session.mint_token(&app.tokens, crate::token::Scope::Vnc);
     }
     Ok((StatusCode::CREATED, Json(session.info(app.public_url()))))
 }

@@ -23,16 +23,18 @@ use crate::app::App;
 use crate::bridge::{self, Control};
 use crate::error::{ApiError, ErrorBody};
 use crate::session::{Session, SessionId, VncAccess};
-use crate::token::Scope;
+use crate::token::{Scope, TokenLimit};
 
-/// The open session `id` with a display, for a caller holding a VNC token of it.
-fn authorized(app: &App, id: SessionId, query: &TokenQuery) -> Result<Arc<Session>, ApiError> {
-    app.tokens.verify(query.token.as_deref(), id, Scope::Vnc)?;
+/// The open session `id` with a display, for a caller holding its newest VNC token, and when
+/// that token stops working.
+fn authorized(app: &App, id: SessionId, query: &TokenQuery) -> Result<(Arc<Session>, TokenLimit), ApiError> {
+    let grant = app.tokens.verify(query.token.as_deref(), id, Scope::Vnc)?;
     let session = app.registry.get(id)?;
+    let limit = session.check_grant(Scope::Vnc, grant)?;
     if session.vnc_addr().is_none() {
         return Err(no_display());
     }
-    Ok(session)
+    Ok((session, limit))
 }
 
 fn no_display() -> ApiError {
@@ -51,7 +53,7 @@ pub async fn vnc_socket(
     query: Result<Query<TokenQuery>, QueryRejection>,
     upgrade: Result<RawUpgrade, ApiError>,
 ) -> Result<Response, ApiError> {
-    let session = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
+    let (session, limit) = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
     let upgrade = upgrade?;
     let addr = session.vnc_addr().ok_or_else(no_display)?;
     let upstream = bridge::connect_vnc(addr).await.map_err(|e| {
@@ -62,7 +64,8 @@ pub async fn vnc_socket(
     Ok(upgrade.respond(move |client, early| async move {
         let _attached = session.attach();
         let toucher = session.clone();
-        let control = Control { stop: session.ended(), idle, activity: Box::new(move || toucher.touch()) };
+        let control =
+            Control { stop: session.ended(), token: Some(limit), idle, activity: Box::new(move || toucher.touch()) };
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").increment(1.0);
         let end = bridge::websocket_to_tcp(client, early, upstream, control).await;
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").decrement(1.0);
@@ -163,10 +166,8 @@ pub async fn vnc_token(
         return Err(no_display());
     }
     session.touch();
-    let minted = app.tokens.mint(id, Scope::Vnc);
-    let access = VncAccess::new(app.public_url(), id, &minted);
-    session.set_vnc_token(minted);
-    Ok(Json(access))
+    let minted = session.mint_token(&app.tokens, Scope::Vnc);
+    Ok(Json(VncAccess::new(app.public_url(), id, &minted)))
 }
 
 /// The viewer: noVNC's RFB client from `/vnc/static/`, connected to `/vnc/{id}` with the

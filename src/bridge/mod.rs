@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::{self as ts, protocol::WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::token::TokenLimit;
+
 mod cdp_policy;
 mod vnc;
 
@@ -39,6 +41,8 @@ pub type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Control {
     /// Fires when the bridge must end (the session closed, the worker stops).
     pub stop: CancellationToken,
+    /// For a bridge opened with a session token: when it is revoked, and when it expires.
+    pub token: Option<TokenLimit>,
     /// The bridge ends after this long without traffic in either direction.
     pub idle: Duration,
     /// Called at most once per second while traffic flows.
@@ -52,6 +56,8 @@ pub enum End {
     Upstream,
     Idle,
     Stopped,
+    TokenExpired,
+    TokenRevoked,
 }
 
 impl End {
@@ -61,6 +67,8 @@ impl End {
             End::Upstream => "upstream_closed",
             End::Idle => "idle_timeout",
             End::Stopped => "session_closed",
+            End::TokenExpired => "token_expired",
+            End::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -99,14 +107,27 @@ pub async fn connect_vnc(addr: std::net::SocketAddr) -> Result<TcpStream, Bridge
     }
 }
 
-/// Ends the bridge on `stop`, after `idle` without traffic, and reports traffic as activity.
+/// Ends the bridge on `stop`, after `idle` without traffic, when its token is revoked or
+/// expires, and reports traffic as activity.
 async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quiet = Duration::ZERO;
+    let never = CancellationToken::new();
+    let revoked = control.token.as_ref().map(|t| &t.revoked).unwrap_or(&never);
+    let expiry = control.token.as_ref().map(|t| (t.expires_at - chrono::Utc::now()).to_std().unwrap_or_default());
+    let expired = async {
+        match expiry {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
     loop {
         tokio::select! {
             _ = control.stop.cancelled() => return End::Stopped,
+            _ = revoked.cancelled() => return End::TokenRevoked,
+            _ = &mut expired => return End::TokenExpired,
             _ = ticker.tick() => {}
         }
         if traffic.swap(false, Ordering::Relaxed) {
@@ -130,56 +151,63 @@ pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, polic
     let (mut up_tx, mut up_rx) = upstream.split();
     let (refusals, mut refused) = mpsc::channel::<String>(8);
 
-    let to_upstream = async {
-        while let Some(Ok(message)) = client_rx.next().await {
-            traffic.store(true, Ordering::Relaxed);
-            let text = match message {
-                ws::Message::Text(text) => text,
-                ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
-                ws::Message::Binary(_) | ws::Message::Close(_) => break,
-            };
-            let forward = match policy.judge(text.as_str()) {
-                Verdict::Forward(text) => ts::Message::Text(text.into()),
-                Verdict::Refuse(reply) => {
-                    let _ = refusals.send(reply).await;
-                    continue;
+    let end = {
+        let to_upstream = async {
+            while let Some(Ok(message)) = client_rx.next().await {
+                traffic.store(true, Ordering::Relaxed);
+                let text = match message {
+                    ws::Message::Text(text) => text,
+                    ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
+                    ws::Message::Binary(_) | ws::Message::Close(_) => break,
+                };
+                let forward = match policy.judge(text.as_str()) {
+                    Verdict::Forward(text) => ts::Message::Text(text.into()),
+                    Verdict::Refuse(reply) => {
+                        let _ = refusals.send(reply).await;
+                        continue;
+                    }
+                };
+                if up_tx.send(forward).await.is_err() {
+                    return End::Upstream;
                 }
-            };
-            if up_tx.send(forward).await.is_err() {
-                return End::Upstream;
             }
-        }
-        let _ = up_tx.close().await;
-        End::Client
-    };
-    let to_client = async {
-        loop {
-            let forward = tokio::select! {
-                reply = refused.recv() => match reply {
-                    Some(reply) => ws::Message::Text(reply.into()),
-                    None => continue,
-                },
-                message = up_rx.next() => match message {
-                    Some(Ok(ts::Message::Text(text))) => match ws::Utf8Bytes::try_from(Bytes::from(text)) {
-                        Ok(text) => ws::Message::Text(text),
-                        Err(_) => break,
+            let _ = up_tx.close().await;
+            End::Client
+        };
+        let to_client = async {
+            loop {
+                let forward = tokio::select! {
+                    reply = refused.recv() => match reply {
+                        Some(reply) => ws::Message::Text(reply.into()),
+                        None => continue,
                     },
-                    Some(Ok(ts::Message::Binary(data))) => ws::Message::Binary(data),
-                    Some(Ok(ts::Message::Ping(_) | ts::Message::Pong(_) | ts::Message::Frame(_))) => continue,
-                    Some(Ok(ts::Message::Close(_))) | Some(Err(_)) | None => break,
-                },
-            };
-            traffic.store(true, Ordering::Relaxed);
-            if client_tx.send(forward).await.is_err() {
-                return End::Client;
+                    message = up_rx.next() => match message {
+                        Some(Ok(ts::Message::Text(text))) => match ws::Utf8Bytes::try_from(Bytes::from(text)) {
+                            Ok(text) => ws::Message::Text(text),
+                            Err(_) => break,
+                        },
+                        Some(Ok(ts::Message::Binary(data))) => ws::Message::Binary(data),
+                        Some(Ok(ts::Message::Ping(_) | ts::Message::Pong(_) | ts::Message::Frame(_))) => continue,
+                        Some(Ok(ts::Message::Close(_))) | Some(Err(_)) | None => break,
+                    },
+                };
+                traffic.store(true, Ordering::Relaxed);
+                if client_tx.send(forward).await.is_err() {
+                    return End::Client;
+                }
             }
+            End::Upstream
+        };
+        tokio::select! {
+            end = to_upstream => end,
+            end = to_client => end,
+            end = supervise(&control, &traffic) => end,
         }
-        let _ = client_tx.send(ws::Message::Close(None)).await;
-        End::Upstream
     };
-    tokio::select! {
-        end = to_upstream => end,
-        end = to_client => end,
-        end = supervise(&control, &traffic) => end,
+    // The client learns why (a revoked or expired token, the session's end, idleness).
+    if end != End::Client {
+        let frame = ws::CloseFrame { code: ws::close_code::NORMAL, reason: end.as_str().into() };
+        let _ = tokio::time::timeout(Duration::from_secs(1), client_tx.send(ws::Message::Close(Some(frame)))).await;
     }
+    end
 }

@@ -316,6 +316,7 @@ impl SessionRegistry {
             display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
             display: Mutex::new(display),
             vnc_token: Mutex::new(None),
+            token_epochs: Mutex::new(Default::default()),
             attached: Default::default(),
             browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
             closing: AtomicBool::new(false),

@@ -371,3 +371,63 @@ async fn a_person_at_the_viewer_opens_no_local_file_and_no_internal_page() {
     assert!(settled, "an internal page stayed open, or the new tab and window never opened: {texts:?}");
     app.stop().await;
 }
+
+/// Reads from a socket until it closes; returns the close reason, if one came.
+async fn closed_reason(socket: &mut Socket) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.reason.to_string()),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes")
+}
+
+#[tokio::test]
+async fn a_newer_token_revokes_the_older_and_a_socket_ends_when_its_token_expires() {
+    let app = TestApp::start_with(&["--token-secret", crate::support::SECRET]).await;
+    let session = app.create(json!({})).await;
+    let id = session["session_id"].as_str().unwrap();
+    let mint = async || {
+        let (status, access) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/cdp-token"), None).await;
+        assert_eq!(status, StatusCode::OK, "{access}");
+        access["cdp_url"].as_str().unwrap().to_string()
+    };
+    let first = mint().await;
+    let mut attached = websocket(&first, None, None).await.expect("the newest token opens the socket");
+    let second = mint().await;
+    assert_eq!(closed_reason(&mut attached).await.as_deref(), Some("token_revoked"));
+    assert_eq!(websocket(&first, None, None).await.err(), Some(StatusCode::UNAUTHORIZED), "a revoked token");
+    assert!(websocket(&second, None, None).await.is_ok(), "the newest token opens the socket");
+    // A token of the newest generation (2) that lives 3 s: its socket is closed when it expires.
+    let issuer = browser_worker::token::TokenIssuer::new(crate::support::SECRET.as_bytes(), Duration::from_secs(60));
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let short = issuer.mint_until(SessionId::parse(id).unwrap(), browser_worker::token::Scope::Cdp, 2, expires_at);
+    let short = format!("{}?token={}", second.split('?').next().unwrap(), short.token);
+    let mut attached = websocket(&short, None, None).await.expect("a short-lived token opens the socket");
+    assert_eq!(closed_reason(&mut attached).await.as_deref(), Some("token_expired"));
+    assert_eq!(websocket(&short, None, None).await.err(), Some(StatusCode::UNAUTHORIZED), "an expired token");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::start_with(&["--header-timeout-secs", "1"]).await;
+    let mut slow = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+    // The server closes the connection (408 or a plain close); without a timeout it never would.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 20 s");
+    // Idle keep-alive connections end the same way.
+    let mut idle = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(20), idle.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "an idle keep-alive connection was still open after 20 s");
+    app.stop().await;
+}

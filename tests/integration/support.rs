@@ -450,7 +450,7 @@ pub const SECRET: &str = "test-token-secret-0123456789abcdef";
 pub fn forge_token(session_id: &str, scope: browser_worker::token::Scope, expires_in_secs: i64) -> String {
     let issuer = browser_worker::token::TokenIssuer::new(SECRET.as_bytes(), Duration::from_secs(60));
     let id = browser_worker::session::SessionId(session_id.parse().unwrap());
-    issuer.mint_until(id, scope, chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs)).token
+    issuer.mint_until(id, scope, 0, chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs)).token
 }
 
 /// Runs `tests/js/<script>` with node and returns (success, stdout, stderr).
