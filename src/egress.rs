@@ -47,6 +47,38 @@ impl EgressPolicy {
         Ok(addrs[0])
     }
 
+    /// Resolves `host` and checks every address it resolves to; the caller may connect to any
+    /// of them.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
+        if host.eq_ignore_ascii_case("metadata.google.internal") {
+            return Err(EgressError::Resolve("metadata.google.internal is never fetched".into()));
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| EgressError::Resolve(e.to_string()))?.collect();
+        if addrs.is_empty() {
+            return Err(EgressError::Resolve("no addresses".into()));
+        }
+        for addr in &addrs {
+            self.allow(addr.ip())?;
+        }
+        Ok(addrs)
+    }
+
+    /// Checks what can be checked without DNS: the scheme, and the host when it is a literal
+    /// address (a client does not resolve those, so `resolve` never sees them).
+    pub fn precheck(&self, url: &url::Url) -> Result<(), EgressError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(EgressError::Scheme);
+        }
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) => self.allow(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.allow(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) => Ok(()),
+            None => Err(EgressError::Resolve("no host".into())),
+        }
+    }
+
     fn allow(&self, ip: IpAddr) -> Result<(), EgressError> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
