@@ -186,6 +186,37 @@ mod tests {
         }
     }
 
+    /// A stress test of the replay/live boundary: with the broadcast sent after the lock is
+    /// released (the old code), some of these subscriptions get an event twice.
+    #[test]
+    fn subscriptions_taken_while_another_thread_emits_neither_overlap_nor_skip() {
+        let log = Arc::new(log());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let emitter = {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    log.emit("progress", serde_json::json!({}));
+                }
+            })
+        };
+        for _ in 0..2_000 {
+            let mut sub = log.subscribe(None);
+            let first_live = loop {
+                match sub.live.try_recv() {
+                    Ok(event) => break Some(event.seq),
+                    Err(broadcast::error::TryRecvError::Empty) => std::thread::yield_now(),
+                    Err(_) => break None,
+                }
+            };
+            if let Some(first_live) = first_live {
+                assert_eq!(first_live, sub.last_seq + 1, "the live events start right after the replay");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        emitter.join().unwrap();
+    }
+
     #[test]
     fn live_events_follow_the_replay_without_overlap() {
         let log = log();
