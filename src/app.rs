@@ -103,7 +103,8 @@ impl App {
         // Pooled browsers are ephemeral; AdsPower sessions always have a profile.
         let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
-        let notifier = Notifier::start(config.egress(), cancel.clone(), &tracker);
+        // Not stopped by `cancel`: the sessions' final events go out after they close.
+        let notifier = Notifier::start(config.egress(), &tracker);
         let mut registry = SessionRegistry::new(
             provider,
             breaker.clone(),
@@ -172,20 +173,31 @@ impl App {
         self.cancel.is_cancelled()
     }
 
-    /// Closes every session and pooled browser, within the grace period; after it, kills them.
+    /// Closes every session and pooled browser, then delivers the sessions' final webhooks,
+    /// all within the grace period; browsers still open after it are killed, webhooks still
+    /// pending are dropped.
     pub async fn shutdown(&self) {
-        self.cancel.cancel();
         let grace = self.config.shutdown_grace();
-        let drained = async {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.cancel.cancel();
+        let closed = async {
             self.registry.shutdown().await;
             if let Some(pool) = &self.pool {
                 pool.drain().await;
             }
-            self.tracker.close();
-            self.tracker.wait().await;
         };
-        if tokio::time::timeout(grace, drained).await.is_err() {
+        if tokio::time::timeout_at(deadline, closed).await.is_err() {
             tracing::warn!(?grace, "shutdown did not complete in the grace period; killing browsers");
+            self.registry.kill_all();
+        }
+        // Sessions are closed: their final events go out until the deadline, then the
+        // notifier's tasks stop.
+        self.notifier.drain(deadline).await;
+        self.tracker.close();
+        // Past the deadline every task has been told to stop; give them a moment to end.
+        let settle = deadline.max(tokio::time::Instant::now() + std::time::Duration::from_secs(1));
+        if tokio::time::timeout_at(settle, self.tracker.wait()).await.is_err() {
+            tracing::warn!(?grace, "background tasks still running after the grace period; killing browsers");
             self.registry.kill_all();
         }
     }

@@ -1,35 +1,39 @@
-//! Events and webhooks. Every session has an `EventLog`: the last 100 events (replayed to a
-//! late SSE subscriber) and a broadcast to live ones. A session with a `callback_url` also
-//! hands each event to the `Notifier`, which POSTs it with the caller's token from its own
-//! tasks: a bounded queue (full → dropped and counted), in order per session, 3 retries with
-//! exponential backoff and jitter on network errors and 5xx, none on other 4xx. Delivery never
-//! waits on the browser work, and the browser work never waits on delivery.
+//! Events and webhooks. Every session has an `EventLog`: its events numbered 1, 2, … (the SSE
+//! `id:`), the last 100 kept (replayed to a late or reconnecting SSE subscriber) and a
+//! broadcast to live ones. A session with a `callback_url` also hands each event to the
+//! `Notifier` (`notify/webhook.rs`), which POSTs it from its own tasks, bounded and in order.
+//!
+//! One lock orders everything an event touches: its number, the replay buffer, the broadcast
+//! and the webhook queue. So a subscriber that takes its replay and its live receiver under
+//! that lock sees every event exactly once, and webhooks are queued in the order of the
+//! numbers. Emitting never waits: the lock is a std mutex, never held across an await.
 
-use std::collections::{HashMap, VecDeque};
+mod resolver;
+mod webhook;
+
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
-use crate::egress::{EgressError, EgressPolicy};
 use crate::session::SessionId;
 
-/// Events kept for late subscribers.
-const REPLAY: usize = 100;
-/// Deliveries waiting across all sessions before new ones are dropped.
-const QUEUE: usize = 1024;
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use webhook::{Limits, Notifier, NotifierStats};
+
+/// Events kept for late subscribers, and the live buffer of each subscriber.
+pub const REPLAY: usize = 100;
 
 /// One event, as SSE `data:` and as the webhook body (the seed's payload).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Event {
+    /// Position in the session's stream (1, 2, …), sent as the SSE `id:`; not in the payload.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub seq: u64,
     pub task_id: Option<String>,
     pub session_id: SessionId,
     /// `progress`, `state_change`, `captcha_detected`, `review_required`, `error`,
@@ -49,189 +53,178 @@ pub struct Callback {
     pub token: Option<String>,
 }
 
-/// A session's events: a replay buffer, live subscribers and the optional webhook.
+/// A session's events: numbering, a replay buffer, live subscribers and the optional webhook.
 pub struct EventLog {
     session_id: SessionId,
-    recent: Mutex<VecDeque<Event>>,
+    /// Everything an emit changes, behind one lock (see the module docs).
+    state: Mutex<LogState>,
+    /// Live subscribers; sent to under `state`'s lock.
     live: broadcast::Sender<Event>,
     webhook: Option<(Arc<Notifier>, Callback)>,
-    task_id: Mutex<Option<String>>,
+}
+
+struct LogState {
+    /// The number of the last event (0: none yet).
+    last_seq: u64,
+    recent: VecDeque<Event>,
+    /// The V1 task later events belong to.
+    task_id: Option<String>,
+    /// Set by `close`: later events go to webhooks only if they are final.
+    closed: bool,
+}
+
+/// What a subscriber gets: the kept events it has not seen, then a receiver for the rest.
+pub struct Subscription {
+    /// Kept events after the subscriber's last one, in order.
+    pub replay: Vec<Event>,
+    /// Events the subscriber asked for (by `Last-Event-ID`) that are no longer kept.
+    pub missed: u64,
+    /// The number of the last event in `replay` (or the subscriber's own last one); live
+    /// events numbered up to it are already delivered and must be skipped.
+    pub last_seq: u64,
+    pub live: broadcast::Receiver<Event>,
 }
 
 impl EventLog {
     pub fn new(session_id: SessionId, webhook: Option<(Arc<Notifier>, Callback)>) -> Self {
         let (live, _) = broadcast::channel(REPLAY);
-        Self { session_id, recent: Mutex::new(VecDeque::new()), live, webhook, task_id: Mutex::new(None) }
+        let state = LogState { last_seq: 0, recent: VecDeque::new(), task_id: None, closed: false };
+        Self { session_id, state: Mutex::new(state), live, webhook }
     }
 
     /// Tags later events with the V1 task they belong to.
     pub fn set_task(&self, task_id: Option<String>) {
-        *self.task_id.lock().unwrap() = task_id;
+        self.state.lock().unwrap().task_id = task_id;
     }
 
-    /// Records an event, tells live subscribers, and queues the webhook.
+    /// Records an event, tells live subscribers, and queues the webhook. `completed` and
+    /// `error` are final events: they survive the session's close (see `Notifier`).
     pub fn emit(&self, kind: &'static str, data: Value) {
+        self.record(kind, data, matches!(kind, "completed" | "error"), false);
+    }
+
+    /// Emits the session's closing `state_change` (a final event) and stops its pending
+    /// non-final webhooks; its final ones are still delivered, within a deadline.
+    pub fn close(&self, data: Value) {
+        self.record("state_change", data, true, true);
+    }
+
+    fn record(&self, kind: &'static str, data: Value, last: bool, closes: bool) {
+        let mut state = self.state.lock().unwrap();
+        state.last_seq += 1;
         let event = Event {
-            task_id: self.task_id.lock().unwrap().clone(),
+            seq: state.last_seq,
+            task_id: state.task_id.clone(),
             session_id: self.session_id,
             kind,
             data,
             timestamp: Utc::now(),
         };
-        {
-            let mut recent = self.recent.lock().unwrap();
-            if recent.len() == REPLAY {
-                recent.pop_front();
-            }
-            recent.push_back(event.clone());
+        if state.recent.len() == REPLAY {
+            state.recent.pop_front();
         }
+        state.recent.push_back(event.clone());
         let _ = self.live.send(event.clone());
         if let Some((notifier, callback)) = &self.webhook {
-            notifier.send(callback.clone(), event);
-        }
-    }
-
-    /// The kept events and a receiver for the ones after them.
-    pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let recent = self.recent.lock().unwrap();
-        (recent.iter().cloned().collect(), self.live.subscribe())
-    }
-}
-
-struct Delivery {
-    callback: Callback,
-    event: Event,
-}
-
-/// Delivers webhooks from background tasks, one ordered queue per session.
-pub struct Notifier {
-    queue: mpsc::Sender<Delivery>,
-    policy: EgressPolicy,
-}
-
-impl Notifier {
-    /// Starts the dispatcher; it stops when `cancel` fires (queued deliveries are dropped).
-    pub fn start(policy: EgressPolicy, cancel: CancellationToken, tracker: &TaskTracker) -> Arc<Self> {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let client =
-            reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build();
-        let client = client.unwrap_or_else(|_| reqwest::Client::new());
-        tracker.spawn(dispatch(rx, client, policy.clone(), cancel, tracker.clone()));
-        Arc::new(Self { queue, policy })
-    }
-
-    /// Checks a caller's callback URL against the egress rules.
-    pub async fn check(&self, url: &url::Url) -> Result<(), EgressError> {
-        self.policy.check(url).await.map(|_| ())
-    }
-
-    fn send(&self, callback: Callback, event: Event) {
-        match self.queue.try_send(Delivery { callback, event }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("bw_webhooks_total", "outcome" => "dropped").increment(1);
-                tracing::warn!("webhook queue full: event dropped");
+            if !state.closed || last {
+                notifier.send(callback, event, last, state.closed || closes);
+            } else {
+                notifier.discard(&event);
             }
-            // The worker is shutting down: the dispatcher has stopped.
-            Err(mpsc::error::TrySendError::Closed(_)) => tracing::debug!("webhook not sent: shutting down"),
+            if closes && !state.closed {
+                notifier.close_session(self.session_id);
+            }
         }
+        state.closed |= closes;
+    }
+
+    /// The kept events after `after` (all kept ones when `None`) and a receiver for the ones
+    /// after them, taken under one lock: nothing is missed in between, nothing comes twice.
+    pub fn subscribe(&self, after: Option<u64>) -> Subscription {
+        let state = self.state.lock().unwrap();
+        // An id from the future (not ours) counts as "everything so far".
+        let after = after.map(|a| a.min(state.last_seq));
+        let first_kept = state.recent.front().map_or(state.last_seq + 1, |e| e.seq);
+        let missed = after.map_or(0, |a| first_kept.saturating_sub(a + 1));
+        let replay: Vec<Event> = state.recent.iter().filter(|e| after.is_none_or(|a| e.seq > a)).cloned().collect();
+        let last_seq = replay.last().map_or(after.unwrap_or(0), |e| e.seq);
+        Subscription { replay, missed, last_seq, live: self.live.subscribe() }
     }
 }
 
-/// Routes each delivery to its session's sender task, which delivers them one by one.
-async fn dispatch(
-    mut rx: mpsc::Receiver<Delivery>,
-    client: reqwest::Client,
-    policy: EgressPolicy,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let senders: Arc<Mutex<HashMap<SessionId, mpsc::UnboundedSender<Delivery>>>> = Arc::default();
-    loop {
-        let delivery = tokio::select! {
-            _ = cancel.cancelled() => return,
-            next = rx.recv() => match next { Some(d) => d, None => return },
-        };
-        let session = delivery.event.session_id;
-        let mut map = senders.lock().unwrap();
-        let delivery = match map.get(&session) {
-            Some(tx) => match tx.send(delivery) {
-                Ok(()) => continue,
-                Err(mpsc::error::SendError(d)) => d,
-            },
-            None => delivery,
-        };
-        let (tx, mut session_rx) = mpsc::unbounded_channel();
-        let _ = tx.send(delivery);
-        map.insert(session, tx);
-        drop(map);
-        let (client, senders, cancel, policy) = (client.clone(), senders.clone(), cancel.clone(), policy.clone());
-        tracker.spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    next = tokio::time::timeout(Duration::from_secs(60), session_rx.recv()) => next,
-                };
-                match next {
-                    Ok(Some(d)) => deliver(&client, &policy, d).await,
-                    // Idle for a minute (or closed): retire this sender; a later event starts a new one.
-                    _ => {
-                        senders.lock().unwrap().remove(&session);
-                        while let Ok(d) = session_rx.try_recv() {
-                            deliver(&client, &policy, d).await;
-                        }
-                        break;
-                    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> EventLog {
+        EventLog::new(SessionId(uuid::Uuid::new_v4()), None)
+    }
+
+    #[test]
+    fn subscriptions_replay_only_what_follows_the_last_seen_event() {
+        let log = log();
+        for n in 0..(REPLAY as u64 + 20) {
+            log.emit("progress", serde_json::json!({ "n": n }));
+        }
+        let total = REPLAY as u64 + 20;
+        // (Last-Event-ID, first replayed, replayed, missed, last_seq)
+        let cases = [
+            (None, Some(21), REPLAY, 0, total),
+            (Some(total), None, 0, 0, total),
+            (Some(total + 50), None, 0, 0, total),
+            (Some(total - 3), Some(total - 2), 3, 0, total),
+            (Some(20), Some(21), REPLAY, 0, total),
+            (Some(5), Some(21), REPLAY, 15, total),
+        ];
+        for (after, first, replayed, missed, last_seq) in cases {
+            let sub = log.subscribe(after);
+            assert_eq!(sub.replay.first().map(|e| e.seq), first, "{after:?}");
+            assert_eq!(sub.replay.len(), replayed, "{after:?}");
+            assert_eq!(sub.missed, missed, "{after:?}");
+            assert_eq!(sub.last_seq, last_seq, "{after:?}");
+            assert!(sub.replay.windows(2).all(|w| w[1].seq == w[0].seq + 1), "{after:?}");
+        }
+    }
+
+    /// A stress test of the replay/live boundary: with the broadcast sent after the lock is
+    /// released (the old code), some of these subscriptions get an event twice.
+    #[test]
+    fn subscriptions_taken_while_another_thread_emits_neither_overlap_nor_skip() {
+        let log = Arc::new(log());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let emitter = {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    log.emit("progress", serde_json::json!({}));
                 }
+            })
+        };
+        for _ in 0..2_000 {
+            let mut sub = log.subscribe(None);
+            let first_live = loop {
+                match sub.live.try_recv() {
+                    Ok(event) => break Some(event.seq),
+                    Err(broadcast::error::TryRecvError::Empty) => std::thread::yield_now(),
+                    Err(_) => break None,
+                }
+            };
+            if let Some(first_live) = first_live {
+                assert_eq!(first_live, sub.last_seq + 1, "the live events start right after the replay");
             }
-        });
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        emitter.join().unwrap();
     }
-}
 
-/// Why one attempt failed, and whether to try again.
-#[derive(Debug, thiserror::Error)]
-enum AttemptError {
-    #[error("{0} (retried)")]
-    Retry(String),
-    #[error("{0}")]
-    Final(String),
-}
-
-async fn deliver(client: &reqwest::Client, policy: &EgressPolicy, delivery: Delivery) {
-    let Delivery { callback, event } = delivery;
-    let attempt = || async {
-        metrics::counter!("bw_webhook_attempts_total").increment(1);
-        let addr = policy.check(&callback.url).await.map_err(|e| AttemptError::Final(e.to_string()))?;
-        let host = callback.url.host_str().unwrap_or_default().to_string();
-        let pinned = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(&host, addr)
-            .build()
-            .unwrap_or_else(|_| client.clone());
-        let mut request = pinned.post(callback.url.clone()).json(&event);
-        if let Some(token) = &callback.token {
-            request = request.bearer_auth(token);
-        }
-        match request.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status().is_server_error() => Err(AttemptError::Retry(format!("HTTP {}", r.status()))),
-            Ok(r) => Err(AttemptError::Final(format!("HTTP {}", r.status()))),
-            Err(e) => Err(AttemptError::Retry(e.without_url().to_string())),
-        }
-    };
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(3)
-        .with_jitter();
-    let result = attempt.retry(backoff).when(|e| matches!(e, AttemptError::Retry(_))).await;
-    let outcome = match &result {
-        Ok(()) => "delivered",
-        Err(e) => {
-            tracing::warn!(session_id = %event.session_id, kind = event.kind, error = %e, "webhook not delivered");
-            "failed"
-        }
-    };
-    metrics::counter!("bw_webhooks_total", "outcome" => outcome).increment(1);
+    #[test]
+    fn live_events_follow_the_replay_without_overlap() {
+        let log = log();
+        log.emit("progress", serde_json::json!({}));
+        let mut sub = log.subscribe(None);
+        log.emit("progress", serde_json::json!({}));
+        assert_eq!(sub.replay.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(sub.live.try_recv().unwrap().seq, 2);
+        assert!(sub.live.try_recv().is_err());
+    }
 }

@@ -507,7 +507,9 @@ impl SessionRegistry {
         }
         self.open.remove(&id);
         session.permit.lock().unwrap().take();
-        session.events.emit("state_change", serde_json::json!({"state": state, "reason": reason}));
+        // The closing event is final: it is still delivered while the session's other
+        // pending webhooks stop.
+        session.events.close(serde_json::json!({"state": state, "reason": reason}));
         session.ended.cancel();
         metrics::counter!("bw_sessions_closed_total", "reason" => reason.as_str()).increment(1);
         metrics::gauge!("bw_sessions_active").set(self.open.len() as f64);

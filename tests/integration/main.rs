@@ -6,6 +6,7 @@ mod support;
 mod adspower;
 mod cdp;
 mod errors;
+mod events;
 mod fake_adspower;
 mod fake_llm;
 mod fill_inputs;
