@@ -124,6 +124,8 @@ impl From<SessionError> for ApiError {
             E::InvalidUrl(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_url", message),
             E::InvalidState(_) => Self::new(StatusCode::CONFLICT, "invalid_state", message),
             E::ShuttingDown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message),
+            E::TooManyClients { max } => Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_clients", message)
+                .with_details(json!({"max_clients": max})),
             E::Browser(b) => b.into(),
             E::Profile(p) => p.into(),
         }

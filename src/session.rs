@@ -142,6 +142,8 @@ pub enum SessionError {
     InvalidState(String),
     #[error("the worker is shutting down")]
     ShuttingDown,
+    #[error("the session already has {max} attached CDP and VNC clients")]
+    TooManyClients { max: usize },
     #[error(transparent)]
     Browser(#[from] BrowserError),
     #[error(transparent)]
@@ -289,6 +291,9 @@ fn epoch_index(scope: Scope) -> usize {
     }
 }
 
+/// CDP and VNC clients attached to one session at once.
+pub const MAX_CLIENTS: usize = 8;
+
 /// An attached CDP or VNC client; detaching counts as activity.
 pub struct Attachment {
     session: Arc<Session>,
@@ -407,10 +412,16 @@ impl Session {
     }
 
     /// Registers an attached client until the returned guard drops.
-    pub fn attach(self: &Arc<Self>) -> Attachment {
-        self.attached.fetch_add(1, Ordering::SeqCst);
+    /// Counts a CDP or VNC client in, up to `MAX_CLIENTS` at once (each holds a socket, a
+    /// bridge task and, for CDP, a DevTools connection).
+    pub fn attach(self: &Arc<Self>) -> Result<Attachment, SessionError> {
+        let counted =
+            self.attached.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_CLIENTS).then_some(n + 1));
+        if counted.is_err() {
+            return Err(SessionError::TooManyClients { max: MAX_CLIENTS });
+        }
         self.touch();
-        Attachment { session: self.clone() }
+        Ok(Attachment { session: self.clone() })
     }
 
     /// Records where the page is now.

@@ -77,6 +77,7 @@ impl FromRequestParts<Arc<App>> for CdpTarget {
     responses((status = 101, description = "switching to the CDP WebSocket"),
         (status = 400, body = ErrorBody, description = "websocket_required"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too_many_clients"),
         (status = 502, body = ErrorBody, description = "browser_disconnected")))]
 pub async fn cdp_socket(
     State(app): State<Arc<App>>,
@@ -85,6 +86,7 @@ pub async fn cdp_socket(
 ) -> Result<Response, ApiError> {
     let CdpTarget { session, token } = target;
     let upgrade = upgrade.map_err(|_| websocket_required())?;
+    let attached = session.attach()?;
     let upstream = bridge::connect_devtools(session.cdp_endpoint()).await.map_err(|e| {
         tracing::warn!(session_id = %session.id, error = %e, "CDP passthrough cannot reach the browser");
         ApiError::new(StatusCode::BAD_GATEWAY, "browser_disconnected", "the session's browser cannot be reached")
@@ -93,7 +95,7 @@ pub async fn cdp_socket(
     let idle = app.config.bridge_idle_timeout();
     let limit = bridge::CDP_MAX_CLIENT_MESSAGE;
     Ok(upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| async move {
-        let _attached = session.attach();
+        let _attached = attached;
         let toucher = session.clone();
         let control = Control {
             stop: session.ended(),

@@ -46,7 +46,8 @@ fn no_display() -> ApiError {
     responses((status = 101, description = "switching to the VNC WebSocket"),
         (status = 400, body = ErrorBody, description = "websocket_required"), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "invalid_state: no display"),
-        (status = 410, body = ErrorBody), (status = 502, body = ErrorBody, description = "vnc_unavailable")))]
+        (status = 410, body = ErrorBody), (status = 429, body = ErrorBody, description = "too_many_clients"),
+        (status = 502, body = ErrorBody, description = "vnc_unavailable")))]
 pub async fn vnc_socket(
     State(app): State<Arc<App>>,
     SessionIdPath(id): SessionIdPath,
@@ -60,9 +61,10 @@ pub async fn vnc_socket(
         tracing::warn!(session_id = %id, error = %e, "VNC bridge cannot reach the VNC server");
         ApiError::new(StatusCode::BAD_GATEWAY, "vnc_unavailable", "the session's VNC server cannot be reached")
     })?;
+    let attached = session.attach()?;
     let idle = app.config.bridge_idle_timeout();
     Ok(upgrade.respond(move |client, early| async move {
-        let _attached = session.attach();
+        let _attached = attached;
         let toucher = session.clone();
         let control =
             Control { stop: session.ended(), token: Some(limit), idle, activity: Box::new(move || toucher.touch()) };

@@ -431,3 +431,27 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(read.is_ok(), "an idle keep-alive connection was still open after 20 s");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_takes_a_bounded_number_of_attached_clients() {
+    let app = TestApp::start().await;
+    let session = app.create(json!({})).await;
+    let cdp = session["cdp_url"].as_str().unwrap();
+    let mut open = Vec::new();
+    for _ in 0..browser_worker::session::MAX_CLIENTS {
+        open.push(websocket(cdp, Some(crate::support::KEY), None).await.expect("under the limit"));
+    }
+    assert_eq!(websocket(cdp, Some(crate::support::KEY), None).await.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    open.pop().unwrap().close(None).await.unwrap();
+    let reopened = crate::support::eventually_async(Duration::from_secs(10), || async {
+        match websocket(cdp, Some(crate::support::KEY), None).await {
+            Ok(socket) => {
+                drop(socket);
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    assert!(reopened.await, "a slot is free again once a client leaves");
+    app.stop().await;
+}
