@@ -180,7 +180,7 @@ impl CdpPolicy {
 
     /// Applies `method`'s rule, rewriting `params` where the rule says so.
     fn check(&self, method: &str, params: &mut Map<String, Value>) -> Result<(), String> {
-        let not_allowed = || format!("{method} is not allowed through the browser-worker's CDP passthrough");
+        let not_allowed = || format!("{method} is not allowed through the CDP passthrough");
         let rule = match RULES.iter().find(|(name, _)| *name == method) {
             Some((_, rule)) => *rule,
             None => match method.split_once('.') {
@@ -242,8 +242,10 @@ fn within(path: &Path, dir: &Path) -> bool {
         && path != dir
 }
 
+/// The error answer to a refused message; every refusal's message starts with `browser-worker:`,
+/// so that a client (and `make fuzz`) can tell it from the browser's own errors.
 fn refuse(id: &Value, session: Option<&Value>, code: i64, message: &str) -> Verdict {
-    let mut reply = json!({"id": id, "error": {"code": code, "message": message}});
+    let mut reply = json!({"id": id, "error": {"code": code, "message": format!("browser-worker: {message}")}});
     if let Some(session) = session {
         reply["sessionId"] = session.clone();
     }
