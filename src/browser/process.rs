@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -113,10 +113,10 @@ pub async fn spawn(
     let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
 
     let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = OutputLines::new(stderr);
     let mut seen = Vec::new();
     let found = tokio::time::timeout(timeout, async {
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Some(line) = lines.next_line().await {
             if let Some((_, ws)) = line.rsplit_once("listening on ")
                 && ws.starts_with("ws")
             {
@@ -139,7 +139,7 @@ pub async fn spawn(
     match found {
         Ok(Some(ws_url)) => {
             // Keep draining stderr so that Chromium never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            lines.drain();
             Ok((process, ws_url))
         }
         Ok(None) => {
@@ -150,6 +150,43 @@ pub async fn spawn(
             process.terminate().await;
             Err(BrowserError::Timeout("browser launch"))
         }
+    }
+}
+
+/// A child's output read line by line as bytes: a line that is not UTF-8 is decoded lossily
+/// instead of ending the read (`AsyncBufReadExt::lines` fails on it, and a reader that stops
+/// leaves the child blocked on a full pipe).
+pub struct OutputLines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> OutputLines<R> {
+    /// Reads `output` (a child's piped stdout or stderr).
+    pub fn new(output: R) -> Self {
+        Self { reader: BufReader::new(output), line: Vec::new() }
+    }
+
+    /// The next line without its line ending, lossily decoded; `None` at the end of the output
+    /// or on a read error.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.line.clear();
+        match self.reader.read_until(b'\n', &mut self.line).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                Some(String::from_utf8_lossy(line).into_owned())
+            }
+        }
+    }
+
+    /// Reads and discards the rest of the output, whatever its bytes, until the child closes it
+    /// (or reading fails), so that the child never blocks on a full pipe. The task ends with the
+    /// number of bytes drained.
+    pub fn drain(self) -> tokio::task::JoinHandle<u64> {
+        let mut reader = self.reader;
+        tokio::spawn(async move { tokio::io::copy_buf(&mut reader, &mut tokio::io::sink()).await.unwrap_or(0) })
     }
 }
 
@@ -382,5 +419,63 @@ fn remove_x_lock(marker: Option<&str>, pid: i32) {
     if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.trim() == pid.to_string()) {
         let _ = std::fs::remove_file(&lock);
         let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake browser: a shell script whose output all goes to stderr, as Chromium's does.
+    fn fake_browser(script: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(format!("exec >&2; {script}"));
+        command
+    }
+
+    /// 4 MB of lines of invalid UTF-8: far more than a pipe holds. A reader that stops early
+    /// closes the pipe: the writer dies of SIGPIPE (or, ignoring it, loses its output to EPIPE).
+    const FLOOD: &str = "yes \"$(printf 'x\\377\\376')\" | head -c 4000000";
+    const DEVTOOLS: &str = "printf 'DevTools listening on ws://127.0.0.1:9/devtools/browser/x\\n'";
+
+    #[tokio::test]
+    async fn non_utf8_output_neither_hides_the_devtools_url_nor_stops_the_drain() {
+        let cases = [
+            ("a bad line before the URL", format!("printf 'bad \\377 line\\n'; {DEVTOOLS}")),
+            ("bad bytes only after the URL", DEVTOOLS.to_string()),
+        ];
+        for (case, start) in cases {
+            let run_dir = tempfile::tempdir().unwrap();
+            let written = run_dir.path().join("written");
+            // The fake leaves `written` behind only if all of its output was taken.
+            let script = format!("{start}; {FLOOD} && : > '{}'", written.display());
+            let dead = CancellationToken::new();
+            let limit = Duration::from_secs(30);
+            let spawned =
+                spawn(fake_browser(&script), run_dir.path(), PathBuf::new(), false, limit, dead.clone()).await;
+            let (process, ws_url) = spawned.unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(ws_url, "ws://127.0.0.1:9/devtools/browser/x", "{case}");
+            // The limit only keeps a regression (a writer blocked on a full pipe) from hanging
+            // the suite.
+            let exited = tokio::time::timeout(Duration::from_secs(120), dead.cancelled()).await;
+            assert!(exited.is_ok(), "{case}: the fake browser is still blocked on its stderr");
+            assert!(written.exists(), "{case}: the fake browser's stderr was not read to the end");
+            process.terminate().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn helper_output_is_read_past_invalid_utf8_to_the_end() {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("printf 'x11vnc \\377\\376\\r\\nPORT=5910\\n'; {FLOOD}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = OutputLines::new(child.stdout.take().unwrap());
+        assert_eq!(lines.next_line().await.as_deref(), Some("x11vnc \u{fffd}\u{fffd}"));
+        assert_eq!(lines.next_line().await.as_deref(), Some("PORT=5910"));
+        assert_eq!(lines.drain().await.unwrap(), 4_000_000, "every byte after the PORT line is drained");
+        assert!(child.wait().await.unwrap().success());
     }
 }
