@@ -184,6 +184,7 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         "-noreset",
     ]);
     let (process, _) = process::spawn_helper(xvfb, &allocator.run_dir, &display, false, dead.clone())
+        .await
         .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
     let pid = process.pgid();
     owned.xvfb = Some(process);
@@ -219,6 +220,7 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         "-noxdamage",
     ]);
     let (process, stdout) = process::spawn_helper(vnc, &allocator.run_dir, &display, true, dead.clone())
+        .await
         .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
     owned.vnc = Some(process);
     // x11vnc prints `PORT=<port>` once it listens; any other port means ours was taken.

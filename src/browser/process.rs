@@ -97,18 +97,18 @@ pub async fn spawn(
 ) -> Result<(BrowserProcess, String), BrowserError> {
     command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let temp_dir = ephemeral.then(|| user_data_dir.clone());
-    let mut child = command.spawn().map_err(|e| {
-        if let Some(dir) = &temp_dir {
-            let _ = std::fs::remove_dir_all(dir);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(dir) = &temp_dir {
+                let _ = tokio::fs::remove_dir_all(dir).await;
+            }
+            return Err(BrowserError::Launch(format!("cannot run the browser: {e}")));
         }
-        BrowserError::Launch(format!("cannot run the browser: {e}"))
-    })?;
+    };
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir, marker: None };
-    if let Ok(json) = serde_json::to_vec(&entry) {
-        let _ = std::fs::write(&record, json);
-    }
+    write_record(&record, &PidRecord { pgid, user_data_dir, marker: None }).await;
     let exited = CancellationToken::new();
     let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
 
@@ -194,7 +194,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> OutputLines<R> {
 /// is killed and reaped like a browser (and reaped at start-up if the worker was killed).
 /// `marker` is an argument of its command line that identifies it; `dead` fires when it exits.
 /// With `capture_stdout`, its standard output is returned for the caller to read.
-pub fn spawn_helper(
+pub async fn spawn_helper(
     mut command: Command,
     run_dir: &Path,
     marker: &str,
@@ -206,10 +206,7 @@ pub fn spawn_helper(
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) };
-    if let Ok(json) = serde_json::to_vec(&entry) {
-        let _ = std::fs::write(&record, json);
-    }
+    write_record(&record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) }).await;
     let exited = CancellationToken::new();
     let stdout = child.stdout.take();
     let watcher_exit = exited.clone();
@@ -219,6 +216,13 @@ pub fn spawn_helper(
         dead.cancel();
     });
     Ok((BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false }, stdout))
+}
+
+/// Writes a pid record (best effort: without it only the start-up reaping of orphans is lost).
+async fn write_record(path: &Path, record: &PidRecord) {
+    if let Ok(json) = serde_json::to_vec(record) {
+        let _ = tokio::fs::write(path, json).await;
+    }
 }
 
 impl BrowserProcess {
@@ -249,7 +253,7 @@ impl BrowserProcess {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(&self.record).await;
-        reap_crash_handlers();
+        reap_crash_handlers().await;
         self.terminated = true;
     }
 }
@@ -333,10 +337,16 @@ fn reap_pass(pgid: i32, with_leader: bool) -> bool {
     members.is_empty()
 }
 
+/// Runs a `/proc` scan (`proc_stats` reads a file per process) on a blocking thread, off the
+/// runtime's workers; `None` if it panicked.
+async fn off_runtime<T: Send + 'static>(scan: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(scan).await.ok()
+}
+
 /// Waits until no process of group `pgid` remains, killing and reaping what is left.
 async fn reap_group(pgid: i32) {
     for _ in 0..REAP_TRIES {
-        if reap_pass(pgid, false) {
+        if off_runtime(move || reap_pass(pgid, false)).await.unwrap_or(false) {
             return;
         }
         kill_group(pgid);
@@ -354,12 +364,16 @@ pub fn reap_adopted(pgid: i32) {
 /// Reaps exited Chromium crash handlers adopted by this process. Chromium starts
 /// `chrome_crashpad_handler` with a double fork into its own session, outside the browser's
 /// process group; it exits with the browser and is re-parented here (we are a subreaper).
-/// Live handlers are untouched: `WNOHANG` returns at once for them.
-pub fn reap_crash_handlers() {
-    let me = std::process::id() as i32;
-    for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.comm.starts_with("chrome_crashpad")) {
-        let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
-    }
+/// Live handlers are untouched: `WNOHANG` returns at once for them. The scan runs on a blocking
+/// thread.
+pub async fn reap_crash_handlers() {
+    off_runtime(|| {
+        let me = std::process::id() as i32;
+        for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.comm.starts_with("chrome_crashpad")) {
+            let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
+        }
+    })
+    .await;
 }
 
 /// Kills browsers recorded by a previous run of the worker that are still alive, and removes

@@ -565,7 +565,7 @@ impl Executor<'_> {
         let element = format!("(() => {{ {PRELUDE} return R({}); }})()", js(&field.selector));
         self.page.set_files(&element, &[path.to_path_buf()]).await?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let size = tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
         let body = format!(
             "const el = R({}); if (!el || !el.files || !el.files.length) return null; return {{ name: el.files[0].name, size: el.files[0].size }};",
             js(&field.selector)
