@@ -108,9 +108,10 @@ pub async fn spawn(
     };
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    write_record(&record, &PidRecord { pgid, user_data_dir, marker: None }).await;
     let exited = CancellationToken::new();
+    // Made before the first await, so that a cancelled launch kills the whole group (`Drop`).
     let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
+    write_record(&process.record, &PidRecord { pgid, user_data_dir, marker: None }).await;
 
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = OutputLines::new(stderr);
@@ -155,7 +156,7 @@ pub async fn spawn(
 
 /// A child's output read line by line as bytes: a line that is not UTF-8 is decoded lossily
 /// instead of ending the read (`AsyncBufReadExt::lines` fails on it, and a reader that stops
-/// leaves the child blocked on a full pipe).
+/// closes the pipe: the child dies of SIGPIPE or loses its output).
 pub struct OutputLines<R> {
     reader: BufReader<R>,
     line: Vec<u8>,
@@ -206,7 +207,6 @@ pub async fn spawn_helper(
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    write_record(&record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) }).await;
     let exited = CancellationToken::new();
     let stdout = child.stdout.take();
     let watcher_exit = exited.clone();
@@ -215,7 +215,11 @@ pub async fn spawn_helper(
         watcher_exit.cancel();
         dead.cancel();
     });
-    Ok((BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false }, stdout))
+    // The process (whose `Drop` kills the group) exists before the first await.
+    let process = BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false };
+    write_record(&process.record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) })
+        .await;
+    Ok((process, stdout))
 }
 
 /// Writes a pid record (best effort: without it only the start-up reaping of orphans is lost).
