@@ -5,7 +5,7 @@
 //! in that object store (credentials from the usual `AWS_*` variables) and referred to by its
 //! URL there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use object_store::ObjectStoreExt;
@@ -65,7 +65,7 @@ impl Artifacts {
     pub async fn save_png(&self, session: SessionId, label: &str, png: &[u8]) -> Result<String, ArtifactError> {
         let dir = self.root.join(session.to_string());
         tokio::fs::create_dir_all(&dir).await?;
-        let count = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let count = names(&dir).await.len();
         let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         let name = format!("{:03}-{label}.png", count + 1);
         tokio::fs::write(dir.join(&name), png).await?;
@@ -91,12 +91,21 @@ impl Artifacts {
     }
 
     /// URL paths of a session's artifacts, oldest first.
-    pub fn list(&self, session: SessionId) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.root.join(session.to_string())) else { return Vec::new() };
-        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    pub async fn list(&self, session: SessionId) -> Vec<String> {
+        let mut names = names(&self.root.join(session.to_string())).await;
         names.sort();
         names.iter().map(|n| url(session, n)).collect()
     }
+}
+
+/// The file names in `dir` (none if it cannot be read).
+async fn names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return names };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names
 }
 
 fn url(session: SessionId, name: &str) -> String {

@@ -145,10 +145,11 @@ pub fn detect(s: &PageSignals) -> Option<Block> {
         (Some(a), Some(b)) => site(a) != site(b),
         _ => false,
     };
-    if redirected && let (Some(from), Some(to)) = (&original, &current) {
-        if let Some(block) = redirect_stage(from, to, cross_domain) {
-            return Some(block);
-        }
+    if redirected
+        && let (Some(from), Some(to)) = (&original, &current)
+        && let Some(block) = redirect_stage(from, to, cross_domain)
+    {
+        return Some(block);
     }
     if let Some((reason, phrase)) = title_stage(&title) {
         return Some(Block::new(reason, format!("title: {phrase}")));

@@ -366,10 +366,11 @@ async fn steps(
                 return Err(FlowError::Stopped(format!("required fields have no data: {}", names.join(", "))));
             }
             let last_step = analysis.actions.next.is_none() && analysis.actions.review.is_none();
-            if task.policy.save_artifacts && last_step {
-                if let Some(url) = flow::snapshot(app, &op, "form_filled").await {
-                    run.result.screenshots.insert("form_filled".into(), url);
-                }
+            if task.policy.save_artifacts
+                && last_step
+                && let Some(url) = flow::snapshot(app, &op, "form_filled").await
+            {
+                run.result.screenshots.insert("form_filled".into(), url);
             }
             if task.mode == Mode::Copilot && !submit_only && last_step && analysis.actions.submit.is_some() {
                 run.result.blocked = true;

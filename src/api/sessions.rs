@@ -215,7 +215,7 @@ pub async fn delete_session(
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Json<ClosedSession>, ApiError> {
     let mut closed = app.registry.close(id, CloseReason::Closed).await?;
-    closed.artifacts = app.artifacts.list(id);
+    closed.artifacts = app.artifacts.list(id).await;
     Ok(Json(closed))
 }
 

@@ -97,7 +97,8 @@ impl BrowserProvider for ChromiumProvider {
             Some(id) => (self.profiles_dir.join(id), false),
             None => (self.tmp_dir.join(uuid::Uuid::new_v4().to_string()), true),
         };
-        std::fs::create_dir_all(&user_data_dir)
+        tokio::fs::create_dir_all(&user_data_dir)
+            .await
             .map_err(|e| BrowserError::Launch(format!("cannot create the profile dir: {e}")))?;
         let mut command = process::command(&self.executable, &user_data_dir);
         match &spec.display {

@@ -12,10 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::process::{self, BrowserProcess};
+use super::process::{self, BrowserProcess, OutputLines};
 
 /// Screen size of per-session displays (the browser window fills it).
 pub const SCREEN: (u32, u32) = (1920, 1080);
@@ -185,6 +184,7 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         "-noreset",
     ]);
     let (process, _) = process::spawn_helper(xvfb, &allocator.run_dir, &display, false, dead.clone())
+        .await
         .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
     let pid = process.pgid();
     owned.xvfb = Some(process);
@@ -220,12 +220,13 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         "-noxdamage",
     ]);
     let (process, stdout) = process::spawn_helper(vnc, &allocator.run_dir, &display, true, dead.clone())
+        .await
         .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
     owned.vnc = Some(process);
     // x11vnc prints `PORT=<port>` once it listens; any other port means ours was taken.
-    let mut lines = BufReader::new(stdout.expect("stdout is captured")).lines();
+    let mut lines = OutputLines::new(stdout.expect("stdout is captured"));
     let listening = async {
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Some(line) = lines.next_line().await {
             if let Some(printed) = line.trim().strip_prefix("PORT=") {
                 return printed == port.to_string();
             }
@@ -237,7 +238,8 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         Ok(_) => return Err(DisplayError::NotReady("x11vnc", number, "exited or took another port")),
         Err(_) => return Err(DisplayError::NotReady("x11vnc", number, "timed out")),
     }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining its output (any bytes, to the end) so that x11vnc never blocks on a full pipe.
+    lines.drain();
     tracing::debug!(number, port, "display started");
     Ok(SessionDisplay { display, vnc_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dead, owned: Some(owned) })
 }

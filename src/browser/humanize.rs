@@ -5,6 +5,8 @@
 //! point inside the element's box, scrolls in 80–180 px steps with 80–250 ms pauses and a 10%
 //! chance of a 1–3 s reading pause. `fast`: the same events with delays of at most 10 ms.
 //! `off`: no delays; text is inserted in one go and clicks land in the middle.
+//! Under every policy, text longer than `MAX_TYPED_CHARS` is inserted in one go (as if pasted):
+//! typed key by key it would hold the session for hours.
 
 use std::time::Duration;
 
@@ -31,10 +33,22 @@ pub struct Rect {
     pub h: f64,
 }
 
+/// The longest text typed key by key. At 50–180 ms a key, 2,000 characters take two to six
+/// minutes; a longer value (a pasted cover letter) is inserted with one `Input.insertText`, as
+/// `off` does, rather than refused: the caller gets the value filled, only not keystroke by
+/// keystroke.
+pub const MAX_TYPED_CHARS: usize = 2_000;
+
 impl Humanize {
-    /// True when text is typed key by key (with the delays of this policy).
+    /// True when this policy types text key by key (with its delays).
     pub fn types_keys(self) -> bool {
         self != Self::Off
+    }
+
+    /// True when `text` is typed key by key: the policy types keys and `text` has at most
+    /// `MAX_TYPED_CHARS` characters. Otherwise it is inserted in one go.
+    pub fn types_text(self, text: &str) -> bool {
+        self.types_keys() && text.chars().nth(MAX_TYPED_CHARS).is_none()
     }
 
     fn delay(self, rng: &mut impl Rng, human_ms: (u64, u64)) -> Duration {
@@ -133,6 +147,25 @@ mod tests {
         }
         let typos = (0..10_000).filter(|_| Humanize::Human.typo(&mut rng)).count();
         assert!((100..=300).contains(&typos), "about 2% typos, got {typos} in 10000");
+    }
+
+    #[test]
+    fn only_text_up_to_the_cap_is_typed_key_by_key() {
+        let at_cap = "é".repeat(MAX_TYPED_CHARS);
+        let over_cap = "a".repeat(MAX_TYPED_CHARS + 1);
+        let cases = [
+            (Humanize::Human, "Ada", true),
+            (Humanize::Fast, "Ada", true),
+            (Humanize::Off, "Ada", false),
+            // Characters, not bytes: 2,000 two-byte characters are still typed.
+            (Humanize::Human, at_cap.as_str(), true),
+            (Humanize::Human, over_cap.as_str(), false),
+            (Humanize::Fast, over_cap.as_str(), false),
+            (Humanize::Off, over_cap.as_str(), false),
+        ];
+        for (policy, text, typed) in cases {
+            assert_eq!(policy.types_text(text), typed, "{policy:?}, {} characters", text.chars().count());
+        }
     }
 
     #[test]

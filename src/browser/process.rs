@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -97,26 +97,27 @@ pub async fn spawn(
 ) -> Result<(BrowserProcess, String), BrowserError> {
     command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let temp_dir = ephemeral.then(|| user_data_dir.clone());
-    let mut child = command.spawn().map_err(|e| {
-        if let Some(dir) = &temp_dir {
-            let _ = std::fs::remove_dir_all(dir);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(dir) = &temp_dir {
+                let _ = tokio::fs::remove_dir_all(dir).await;
+            }
+            return Err(BrowserError::Launch(format!("cannot run the browser: {e}")));
         }
-        BrowserError::Launch(format!("cannot run the browser: {e}"))
-    })?;
+    };
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir, marker: None };
-    if let Ok(json) = serde_json::to_vec(&entry) {
-        let _ = std::fs::write(&record, json);
-    }
     let exited = CancellationToken::new();
+    // Made before the first await, so that a cancelled launch kills the whole group (`Drop`).
     let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
+    write_record(&process.record, &PidRecord { pgid, user_data_dir, marker: None }).await;
 
     let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = BufReader::new(stderr).lines();
+    let mut lines = OutputLines::new(stderr);
     let mut seen = Vec::new();
     let found = tokio::time::timeout(timeout, async {
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Some(line) = lines.next_line().await {
             if let Some((_, ws)) = line.rsplit_once("listening on ")
                 && ws.starts_with("ws")
             {
@@ -139,7 +140,7 @@ pub async fn spawn(
     match found {
         Ok(Some(ws_url)) => {
             // Keep draining stderr so that Chromium never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            lines.drain();
             Ok((process, ws_url))
         }
         Ok(None) => {
@@ -153,11 +154,48 @@ pub async fn spawn(
     }
 }
 
+/// A child's output read line by line as bytes: a line that is not UTF-8 is decoded lossily
+/// instead of ending the read (`AsyncBufReadExt::lines` fails on it, and a reader that stops
+/// closes the pipe: the child dies of SIGPIPE or loses its output).
+pub struct OutputLines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin + Send + 'static> OutputLines<R> {
+    /// Reads `output` (a child's piped stdout or stderr).
+    pub fn new(output: R) -> Self {
+        Self { reader: BufReader::new(output), line: Vec::new() }
+    }
+
+    /// The next line without its line ending, lossily decoded; `None` at the end of the output
+    /// or on a read error.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.line.clear();
+        match self.reader.read_until(b'\n', &mut self.line).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                Some(String::from_utf8_lossy(line).into_owned())
+            }
+        }
+    }
+
+    /// Reads and discards the rest of the output, whatever its bytes, until the child closes it
+    /// (or reading fails), so that the child never blocks on a full pipe. The task ends with the
+    /// number of bytes drained.
+    pub fn drain(self) -> tokio::task::JoinHandle<u64> {
+        let mut reader = self.reader;
+        tokio::spawn(async move { tokio::io::copy_buf(&mut reader, &mut tokio::io::sink()).await.unwrap_or(0) })
+    }
+}
+
 /// Spawns a helper process (Xvfb, x11vnc) in its own process group with a pid record, so that it
 /// is killed and reaped like a browser (and reaped at start-up if the worker was killed).
 /// `marker` is an argument of its command line that identifies it; `dead` fires when it exits.
 /// With `capture_stdout`, its standard output is returned for the caller to read.
-pub fn spawn_helper(
+pub async fn spawn_helper(
     mut command: Command,
     run_dir: &Path,
     marker: &str,
@@ -169,10 +207,6 @@ pub fn spawn_helper(
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
-    let entry = PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) };
-    if let Ok(json) = serde_json::to_vec(&entry) {
-        let _ = std::fs::write(&record, json);
-    }
     let exited = CancellationToken::new();
     let stdout = child.stdout.take();
     let watcher_exit = exited.clone();
@@ -181,7 +215,18 @@ pub fn spawn_helper(
         watcher_exit.cancel();
         dead.cancel();
     });
-    Ok((BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false }, stdout))
+    // The process (whose `Drop` kills the group) exists before the first await.
+    let process = BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false };
+    write_record(&process.record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) })
+        .await;
+    Ok((process, stdout))
+}
+
+/// Writes a pid record (best effort: without it only the start-up reaping of orphans is lost).
+async fn write_record(path: &Path, record: &PidRecord) {
+    if let Ok(json) = serde_json::to_vec(record) {
+        let _ = tokio::fs::write(path, json).await;
+    }
 }
 
 impl BrowserProcess {
@@ -212,7 +257,7 @@ impl BrowserProcess {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(&self.record).await;
-        reap_crash_handlers();
+        reap_crash_handlers().await;
         self.terminated = true;
     }
 }
@@ -296,10 +341,16 @@ fn reap_pass(pgid: i32, with_leader: bool) -> bool {
     members.is_empty()
 }
 
+/// Runs a `/proc` scan (`proc_stats` reads a file per process) on a blocking thread, off the
+/// runtime's workers; `None` if it panicked.
+async fn off_runtime<T: Send + 'static>(scan: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(scan).await.ok()
+}
+
 /// Waits until no process of group `pgid` remains, killing and reaping what is left.
 async fn reap_group(pgid: i32) {
     for _ in 0..REAP_TRIES {
-        if reap_pass(pgid, false) {
+        if off_runtime(move || reap_pass(pgid, false)).await.unwrap_or(false) {
             return;
         }
         kill_group(pgid);
@@ -317,12 +368,16 @@ pub fn reap_adopted(pgid: i32) {
 /// Reaps exited Chromium crash handlers adopted by this process. Chromium starts
 /// `chrome_crashpad_handler` with a double fork into its own session, outside the browser's
 /// process group; it exits with the browser and is re-parented here (we are a subreaper).
-/// Live handlers are untouched: `WNOHANG` returns at once for them.
-pub fn reap_crash_handlers() {
-    let me = std::process::id() as i32;
-    for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.comm.starts_with("chrome_crashpad")) {
-        let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
-    }
+/// Live handlers are untouched: `WNOHANG` returns at once for them. The scan runs on a blocking
+/// thread.
+pub async fn reap_crash_handlers() {
+    off_runtime(|| {
+        let me = std::process::id() as i32;
+        for stray in proc_stats().into_iter().filter(|p| p.ppid == me && p.comm.starts_with("chrome_crashpad")) {
+            let _ = waitpid(Pid::from_raw(stray.pid), Some(WaitPidFlag::WNOHANG));
+        }
+    })
+    .await;
 }
 
 /// Kills browsers recorded by a previous run of the worker that are still alive, and removes
@@ -382,5 +437,63 @@ fn remove_x_lock(marker: Option<&str>, pid: i32) {
     if std::fs::read_to_string(&lock).is_ok_and(|holder| holder.trim() == pid.to_string()) {
         let _ = std::fs::remove_file(&lock);
         let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake browser: a shell script whose output all goes to stderr, as Chromium's does.
+    fn fake_browser(script: &str) -> Command {
+        let mut command = Command::new("/bin/sh");
+        command.arg("-c").arg(format!("exec >&2; {script}"));
+        command
+    }
+
+    /// 4 MB of lines of invalid UTF-8: far more than a pipe holds. A reader that stops early
+    /// closes the pipe: the writer dies of SIGPIPE (or, ignoring it, loses its output to EPIPE).
+    const FLOOD: &str = "yes \"$(printf 'x\\377\\376')\" | head -c 4000000";
+    const DEVTOOLS: &str = "printf 'DevTools listening on ws://127.0.0.1:9/devtools/browser/x\\n'";
+
+    #[tokio::test]
+    async fn non_utf8_output_neither_hides_the_devtools_url_nor_stops_the_drain() {
+        let cases = [
+            ("a bad line before the URL", format!("printf 'bad \\377 line\\n'; {DEVTOOLS}")),
+            ("bad bytes only after the URL", DEVTOOLS.to_string()),
+        ];
+        for (case, start) in cases {
+            let run_dir = tempfile::tempdir().unwrap();
+            let written = run_dir.path().join("written");
+            // The fake leaves `written` behind only if all of its output was taken.
+            let script = format!("{start}; {FLOOD} && : > '{}'", written.display());
+            let dead = CancellationToken::new();
+            let limit = Duration::from_secs(30);
+            let spawned =
+                spawn(fake_browser(&script), run_dir.path(), PathBuf::new(), false, limit, dead.clone()).await;
+            let (process, ws_url) = spawned.unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(ws_url, "ws://127.0.0.1:9/devtools/browser/x", "{case}");
+            // The limit only keeps a regression (a writer blocked on a full pipe) from hanging
+            // the suite.
+            let exited = tokio::time::timeout(Duration::from_secs(120), dead.cancelled()).await;
+            assert!(exited.is_ok(), "{case}: the fake browser is still blocked on its stderr");
+            assert!(written.exists(), "{case}: the fake browser's stderr was not read to the end");
+            process.terminate().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn helper_output_is_read_past_invalid_utf8_to_the_end() {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("printf 'x11vnc \\377\\376\\r\\nPORT=5910\\n'; {FLOOD}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = OutputLines::new(child.stdout.take().unwrap());
+        assert_eq!(lines.next_line().await.as_deref(), Some("x11vnc \u{fffd}\u{fffd}"));
+        assert_eq!(lines.next_line().await.as_deref(), Some("PORT=5910"));
+        assert_eq!(lines.drain().await.unwrap(), 4_000_000, "every byte after the PORT line is drained");
+        assert!(child.wait().await.unwrap().success());
     }
 }

@@ -331,9 +331,10 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Types text into the focused element key by key (with corrected typos), or inserts it.
+    /// Types text into the focused element key by key (with corrected typos), or inserts it in
+    /// one go (humanize `off`, or text over `MAX_TYPED_CHARS`).
     async fn type_text(&self, text: &str, rng: &mut StdRng) -> Result<(), FillError> {
-        if !self.humanize.types_keys() {
+        if !self.humanize.types_text(text) {
             self.page.insert_text(text).await?;
             return Ok(());
         }
@@ -375,7 +376,9 @@ impl Executor<'_> {
             Some(max) => value.chars().take(max as usize).collect(),
             None => value.to_string(),
         };
-        if field.value.as_str().is_some_and(|v| !v.is_empty()) && self.humanize.types_keys() {
+        // Typed text replaces the selected old value only after a Backspace; inserted text
+        // replaces the selection itself.
+        if field.value.as_str().is_some_and(|v| !v.is_empty()) && self.humanize.types_text(&limited) {
             self.page.press_key("Backspace").await?;
         }
         self.type_text(&limited, rng).await?;
@@ -565,7 +568,7 @@ impl Executor<'_> {
         let element = format!("(() => {{ {PRELUDE} return R({}); }})()", js(&field.selector));
         self.page.set_files(&element, &[path.to_path_buf()]).await?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let size = tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0);
         let body = format!(
             "const el = R({}); if (!el || !el.files || !el.files.length) return null; return {{ name: el.files[0].name, size: el.files[0].size }};",
             js(&field.selector)
@@ -576,3 +579,6 @@ impl Executor<'_> {
         Ok((json!(name), verified))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -112,7 +112,7 @@ impl LlmEngine {
         applicant: &Applicant,
     ) -> Result<(Vec<(usize, Suggestion)>, Vec<String>), LlmError> {
         let fields: Vec<&Field> = wanted.iter().map(|&i| &page.fields[i]).collect();
-        let key = cache::form_key(&self.model, page.platform, &fields, applicant.allow_generated_text);
+        let key = cache::form_key(&self.model, page.platform, &fields, applicant);
         if let Some(mappings) = self.cached(&key).await
             && let Some(replayed) = replay(&mappings, &fields, applicant)
         {

@@ -99,30 +99,52 @@ pub fn questions(applicant: &Applicant) -> Vec<&str> {
     applicant.qa_answers.iter().filter(|(_, v)| !is_blank(v)).map(|(q, _)| q.as_str()).collect()
 }
 
-/// The user message: the applicant's key names and questions, then the fenced page data.
-pub fn user_message(page: &PageContext<'_>, fields: &[&Field], applicant: &Applicant, fence: &str) -> String {
-    let listed: Vec<Value> = fields
+/// One field as the model is shown it: its number in the list, label, kind, required flag and,
+/// where present, option texts, section and format hints. The cache key is built from these too,
+/// so that it covers exactly what the model saw; fields serialise in declaration order.
+#[derive(Debug, Serialize)]
+pub struct FieldBrief<'a> {
+    n: usize,
+    label: &'a str,
+    kind: FieldKind,
+    required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkbox_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    placeholder: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_length: Option<u32>,
+}
+
+/// The briefs of `fields`, numbered from 1.
+pub fn briefs<'a>(fields: &[&'a Field]) -> Vec<FieldBrief<'a>> {
+    fields
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            let mut brief = json!({"n": i + 1, "label": f.label, "kind": f.kind, "required": f.required});
-            let extra = [
-                (
-                    "options",
-                    (!f.options.is_empty()).then(|| json!(f.options.iter().map(|o| &o.label).collect::<Vec<_>>())),
-                ),
-                ("section", f.section.as_ref().map(|s| json!(s))),
-                ("checkbox_text", f.hints.own_label.as_ref().map(|s| json!(s))),
-                ("placeholder", f.hints.placeholder.as_ref().map(|s| json!(s))),
-                ("input_type", f.hints.input_type.as_ref().map(|s| json!(s))),
-                ("max_length", f.hints.max_length.map(|n| json!(n))),
-            ];
-            for (name, value) in extra.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))) {
-                brief[name] = value;
-            }
-            brief
+        .map(|(i, f)| FieldBrief {
+            n: i + 1,
+            label: &f.label,
+            kind: f.kind,
+            required: f.required,
+            options: (!f.options.is_empty()).then(|| f.options.iter().map(|o| o.label.as_str()).collect()),
+            section: f.section.as_deref(),
+            checkbox_text: f.hints.own_label.as_deref(),
+            placeholder: f.hints.placeholder.as_deref(),
+            input_type: f.hints.input_type.as_deref(),
+            max_length: f.hints.max_length,
         })
-        .collect();
+        .collect()
+}
+
+/// The user message: the applicant's key names and questions, then the fenced page data.
+pub fn user_message(page: &PageContext<'_>, fields: &[&Field], applicant: &Applicant, fence: &str) -> String {
+    let listed: Vec<Value> = briefs(fields).iter().map(|b| json!(b)).collect();
     let data = json!({"page_title": page.title, "step_title": page.heading, "fields": listed});
     format!(
         "user_data keys (names only): {keys}\nqa_answers questions: {questions}\nfree text allowed: {generate}\n\n\

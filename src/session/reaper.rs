@@ -31,7 +31,7 @@ pub async fn run(registry: Arc<SessionRegistry>, cancel: CancellationToken) {
             } => true,
         };
         if child_exited {
-            crate::browser::process::reap_crash_handlers();
+            crate::browser::process::reap_crash_handlers().await;
         }
         for (id, reason) in registry.expired(Instant::now()) {
             let registry = registry.clone();

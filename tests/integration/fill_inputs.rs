@@ -179,3 +179,22 @@ async fn bad_fill_input_gets_clear_errors_and_the_session_stays_usable() {
     strict.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_value_over_the_typing_cap_is_inserted_at_once_even_for_people() {
+    let app = TestApp::start().await;
+    let id = open(&app, "generic/short").await;
+    // 4,000 characters: key by key at 50–180 ms each, this fill would take about eight minutes.
+    let long = "Ada Lovelace-".repeat(308);
+    let body = json!({"user_data": {"full_name": long, "email": "ada@example.com"}, "humanize": "human"});
+    let (status, report) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/fill"), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let events = app.page_eval(&id, "window.__events").await.as_array().unwrap().clone();
+    let state = form_state(&app, &id).await;
+    assert_eq!(state["full_name"], long.as_str(), "the whole value, read back from the page");
+    assert!(events_of(&events, "keydown", "full_name").is_empty(), "inserted, not typed");
+    assert_eq!(events_of(&events, "input", "full_name").len(), 1, "one insertion");
+    assert_eq!(state["email"], "ada@example.com");
+    assert!(!events_of(&events, "keydown", "email").is_empty(), "a short value is still typed key by key");
+    app.stop().await;
+}
