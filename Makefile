@@ -21,7 +21,7 @@ test: deps
 	@# Browsers of test workers run with a user-data dir under a temp dir: none may survive.
 	@if pgrep -a -f -- '--user-data-dir=$(TMPDIR_PATTERN)'; then echo "make test: Chromium processes were left behind" >&2; exit 1; fi
 	@# Displays of test workers (Xvfb + x11vnc on :100 and up) stop with their sessions.
-	@if pgrep -a -f -- '^(Xvfb :1[0-9]{2,} -screen 0 1920x1080x24|x11vnc -display :1[0-9]{2,} -localhost)'; then echo "make test: Xvfb or x11vnc processes were left behind" >&2; exit 1; fi
+	@if pgrep -a -f -- '^(Xvfb :1[0-9]{2,} -screen 0 1920x1080x24|x11vnc -display :1[0-9]{2,} -unixsock)'; then echo "make test: Xvfb or x11vnc processes were left behind" >&2; exit 1; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

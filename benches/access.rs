@@ -72,7 +72,7 @@ async fn run() -> Result<String> {
                 recording.extend(recorded);
                 run
             } else {
-                let (url, websockify) = start_websockify(x11vnc_port(&worker)?).await?;
+                let (url, websockify) = start_websockify(format!("--unix-target={}", x11vnc_socket(&worker)?)).await?;
                 let pid = websockify.0.id() as i32;
                 measure_vnc(&url, || cpu_of(pid, true), 0).await?.0
             };
@@ -131,7 +131,7 @@ async fn relay_capacity(
             let (url, websockify) = if side {
                 (bridge_url.clone(), None)
             } else {
-                let (url, websockify) = start_websockify(replay).await?;
+                let (url, websockify) = start_websockify(format!("127.0.0.1:{replay}")).await?;
                 (url, Some(websockify))
             };
             let cpu = || match &websockify {
@@ -170,10 +170,15 @@ async fn alternate<T>(
 }
 
 /// Starts Debian's websockify in front of the VNC server on `vnc_port`; returns its URL.
-async fn start_websockify(vnc_port: u16) -> Result<(String, KillOnDrop)> {
+/// websockify relaying to `target`: `127.0.0.1:PORT`, or `--unix-target=PATH`.
+async fn start_websockify(target: String) -> Result<(String, KillOnDrop)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let args = match target.strip_prefix("--unix-target=") {
+        Some(_) => [target.clone(), format!("127.0.0.1:{port}")],
+        None => [format!("127.0.0.1:{port}"), target.clone()],
+    };
     let child = Command::new("websockify")
-        .args([format!("127.0.0.1:{port}"), format!("127.0.0.1:{vnc_port}")])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -215,15 +220,15 @@ fn records(worker: &Worker) -> Result<Vec<(i32, String)>> {
     Ok(found)
 }
 
-/// The port of the (only) x11vnc the worker runs.
-fn x11vnc_port(worker: &Worker) -> Result<u16> {
+/// The Unix socket of the (only) x11vnc the worker runs.
+fn x11vnc_socket(worker: &Worker) -> Result<String> {
     for (pgid, _) in records(worker)? {
         let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap_or_default();
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         if args.first().is_some_and(|a| a.ends_with("x11vnc"))
-            && let Some(at) = args.iter().position(|a| a == "-rfbport")
+            && let Some(at) = args.iter().position(|a| a == "-unixsock")
         {
-            return Ok(args[at + 1].parse()?);
+            return Ok(args[at + 1].clone());
         }
     }
     bail!("no x11vnc found among the worker's processes")

@@ -11,7 +11,6 @@
 pub mod reaper;
 pub mod registry;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::browser::display::SessionDisplay;
+use crate::browser::display::{SessionDisplay, VncAddr};
 use crate::browser::humanize::Humanize;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
@@ -262,7 +261,7 @@ pub struct Session {
     /// The browser's DevTools endpoint, for the CDP passthrough (no operation lock needed).
     cdp_endpoint: String,
     /// The VNC server showing this session's display, if it has one.
-    vnc_addr: Option<SocketAddr>,
+    vnc_addr: Option<VncAddr>,
     /// The session's own display (per-session mode), stopped after the browser on close.
     display: Mutex<Option<SessionDisplay>>,
     /// Fires if the display's processes die (never, without a display).
@@ -369,8 +368,8 @@ impl Session {
     }
 
     /// The VNC server of the session's display, or `None` without a display.
-    pub fn vnc_addr(&self) -> Option<SocketAddr> {
-        self.vnc_addr
+    pub fn vnc_addr(&self) -> Option<&VncAddr> {
+        self.vnc_addr.as_ref()
     }
 
     /// Replaces the viewer token shown in the session object.

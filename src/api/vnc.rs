@@ -21,6 +21,7 @@ use super::cdp::{TokenQuery, websocket_required};
 use super::sessions::SessionIdPath;
 use crate::app::App;
 use crate::bridge::{self, Control};
+use crate::browser::display::VncAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::session::{Session, SessionId, VncAccess};
 use crate::token::{Scope, TokenLimit};
@@ -57,7 +58,11 @@ pub async fn vnc_socket(
     let (session, limit) = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
     let upgrade = upgrade?;
     let addr = session.vnc_addr().ok_or_else(no_display)?;
-    let upstream = bridge::connect_vnc(addr).await.map_err(|e| {
+    let upstream = match addr {
+        VncAddr::Unix(path) => bridge::connect_vnc_unix(path).await,
+        VncAddr::Tcp(addr) => bridge::connect_vnc_tcp(*addr).await,
+    };
+    let upstream = upstream.map_err(|e| {
         tracing::warn!(session_id = %id, error = %e, "VNC bridge cannot reach the VNC server");
         ApiError::new(StatusCode::BAD_GATEWAY, "vnc_unavailable", "the session's VNC server cannot be reached")
     })?;
@@ -69,7 +74,7 @@ pub async fn vnc_socket(
         let control =
             Control { stop: session.ended(), token: Some(limit), idle, activity: Box::new(move || toucher.touch()) };
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").increment(1.0);
-        let end = bridge::websocket_to_tcp(client, early, upstream, control).await;
+        let end = bridge::websocket_to_vnc(client, early, upstream, control).await;
         metrics::gauge!("bw_bridges_active", "kind" => "vnc").decrement(1.0);
         metrics::counter!("bw_bridges_closed_total", "kind" => "vnc", "reason" => end.as_str()).increment(1);
         tracing::info!(session_id = %session.id, reason = end.as_str(), "VNC viewer detached");

@@ -24,7 +24,7 @@ mod cdp_policy;
 mod vnc;
 
 pub use cdp_policy::{CdpPolicy, Verdict};
-pub use vnc::websocket_to_tcp;
+pub use vnc::{VncUpstream, websocket_to_vnc};
 
 /// Largest CDP message relayed from the browser (full-page screenshots are big).
 pub const CDP_MAX_MESSAGE: usize = 256 << 20;
@@ -95,13 +95,22 @@ pub async fn connect_devtools(url: &str) -> Result<Upstream, BridgeError> {
     }
 }
 
-/// Connects to a VNC server.
-pub async fn connect_vnc(addr: std::net::SocketAddr) -> Result<TcpStream, BridgeError> {
+/// Connects to a VNC server on TCP (a shared display's).
+pub async fn connect_vnc_tcp(addr: std::net::SocketAddr) -> Result<VncUpstream, BridgeError> {
     match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
-            Ok(stream)
+            Ok(VncUpstream::Tcp(stream))
         }
+        Ok(Err(e)) => Err(BridgeError::Vnc(e.to_string())),
+        Err(_) => Err(BridgeError::Vnc("timed out".into())),
+    }
+}
+
+/// Connects to a VNC server on a Unix socket (a session's own x11vnc).
+pub async fn connect_vnc_unix(path: &std::path::Path) -> Result<VncUpstream, BridgeError> {
+    match tokio::time::timeout(Duration::from_secs(10), tokio::net::UnixStream::connect(path)).await {
+        Ok(Ok(stream)) => Ok(VncUpstream::Unix(stream)),
         Ok(Err(e)) => Err(BridgeError::Vnc(e.to_string())),
         Err(_) => Err(BridgeError::Vnc("timed out".into())),
     }

@@ -1,4 +1,5 @@
-//! The VNC bridge: a WebSocket client (noVNC) on a raw TCP socket joined to a VNC server.
+//! The VNC bridge: a WebSocket client (noVNC) on a raw TCP socket joined to a VNC server, on a
+//! Unix socket (a session's own x11vnc, which has no TCP port) or TCP (a shared display's).
 //!
 //! Screen updates (nearly all of the bytes) never pass through the worker's memory: each chunk
 //! the VNC server sends is `splice(2)`d from its socket into a pipe and from the pipe into the
@@ -13,9 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::{Buf, Bytes, BytesMut};
 use rustix::net::SendFlags;
 use rustix::pipe::{PipeFlags, SpliceFlags};
+use tokio::io::AsyncWrite;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control as Ctl, Data, OpCode};
@@ -28,10 +30,63 @@ const PIPE_SIZE: usize = 1 << 20;
 /// the biggest).
 const MAX_CLIENT_FRAME: u64 = 16 << 20;
 
+/// A connection to a VNC server.
+pub enum VncUpstream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
 /// Relays a VNC stream between `client` (a socket just upgraded to WebSocket; `early` holds
 /// bytes the HTTP server read past the request) and the VNC server `upstream`, until either side
 /// closes or `control` ends it.
-pub async fn websocket_to_tcp(client: TcpStream, early: Bytes, upstream: TcpStream, control: Control) -> End {
+pub async fn websocket_to_vnc(client: TcpStream, early: Bytes, upstream: VncUpstream, control: Control) -> End {
+    match upstream {
+        VncUpstream::Tcp(stream) => {
+            let (rx, tx) = stream.into_split();
+            relay(client, early, rx, tx, control).await
+        }
+        VncUpstream::Unix(stream) => {
+            let (rx, tx) = stream.into_split();
+            relay(client, early, rx, tx, control).await
+        }
+    }
+}
+
+/// The read side of a VNC server connection: data is spliced from it into a pipe.
+trait SpliceSource: Sync {
+    /// Waits until readable, then moves up to `capacity` bytes into `pipe`; 0 at the end.
+    async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize>;
+}
+
+impl SpliceSource for OwnedReadHalf {
+    async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize> {
+        let socket = self.as_ref();
+        socket
+            .async_io(Interest::READABLE, || {
+                Ok(rustix::pipe::splice(socket, None, pipe, None, capacity, SpliceFlags::NONBLOCK)?)
+            })
+            .await
+    }
+}
+
+impl SpliceSource for tokio::net::unix::OwnedReadHalf {
+    async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize> {
+        let socket = self.as_ref();
+        socket
+            .async_io(Interest::READABLE, || {
+                Ok(rustix::pipe::splice(socket, None, pipe, None, capacity, SpliceFlags::NONBLOCK)?)
+            })
+            .await
+    }
+}
+
+async fn relay<R: SpliceSource, W: AsyncWrite + Unpin>(
+    client: TcpStream,
+    early: Bytes,
+    up_rx: R,
+    mut up_tx: W,
+    control: Control,
+) -> End {
     let (pipe_out, pipe_in) = match pipe() {
         Ok(pipe) => pipe,
         Err(e) => {
@@ -44,7 +99,6 @@ pub async fn websocket_to_tcp(client: TcpStream, early: Bytes, upstream: TcpStre
     // Frames for the client from the reading side (pongs, Close replies), written between data frames.
     let (replies, mut queued) = mpsc::channel::<Vec<u8>>(4);
     let (mut client_rx, mut client_tx) = client.into_split();
-    let (up_rx, mut up_tx) = upstream.into_split();
 
     let end = {
         let inbound = client_to_server(&mut client_rx, early, &mut up_tx, &traffic, replies);
@@ -78,14 +132,14 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// The server-to-client direction: spliced data frames, and the replies the other side queues.
-struct Outbound<'a> {
-    up: &'a OwnedReadHalf,
+struct Outbound<'a, R> {
+    up: &'a R,
     client: &'a OwnedWriteHalf,
     pipe_in: &'a OwnedFd,
     pipe_out: &'a OwnedFd,
 }
 
-impl Outbound<'_> {
+impl<R: SpliceSource> Outbound<'_, R> {
     async fn run(&self, queued: &mut mpsc::Receiver<Vec<u8>>, traffic: &AtomicBool, mid_frame: &AtomicBool) -> End {
         let capacity = rustix::pipe::fcntl_getpipe_size(self.pipe_in).unwrap_or(64 << 10);
         loop {
@@ -99,9 +153,7 @@ impl Outbound<'_> {
                     }
                     mid_frame.store(false, Ordering::Relaxed);
                 }
-                moved = self.up.as_ref().async_io(Interest::READABLE, || {
-                    Ok(rustix::pipe::splice(self.up.as_ref(), None, self.pipe_in, None, capacity, SpliceFlags::NONBLOCK)?)
-                }) => {
+                moved = self.up.splice_into(self.pipe_in, capacity) => {
                     let Ok(length @ 1..) = moved else { return End::Upstream };
                     traffic.store(true, Ordering::Relaxed);
                     mid_frame.store(true, Ordering::Relaxed);
@@ -164,7 +216,7 @@ impl Outbound<'_> {
 async fn client_to_server(
     client: &mut OwnedReadHalf,
     early: Bytes,
-    upstream: &mut OwnedWriteHalf,
+    upstream: &mut (impl AsyncWrite + Unpin),
     traffic: &AtomicBool,
     replies: mpsc::Sender<Vec<u8>>,
 ) -> End {

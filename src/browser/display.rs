@@ -1,13 +1,15 @@
 //! Virtual displays for sessions a person may take over.
 //!
-//! Per-session mode: each session gets `Xvfb :N` and `x11vnc -display :N -localhost -rfbport P`,
-//! each in its own process group with a pid record (killed and reaped like a browser). Display
-//! numbers and ports are reserved in this worker and checked against the machine (X lock files,
-//! bound ports); a start that loses a race to another program moves on to the next pair.
-//! Shared mode: every session with a display uses one existing display and VNC server.
+//! Per-session mode: each session gets `Xvfb :N` and `x11vnc -display :N -unixsock
+//! <data_dir>/run/vnc-N.sock -rfbport 0`, each in its own process group with a pid record
+//! (killed and reaped like a browser). The VNC server has no TCP port at all: its socket lives
+//! in the worker's private run dir, so nothing but the worker (and its user) can connect, not a
+//! page of any browser on the machine. Display numbers are reserved in this worker and checked
+//! against the machine (X lock files); a start that loses a race moves on to the next number.
+//! Shared mode: every session with a display uses one existing display and VNC server (TCP).
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,10 +20,9 @@ use super::process::{self, BrowserProcess, OutputLines};
 
 /// Screen size of per-session displays (the browser window fills it).
 pub const SCREEN: (u32, u32) = (1920, 1080);
-/// First display number and VNC port tried.
+/// First display number tried.
 const FIRST_DISPLAY: u32 = 100;
-const FIRST_PORT: u16 = 5910;
-/// How many display numbers (and ports) are tried before giving up.
+/// How many display numbers are tried before giving up.
 const RANGE: u32 = 400;
 /// Start attempts before a display start fails.
 const ATTEMPTS: usize = 5;
@@ -33,7 +34,7 @@ const START_LIMIT: Duration = Duration::from_secs(15);
 /// Display start failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DisplayError {
-    #[error("no free display number or VNC port")]
+    #[error("no free display number")]
     Exhausted,
     #[error("every attempt failed: {0}")]
     Failed(String),
@@ -58,19 +59,28 @@ struct Allocator {
     run_dir: PathBuf,
 }
 
-/// Display numbers and ports reserved in this process (shared by every worker in it, e.g. in
-/// tests); a std mutex, never held across an await.
-fn reserved() -> &'static Mutex<(HashSet<u32>, HashSet<u16>)> {
-    static RESERVED: std::sync::OnceLock<Mutex<(HashSet<u32>, HashSet<u16>)>> = std::sync::OnceLock::new();
+/// Display numbers reserved in this process (shared by every worker in it, e.g. in tests); a
+/// std mutex, never held across an await.
+fn reserved() -> &'static Mutex<HashSet<u32>> {
+    static RESERVED: std::sync::OnceLock<Mutex<HashSet<u32>>> = std::sync::OnceLock::new();
     RESERVED.get_or_init(Default::default)
+}
+
+/// Where a display's VNC server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VncAddr {
+    /// A session's own x11vnc: a Unix socket in the worker's private run dir.
+    Unix(PathBuf),
+    /// A shared display's server (the operator's, on loopback).
+    Tcp(SocketAddr),
 }
 
 /// One session's display: where the browser draws and where VNC clients connect.
 pub struct SessionDisplay {
     /// `DISPLAY` value for the browser, e.g. `:100`.
     pub display: String,
-    /// The VNC server (on loopback).
-    pub vnc_addr: SocketAddr,
+    /// The VNC server.
+    pub vnc_addr: VncAddr,
     /// Fires if Xvfb or x11vnc exits while the session lives.
     dead: CancellationToken,
     owned: Option<Owned>,
@@ -81,7 +91,8 @@ struct Owned {
     xvfb: Option<BrowserProcess>,
     vnc: Option<BrowserProcess>,
     number: u32,
-    port: u16,
+    /// x11vnc's socket, removed with the display.
+    socket: PathBuf,
     /// Our Xvfb came up on `number`, so its lock file and socket are ours to remove (while the
     /// lock still names `xvfb_pid`).
     x_started: bool,
@@ -106,18 +117,18 @@ impl Displays {
         match &self.kind {
             Kind::Shared { display, vnc } => Ok(SessionDisplay {
                 display: display.clone(),
-                vnc_addr: *vnc,
+                vnc_addr: VncAddr::Tcp(*vnc),
                 dead: CancellationToken::new(),
                 owned: None,
             }),
             Kind::PerSession(allocator) => {
                 let mut failures = Vec::new();
                 for _ in 0..ATTEMPTS {
-                    let (number, port) = allocator.reserve()?;
-                    match start(allocator.clone(), number, port).await {
+                    let number = allocator.reserve()?;
+                    match start(allocator.clone(), number).await {
                         Ok(display) => return Ok(display),
                         Err(e) => {
-                            tracing::debug!(number, port, error = %e, "display start failed; trying the next one");
+                            tracing::debug!(number, error = %e, "display start failed; trying the next one");
                             failures.push(e.to_string());
                         }
                     }
@@ -129,24 +140,18 @@ impl Displays {
 }
 
 impl Allocator {
-    /// Reserves a display number and a port that look free on this machine.
-    fn reserve(&self) -> Result<(u32, u16), DisplayError> {
+    /// Reserves a display number that looks free on this machine.
+    fn reserve(&self) -> Result<u32, DisplayError> {
         let mut used = reserved().lock().unwrap();
         let number = (FIRST_DISPLAY..FIRST_DISPLAY + RANGE)
-            .find(|n| !used.0.contains(n) && display_free(*n))
+            .find(|n| !used.contains(n) && display_free(*n))
             .ok_or(DisplayError::Exhausted)?;
-        let port = (FIRST_PORT..FIRST_PORT + RANGE as u16)
-            .find(|p| !used.1.contains(p) && std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, *p)).is_ok())
-            .ok_or(DisplayError::Exhausted)?;
-        used.0.insert(number);
-        used.1.insert(port);
-        Ok((number, port))
+        used.insert(number);
+        Ok(number)
     }
 
-    fn release(&self, number: u32, port: u16) {
-        let mut used = reserved().lock().unwrap();
-        used.0.remove(&number);
-        used.1.remove(&port);
+    fn release(&self, number: u32) {
+        reserved().lock().unwrap().remove(&number);
     }
 }
 
@@ -169,13 +174,23 @@ fn display_free(n: u32) -> bool {
     files_free && !listening
 }
 
-/// Starts Xvfb `:number` and x11vnc on `port`, and waits until both serve.
-async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<SessionDisplay, DisplayError> {
+/// Starts Xvfb `:number` and x11vnc on a Unix socket, and waits until both serve.
+async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay, DisplayError> {
     let display = format!(":{number}");
     let dead = CancellationToken::new();
+    let vnc_socket = allocator.run_dir.join(format!("vnc-{number}.sock"));
+    // A socket file left by a killed x11vnc of this number would make the new one fail.
+    let _ = tokio::fs::remove_file(&vnc_socket).await;
     // From here on, dropping `owned` kills what was started and frees the reservation.
-    let mut owned =
-        Owned { xvfb: None, vnc: None, number, port, x_started: false, xvfb_pid: 0, allocator: allocator.clone() };
+    let mut owned = Owned {
+        xvfb: None,
+        vnc: None,
+        number,
+        socket: vnc_socket.clone(),
+        x_started: false,
+        xvfb_pid: 0,
+        allocator: allocator.clone(),
+    };
 
     let mut xvfb = process::command(Path::new("Xvfb"), &allocator.run_dir);
     xvfb.arg(&display).args(["-screen", "0", &format!("{}x{}x24", SCREEN.0, SCREEN.1)]).args([
@@ -212,7 +227,10 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
     owned.x_started = true;
 
     let mut vnc = process::command(Path::new("x11vnc"), &allocator.run_dir);
-    vnc.args(["-display", &display, "-localhost", "-rfbport", &port.to_string()]).args([
+    // No TCP port: only the Unix socket, in the worker's private run dir. `-rfbport 0` alone
+    // still leaves libvncserver's IPv6 listener on [::]:5900; `-rfbportv6 0` closes it too.
+    let socket_arg = vnc_socket.display().to_string();
+    vnc.args(["-display", &display, "-unixsock", &socket_arg, "-rfbport", "0", "-rfbportv6", "0"]).args([
         "-forever",
         "-shared",
         "-nopw",
@@ -223,25 +241,22 @@ async fn start(allocator: Arc<Allocator>, number: u32, port: u16) -> Result<Sess
         .await
         .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
     owned.vnc = Some(process);
-    // x11vnc prints `PORT=<port>` once it listens; any other port means ours was taken.
-    let mut lines = OutputLines::new(stdout.expect("stdout is captured"));
-    let listening = async {
-        while let Some(line) = lines.next_line().await {
-            if let Some(printed) = line.trim().strip_prefix("PORT=") {
-                return printed == port.to_string();
-            }
-        }
-        false
-    };
-    match tokio::time::timeout(START_LIMIT, listening).await {
-        Ok(true) if !dead.is_cancelled() => {}
-        Ok(_) => return Err(DisplayError::NotReady("x11vnc", number, "exited or took another port")),
-        Err(_) => return Err(DisplayError::NotReady("x11vnc", number, "timed out")),
-    }
     // Keep draining its output (any bytes, to the end) so that x11vnc never blocks on a full pipe.
-    lines.drain();
-    tracing::debug!(number, port, "display started");
-    Ok(SessionDisplay { display, vnc_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dead, owned: Some(owned) })
+    OutputLines::new(stdout.expect("stdout is captured")).drain();
+    // Ready when its socket accepts a connection.
+    let listening = async {
+        while tokio::net::UnixStream::connect(&vnc_socket).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        _ = dead.cancelled() => return Err(DisplayError::NotReady("x11vnc", number, "exited")),
+        ready = tokio::time::timeout(START_LIMIT, listening) => {
+            ready.map_err(|_| DisplayError::NotReady("x11vnc", number, "timed out"))?
+        }
+    }
+    tracing::debug!(number, "display started");
+    Ok(SessionDisplay { display, vnc_addr: VncAddr::Unix(vnc_socket), dead, owned: Some(owned) })
 }
 
 impl SessionDisplay {
@@ -250,7 +265,7 @@ impl SessionDisplay {
         self.dead.clone()
     }
 
-    /// Stops x11vnc, then Xvfb, reaps them and frees the display number and port.
+    /// Stops x11vnc, then Xvfb, reaps them and frees the display number.
     pub async fn stop(mut self) {
         if let Some(mut owned) = self.owned.take() {
             // SIGTERM first: a killed x11vnc leaks its SysV shared memory segments.
@@ -275,6 +290,7 @@ impl Drop for Owned {
             let _ = std::fs::remove_file(format!("/tmp/.X{}-lock", self.number));
             let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
         }
-        self.allocator.release(self.number, self.port);
+        let _ = std::fs::remove_file(&self.socket);
+        self.allocator.release(self.number);
     }
 }

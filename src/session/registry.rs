@@ -312,7 +312,7 @@ impl SessionRegistry {
             pgid: handle.pgid(),
             dead: handle.dead(),
             cdp_endpoint: handle.ws_url().to_string(),
-            vnc_addr: display.as_ref().map(|d| d.vnc_addr),
+            vnc_addr: display.as_ref().map(|d| d.vnc_addr.clone()),
             display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
             display: Mutex::new(display),
             vnc_token: Mutex::new(None),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use browser_worker::browser::display::VncAddr;
 use browser_worker::session::SessionId;
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
@@ -98,6 +99,39 @@ fn session_of(app: &TestApp, id: &str) -> Arc<browser_worker::session::Session> 
     registry.get(SessionId::parse(id).unwrap()).unwrap()
 }
 
+/// The pid of the x11vnc serving `socket`.
+fn x11vnc_pid(socket: &std::path::Path) -> Option<i32> {
+    let wanted = socket.to_str()?;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.first().is_some_and(|a| a.ends_with(b"x11vnc")) && args.contains(&wanted.as_bytes());
+        ours.then_some(pid)
+    })
+}
+
+/// TCP sockets in LISTEN state that process `pid` holds (from `/proc/net/tcp{,6}` and its fds).
+fn tcp_listeners_of(pid: i32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| table.lines().skip(1).map(str::to_string).collect::<Vec<_>>())
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(3) == Some(&"0A") && fields.get(9).is_some_and(|inode| inodes.iter().any(|i| i == inode))
+        })
+        .collect()
+}
+
 /// JavaScript that opens a WebSocket and says whether it opened.
 fn ws_probe(url: &str) -> String {
     format!(
@@ -114,22 +148,29 @@ async fn a_page_reaches_no_other_session_no_display_and_no_loopback_port() {
     let b = app.create(json!({"display": true})).await;
     let (a, b) = (a["session_id"].as_str().unwrap(), b["session_id"].as_str().unwrap());
     let devtools = session_of(&app, b).cdp_endpoint().to_string();
-    let vnc = session_of(&app, b).vnc_addr().expect("B has a display");
+    // B's VNC server has no TCP port at all, only a socket in the worker's private run dir.
+    let Some(VncAddr::Unix(socket)) = session_of(&app, b).vnc_addr().cloned() else {
+        panic!("B's VNC is a Unix socket")
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700, "the socket's directory is the worker's alone");
+    let x11vnc = x11vnc_pid(&socket).expect("B's x11vnc runs");
+    assert!(tcp_listeners_of(x11vnc).is_empty(), "x11vnc listens on TCP: {:?}", tcp_listeners_of(x11vnc));
+    assert!(!tcp_listeners_of(std::process::id() as i32).is_empty(), "the check sees this process's API port");
 
     // A's page: fetches, images, WebSockets to B's DevTools and VNC, the API and a loopback port.
     let script = format!(
         "(async () => {{ \
            const fetched = await fetch('http://127.0.0.1:{port}/x', {{mode: 'no-cors'}}).then(() => 'answered', () => 'failed'); \
            new Image().src = 'http://127.0.0.1:{port}/img'; \
-           return {{fetched, devtools: await {}, vnc: await {}, api: await fetch('{}/health').then(r => r.status, () => 'failed')}}; \
+           return {{fetched, devtools: await {}, api: await fetch('{}/health').then(r => r.status, () => 'failed')}}; \
          }})()",
         ws_probe(&devtools),
-        ws_probe(&format!("ws://{vnc}/")),
         app.base,
     );
     let seen = app.page_eval(a, &script).await;
     assert_eq!(seen["devtools"], "refused", "{seen}");
-    assert_eq!(seen["vnc"], "refused", "{seen}");
     assert_ne!(seen["api"], 200, "{seen}");
 
     // A redirect and a navigation to loopback are refused where the traffic leaves.
