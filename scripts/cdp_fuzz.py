@@ -95,6 +95,18 @@ def messages(rng, cases):
         yield f'{{"id":{ident},"params":{params_json},"method":{json.dumps(method)},"sessionId":7}}', "refuse", ident
 
 
+def call(ws, ident, method, params, session=None):
+    """Sends one command and returns its reply (events in between are skipped)."""
+    message = {"id": ident, "method": method, "params": params}
+    if session:
+        message["sessionId"] = session
+    ws.send(json.dumps(message))
+    while True:
+        reply = json.loads(ws.recv(timeout=20))
+        if reply.get("id") == ident:
+            return reply
+
+
 def main():
     url, key = sys.argv[1], sys.argv[2]
     cases = int(sys.argv[3]) if len(sys.argv) > 3 else 400
@@ -126,20 +138,10 @@ def main():
             pass
     # The browser is alive: a fresh connection evaluates a script in its page.
     with connect(url, additional_headers=headers, open_timeout=10) as ws:
-        ws.send(json.dumps({"id": 1, "method": "Target.getTargets"}))
-        targets = json.loads(ws.recv(timeout=20))["result"]["targetInfos"]
+        targets = call(ws, 1, "Target.getTargets", {})["result"]["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        ws.send(json.dumps({"id": 2, "method": "Target.attachToTarget", "params": {"targetId": page["targetId"], "flatten": True}}))
-        while True:
-            reply = json.loads(ws.recv(timeout=20))
-            if reply.get("id") == 2:
-                break
-        session = reply["result"]["sessionId"]
-        ws.send(json.dumps({"id": 3, "method": "Runtime.evaluate", "params": {"expression": "6*7"}, "sessionId": session}))
-        while True:
-            reply = json.loads(ws.recv(timeout=20))
-            if reply.get("id") == 3:
-                break
+        attached = call(ws, 2, "Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})
+        reply = call(ws, 3, "Runtime.evaluate", {"expression": "6*7"}, attached["result"]["sessionId"])
         if reply["result"]["result"]["value"] != 42:
             print(f"cdp_fuzz: the browser no longer answers: {reply}", file=sys.stderr)
             return 1

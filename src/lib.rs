@@ -11,8 +11,11 @@
 //! - [`breaker`]: the per-profile circuit breaker, persisted in redb.
 //! - [`guard`]: block detection (CAPTCHAs, challenge pages, rate limits, login walls).
 //!   process groups and orphan reaping, the warm pool, and per-session displays (Xvfb, x11vnc).
-//! - [`bridge`]: WebSocket bridges of the CDP passthrough and the VNC viewer, handed an upstream address.
-//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC or CDP).
+//! - [`bridge`]: WebSocket bridges of the CDP passthrough (behind an allow-list) and the VNC viewer,
+//!   handed an upstream address.
+//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC or CDP; newer ones revoke older).
+//! - [`egress`]: the one egress classifier and the egress proxy every local browser's traffic goes through.
+//! - [`notify`]: per-session events (SSE) and bounded, ordered webhooks.
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 #![forbid(unsafe_code)]

@@ -58,27 +58,23 @@ trait SpliceSource: Sync {
     async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize>;
 }
 
-impl SpliceSource for OwnedReadHalf {
-    async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize> {
-        let socket = self.as_ref();
-        socket
-            .async_io(Interest::READABLE, || {
-                Ok(rustix::pipe::splice(socket, None, pipe, None, capacity, SpliceFlags::NONBLOCK)?)
-            })
-            .await
-    }
+/// The same for both socket kinds (tokio's `async_io` is an inherent method of each).
+macro_rules! splice_source {
+    ($half:ty) => {
+        impl SpliceSource for $half {
+            async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize> {
+                let socket = self.as_ref();
+                socket
+                    .async_io(Interest::READABLE, || {
+                        Ok(rustix::pipe::splice(socket, None, pipe, None, capacity, SpliceFlags::NONBLOCK)?)
+                    })
+                    .await
+            }
+        }
+    };
 }
-
-impl SpliceSource for tokio::net::unix::OwnedReadHalf {
-    async fn splice_into(&self, pipe: &OwnedFd, capacity: usize) -> io::Result<usize> {
-        let socket = self.as_ref();
-        socket
-            .async_io(Interest::READABLE, || {
-                Ok(rustix::pipe::splice(socket, None, pipe, None, capacity, SpliceFlags::NONBLOCK)?)
-            })
-            .await
-    }
-}
+splice_source!(OwnedReadHalf);
+splice_source!(tokio::net::unix::OwnedReadHalf);
 
 async fn relay<R: SpliceSource, W: AsyncWrite + Unpin>(
     client: TcpStream,
