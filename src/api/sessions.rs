@@ -182,7 +182,7 @@ pub async fn create_session(
     // never abandoned; an unclaimed session idles out.
     let registry = app.registry.clone();
     let session =
-        tokio::spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
+        app.registry.spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
     if session.vnc_addr().is_some() {
         session.mint_token(&app.tokens, crate::token::Scope::Vnc);
     }

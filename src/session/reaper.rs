@@ -34,8 +34,8 @@ pub async fn run(registry: Arc<SessionRegistry>, cancel: CancellationToken) {
             crate::browser::process::reap_crash_handlers().await;
         }
         for (id, reason) in registry.expired(Instant::now()) {
-            let registry = registry.clone();
-            tokio::spawn(async move { registry.close(id, reason).await });
+            let closer = registry.clone();
+            registry.spawn(async move { closer.close(id, reason).await });
         }
     }
 }

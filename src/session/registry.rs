@@ -148,6 +148,16 @@ impl SessionRegistry {
         }
     }
 
+    /// Runs `work` as a task the shutdown drain waits for (closes, creates and tasks that must
+    /// finish even when their caller goes away).
+    pub fn spawn<F>(&self, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(work)
+    }
+
     /// Sessions created with a callback will send their events through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = Some(notifier);

@@ -38,8 +38,8 @@ export class WebhookReceiver {
 
   constructor(private readonly secret: Uint8Array) {}
 
-  /** Listens on 127.0.0.1 (ephemeral port); returns the callback URL. */
-  async start(port = 0): Promise<string> {
+  /** Listens on 127.0.0.1 (`port`, or an ephemeral one); returns the callback URL. */
+  async start(listenPort = 0): Promise<string> {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -49,7 +49,7 @@ export class WebhookReceiver {
           .catch(() => res.writeHead(500).end());
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.server!.listen(listenPort, "127.0.0.1", resolve));
     const { port } = this.server.address() as AddressInfo;
     return `http://127.0.0.1:${port}/webhooks/worker`;
   }
