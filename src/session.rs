@@ -372,7 +372,6 @@ impl Session {
         self.vnc_addr.as_ref()
     }
 
-    /// Replaces the viewer token shown in the session object.
     /// Mints a token of a new generation for `scope`: every older token of that scope is
     /// refused from now on, and bridges opened with one end. A VNC token is also the one the
     /// session object shows.
@@ -401,6 +400,7 @@ impl Session {
         Ok(TokenLimit { revoked: epoch.revoked.clone(), expires_at: grant.expires_at })
     }
 
+    /// Replaces the viewer token shown in the session object.
     fn set_vnc_token(&self, token: Minted) {
         *self.vnc_token.lock().unwrap() = Some(token);
     }
@@ -410,9 +410,8 @@ impl Session {
         self.ended.clone()
     }
 
-    /// Registers an attached client until the returned guard drops.
-    /// Counts a CDP or VNC client in, up to `MAX_CLIENTS` at once (each holds a socket, a
-    /// bridge task and, for CDP, a DevTools connection).
+    /// Registers an attached client until the returned guard drops, up to `MAX_CLIENTS` at
+    /// once (each holds a socket, a bridge task and, for CDP, a DevTools connection).
     pub fn attach(self: &Arc<Self>) -> Result<Attachment, SessionError> {
         let counted =
             self.attached.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_CLIENTS).then_some(n + 1));

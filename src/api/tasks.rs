@@ -32,7 +32,6 @@ pub async fn run_task(
     let callback = callback(task.callback_url.as_deref(), task.callback_token.clone())?;
     check_callback(&app, &callback).await?;
     // The task runs to its end even if the caller goes away, so that nothing is left half done.
-    let result =
-        app.registry.spawn(tasks::run(app.clone(), task, callback)).await.map_err(|_| ApiError::internal())?;
+    let result = app.registry.spawn(tasks::run(app.clone(), task, callback)).await.map_err(|_| ApiError::internal())?;
     Ok(Json(result))
 }
