@@ -79,11 +79,14 @@ impl App {
             ))
         });
         let provider: Arc<dyn BrowserProvider> = match config.provider {
-            ProviderKind::AdsPower => Arc::new(AdsPowerProvider::new(
-                adspower.clone().expect("built above"),
-                config.launch_timeout(),
-                config.operation_timeout(),
-            )),
+            ProviderKind::AdsPower => Arc::new(
+                AdsPowerProvider::new(
+                    adspower.clone().expect("built above"),
+                    config.launch_timeout(),
+                    config.operation_timeout(),
+                )
+                .with_display(config.display_mode != DisplayMode::None),
+            ),
             ProviderKind::Chromium => Arc::new(
                 ChromiumProvider::new(
                     config.chromium().to_path_buf(),

@@ -174,7 +174,8 @@ pub struct SessionInfo {
     pub idle_timeout_secs: u64,
     /// CDP passthrough (WebSocket): the API key as a Bearer header, or `?token=` (`cdp-token`).
     pub cdp_url: String,
-    /// Viewer access; null when the session has no display.
+    /// Viewer access; null when the session has no display. On a shared display
+    /// (`BW_DISPLAY_MODE=shared`) it says `shared: true`: that display shows every session.
     pub vnc: Option<VncAccess>,
     pub timing: Timing,
     #[schema(value_type = Object)]
@@ -192,6 +193,9 @@ pub struct VncAccess {
     pub token: String,
     /// When the token expires; `POST …/vnc-token` mints a new one.
     pub expires_at: DateTime<Utc>,
+    /// True on a shared display (`BW_DISPLAY_MODE=shared`): it shows every session's window,
+    /// so this token is not isolated to this session. False for a per-session display.
+    pub shared: bool,
 }
 
 /// `ws://` for `http://` (and `wss://` for `https://`) of a public base URL.
@@ -204,13 +208,14 @@ pub fn ws_base(public_url: &str) -> String {
 }
 
 impl VncAccess {
-    /// The URLs of session `id` under `public_url` with `token`.
-    pub fn new(public_url: &str, id: SessionId, token: &Minted) -> Self {
+    /// The URLs of session `id` under `public_url` with `token`; `shared` for a shared display.
+    pub fn new(public_url: &str, id: SessionId, token: &Minted, shared: bool) -> Self {
         Self {
             ws_url: format!("{}/vnc/{id}?token={}", ws_base(public_url), token.token),
             viewer_url: format!("{public_url}/vnc/{id}/viewer?token={}", token.token),
             token: token.token.clone(),
             expires_at: token.expires_at,
+            shared,
         }
     }
 }
@@ -266,8 +271,9 @@ pub struct Session {
     display: Mutex<Option<SessionDisplay>>,
     /// Fires if the display's processes die (never, without a display).
     display_dead: CancellationToken,
-    /// The viewer token shown in the session object (minted at create or by `vnc-token`).
-    vnc_token: Mutex<Option<Minted>>,
+    /// The viewer access shown in the session object and in its takeover events (minted at
+    /// create or by `vnc-token`).
+    vnc: Mutex<Option<VncAccess>>,
     /// The newest token generation per scope (`[vnc, cdp]`): older tokens are refused, and
     /// bridges opened with them end.
     token_epochs: Mutex<[TokenEpoch; 2]>,
@@ -334,7 +340,7 @@ impl Drop for OpGuard {
 impl Session {
     /// The public view; links (CDP, VNC) point at `public_url`.
     pub fn info(&self, public_url: &str) -> SessionInfo {
-        let vnc = self.vnc_token.lock().unwrap().as_ref().map(|token| VncAccess::new(public_url, self.id, token));
+        let vnc = self.vnc_access();
         let status = self.status.lock().unwrap();
         SessionInfo {
             session_id: self.id,
@@ -373,21 +379,40 @@ impl Session {
     }
 
     /// Mints a token of a new generation for `scope`: every older token of that scope is
-    /// refused from now on, and bridges opened with one end. A VNC token is also the one the
-    /// session object shows.
+    /// refused from now on, and bridges opened with one end. `mint_vnc` also makes a VNC
+    /// token the one the session object shows.
     pub fn mint_token(&self, issuer: &TokenIssuer, scope: Scope) -> Minted {
-        let minted = {
-            let mut epochs = self.token_epochs.lock().unwrap();
-            let epoch = &mut epochs[epoch_index(scope)];
-            epoch.revoked.cancel();
-            epoch.generation += 1;
-            epoch.revoked = CancellationToken::new();
-            issuer.mint(self.id, scope, epoch.generation)
-        };
-        if scope == Scope::Vnc {
-            self.set_vnc_token(minted.clone());
-        }
-        minted
+        let mut epochs = self.token_epochs.lock().unwrap();
+        let epoch = &mut epochs[epoch_index(scope)];
+        epoch.revoked.cancel();
+        epoch.generation += 1;
+        epoch.revoked = CancellationToken::new();
+        issuer.mint(self.id, scope, epoch.generation)
+    }
+
+    /// Mints a new VNC token (older ones are revoked) and makes its URLs under `public_url`
+    /// the ones the session object and its takeover events show. Call only with a display.
+    pub fn mint_vnc(&self, issuer: &TokenIssuer, public_url: &str) -> VncAccess {
+        let minted = self.mint_token(issuer, Scope::Vnc);
+        let shared = self.vnc_addr.as_ref().is_some_and(VncAddr::is_shared);
+        let access = VncAccess::new(public_url, self.id, &minted, shared);
+        *self.vnc.lock().unwrap() = Some(access.clone());
+        access
+    }
+
+    /// The newest VNC access (`mint_vnc`); `None` without a display.
+    pub fn vnc_access(&self) -> Option<VncAccess> {
+        self.vnc.lock().unwrap().clone()
+    }
+
+    /// Where a person takes over, for takeover events: `{"vnc_url", "viewer_url"}` (null
+    /// without a display).
+    pub fn takeover_links(&self) -> Map<String, Value> {
+        let access = self.vnc_access();
+        Map::from_iter([
+            ("vnc_url".to_string(), access.as_ref().map(|a| a.ws_url.clone()).into()),
+            ("viewer_url".to_string(), access.map(|a| a.viewer_url).into()),
+        ])
     }
 
     /// Checks that a verified token is of the newest generation; returns where its bridge ends.
@@ -398,11 +423,6 @@ impl Session {
             return Err(TokenError::Revoked);
         }
         Ok(TokenLimit { revoked: epoch.revoked.clone(), expires_at: grant.expires_at })
-    }
-
-    /// Replaces the viewer token shown in the session object.
-    fn set_vnc_token(&self, token: Minted) {
-        *self.vnc_token.lock().unwrap() = Some(token);
     }
 
     /// Fires once the session is closed and released (bridges end with it).
@@ -446,7 +466,10 @@ impl Session {
             (None, Some(b)) | (Some(_), Some(b)) if previous.as_ref() != Some(b) => {
                 let kind =
                     if b.reason == crate::guard::BlockReason::Captcha { "captcha_detected" } else { "state_change" };
-                self.events.emit(kind, serde_json::json!({"state": "needs_human", "block": b}));
+                let mut data = self.takeover_links();
+                data.insert("state".into(), "needs_human".into());
+                data.insert("block".into(), serde_json::json!(b));
+                self.events.emit(kind, Value::Object(data));
             }
             (Some(_), None) => self.events.emit("state_change", serde_json::json!({"state": "ready"})),
             _ => {}

@@ -21,7 +21,7 @@ use crate::forms::submit::{Outcome, SubmitAction};
 use crate::forms::{Applicant, FormsError, PageKind};
 use crate::guard::{Block, BlockReason};
 use crate::notify::Callback;
-use crate::session::{CloseReason, CreateOptions, OpGuard, SessionError, SessionId};
+use crate::session::{CloseReason, CreateOptions, OpGuard, Session, SessionError, SessionId};
 
 /// At most this many form steps per task.
 const MAX_STEPS: usize = 10;
@@ -122,7 +122,7 @@ pub struct ProfileStatus {
     pub total_tasks: u64,
 }
 
-/// The seed's `TaskResult`, plus `session_id` and `vnc_url`.
+/// The seed's `TaskResult`, plus `session_id`, `vnc_url` and `viewer_url`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskResult {
     pub task_id: String,
@@ -145,8 +145,12 @@ pub struct TaskResult {
     pub duration_ms: u64,
     #[schema(value_type = Option<String>)]
     pub session_id: Option<SessionId>,
-    /// Where a person can take over (when the session has a display).
+    /// The VNC WebSocket of the session's display (its `vnc.ws_url`), when a person is needed
+    /// and the session has a display.
     pub vnc_url: Option<String>,
+    /// A noVNC page connected to `vnc_url` (the session's `vnc.viewer_url`), when a person is
+    /// needed and the session has a display.
+    pub viewer_url: Option<String>,
 }
 
 /// Failures before a task starts (the caller's input).
@@ -188,6 +192,7 @@ impl Run {
                 duration_ms: 0,
                 session_id: None,
                 vnc_url: None,
+                viewer_url: None,
             },
         }
     }
@@ -244,6 +249,13 @@ pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -
             run.result.next_action = next_action(record.state);
         }
     }
+    // Whatever made a person necessary, the open session is where they take over.
+    if run.result.next_action == "needs_human"
+        && run.result.vnc_url.is_none()
+        && let Some(session) = run.result.session_id.and_then(|id| app.registry.get(id).ok())
+    {
+        takeover(&session, &mut run);
+    }
     let finished = Utc::now();
     run.result.finished_at = finished;
     run.result.duration_ms = run.started.elapsed().as_millis() as u64;
@@ -293,6 +305,9 @@ async fn steps(
                 callback,
                 humanize: task.humanize.unwrap_or_default(),
                 metadata: Map::from_iter([("task_id".to_string(), json!(task.task_id))]),
+                // A task may stop for a person at any step: on a per-session worker it always
+                // has a display to take over.
+                display: app.registry.displays_by_default(),
                 ..CreateOptions::default()
             };
             let session = match app.registry.create(options).await {
@@ -307,6 +322,9 @@ async fn steps(
                 Err(e) => return Err(e.into()),
             };
             run.result.timing.browser_start_ms = session.info(app.public_url()).timing.browser_start_ms;
+            if session.vnc_addr().is_some() {
+                session.mint_vnc(&app.tokens, app.public_url());
+            }
             session.id
         }
     };
@@ -376,11 +394,13 @@ async fn steps(
                 run.result.blocked = true;
                 run.result.block_reason = Some("review_required".into());
                 run.result.next_action = "needs_human";
-                run.result.vnc_url = vnc_url(app, &op);
+                takeover(op.session(), run);
                 let hold =
                     Block { reason: BlockReason::ReviewRequired, detail: "copilot: review before submit".into() };
                 op.session().set_block(Some(hold));
-                op.session().events.emit("review_required", json!({"filled_fields": run.result.filled_fields.len()}));
+                let mut data = op.session().takeover_links();
+                data.insert("filled_fields".into(), json!(run.result.filled_fields.len()));
+                op.session().events.emit("review_required", Value::Object(data));
                 return Ok(());
             }
         }
@@ -425,9 +445,11 @@ async fn steps(
     Err(FormsError::NoProgress(format!("{MAX_STEPS} steps")).into())
 }
 
-/// The viewer URL of a session with a display, if it has one.
-fn vnc_url(app: &App, op: &OpGuard) -> Option<String> {
-    op.session().info(app.public_url()).vnc.map(|v| v.viewer_url)
+/// Puts where a person takes over the session (its VNC access, if it has a display) in the result.
+fn takeover(session: &Session, run: &mut Run) {
+    let access = session.vnc_access();
+    run.result.vnc_url = access.as_ref().map(|a| a.ws_url.clone());
+    run.result.viewer_url = access.map(|a| a.viewer_url);
 }
 
 /// Ends the task as blocked, leaving the session open for a person.
@@ -439,7 +461,7 @@ async fn blocked(app: &App, op: &OpGuard, task: &TaskRequest, run: &mut Run, blo
         block.reason.as_str().into()
     });
     run.result.next_action = "needs_human";
-    run.result.vnc_url = vnc_url(app, op);
+    takeover(op.session(), run);
     if task.policy.save_artifacts
         && let Some(url) = flow::snapshot(app, op, "blocked").await
     {

@@ -30,10 +30,12 @@ pub struct CreateSessionRequest {
     pub profile_id: Option<String>,
     /// Page to open right away (http or https).
     pub url: Option<String>,
-    /// `false` runs the browser headful on a display (same as `display: true`).
+    /// `false` runs the browser headful on a display (same as `display: true`); `true` means
+    /// no display.
     pub headless: Option<bool>,
     /// Run on a virtual display a person can watch and drive over VNC (`vnc` in the answer);
-    /// needs `BW_DISPLAY_MODE=per-session` or `shared`.
+    /// needs `BW_DISPLAY_MODE=per-session` or `shared`. On a per-session worker it defaults
+    /// to true (unless `headless: true` or a `viewport` is given); `false` opts out.
     pub display: Option<bool>,
     /// Close the session after this many seconds without activity (1–86400).
     pub idle_timeout_secs: Option<u64>,
@@ -88,7 +90,13 @@ pub struct ScreenshotQuery {
 
 impl CreateSessionRequest {
     fn into_options(self, app: &App) -> Result<CreateOptions, ApiError> {
-        let display = self.display == Some(true) || self.headless == Some(false);
+        // On a per-session worker a session gets a display unless it says otherwise, so that a
+        // person can take over whenever it stops (SPEC §3.6).
+        let by_default = self.display.is_none()
+            && self.headless.is_none()
+            && self.viewport.is_none()
+            && app.registry.displays_by_default();
+        let display = self.display == Some(true) || self.headless == Some(false) || by_default;
         if display && !app.registry.has_displays() {
             return Err(ApiError::validation(
                 "this worker has no display (BW_DISPLAY_MODE=none): sessions are headless",
@@ -184,7 +192,7 @@ pub async fn create_session(
     let session =
         app.registry.spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
     if session.vnc_addr().is_some() {
-        session.mint_token(&app.tokens, crate::token::Scope::Vnc);
+        session.mint_vnc(&app.tokens, app.public_url());
     }
     Ok((StatusCode::CREATED, Json(session.info(app.public_url()))))
 }

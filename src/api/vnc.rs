@@ -173,8 +173,7 @@ pub async fn vnc_token(
         return Err(no_display());
     }
     session.touch();
-    let minted = session.mint_token(&app.tokens, Scope::Vnc);
-    Ok(Json(VncAccess::new(app.public_url(), id, &minted)))
+    Ok(Json(session.mint_vnc(&app.tokens, app.public_url())))
 }
 
 /// The viewer: noVNC's RFB client from `/vnc/static/`, connected to `/vnc/{id}` with the

@@ -208,11 +208,20 @@ pub struct AdsPowerProvider {
     client: Arc<AdsPowerClient>,
     launch_timeout: Duration,
     op_timeout: Duration,
+    /// `headless=1` on `browser/start`: only when the worker has no display, since a person
+    /// can take over only a window that is drawn.
+    headless: bool,
 }
 
 impl AdsPowerProvider {
     pub fn new(client: Arc<AdsPowerClient>, launch_timeout: Duration, op_timeout: Duration) -> Self {
-        Self { client, launch_timeout, op_timeout }
+        Self { client, launch_timeout, op_timeout, headless: true }
+    }
+
+    /// Starts browsers headful (`headless=0`) when the worker has a display, headless otherwise.
+    pub fn with_display(mut self, has_display: bool) -> Self {
+        self.headless = !has_display;
+        self
     }
 }
 
@@ -250,7 +259,8 @@ impl BrowserProvider for AdsPowerProvider {
         let started_at = Instant::now();
         let user_id =
             spec.profile_id.ok_or_else(|| BrowserError::Launch("the adspower provider needs a profile_id".into()))?;
-        let started = self.client.start(&user_id, true, &["--window-size=1280,900"], self.launch_timeout).await?;
+        let started =
+            self.client.start(&user_id, self.headless, &["--window-size=1280,900"], self.launch_timeout).await?;
         // Fired by closing: ends the liveness poll before `browser/stop`.
         let closing = CancellationToken::new();
         let stop: super::Release = {

@@ -75,6 +75,14 @@ pub enum VncAddr {
     Tcp(SocketAddr),
 }
 
+impl VncAddr {
+    /// True for a shared display: it shows every session's window, so its VNC access is not
+    /// isolated to one session.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Tcp(_))
+    }
+}
+
 /// One session's display: where the browser draws and where VNC clients connect.
 pub struct SessionDisplay {
     /// `DISPLAY` value for the browser, e.g. `:100`.
@@ -110,6 +118,11 @@ impl Displays {
     /// Every session uses `display` (e.g. `:99`) and the VNC server at `vnc`.
     pub fn shared(display: String, vnc: SocketAddr) -> Self {
         Self { kind: Kind::Shared { display, vnc } }
+    }
+
+    /// True if each session gets a display of its own (so sessions get one by default).
+    pub fn per_session_mode(&self) -> bool {
+        matches!(self.kind, Kind::PerSession(_))
     }
 
     /// A display for a new session.

@@ -175,6 +175,12 @@ impl SessionRegistry {
         self.displays.is_some()
     }
 
+    /// True if every session gets its own display unless it opts out (per-session mode):
+    /// takeover is then possible whenever a session stops for a person.
+    pub fn displays_by_default(&self) -> bool {
+        self.displays.as_ref().is_some_and(|d| d.per_session_mode())
+    }
+
     pub fn max_sessions(&self) -> usize {
         self.max_sessions
     }
@@ -325,7 +331,7 @@ impl SessionRegistry {
             vnc_addr: display.as_ref().map(|d| d.vnc_addr.clone()),
             display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
             display: Mutex::new(display),
-            vnc_token: Mutex::new(None),
+            vnc: Mutex::new(None),
             token_epochs: Mutex::new(Default::default()),
             attached: Default::default(),
             browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
@@ -340,7 +346,9 @@ impl SessionRegistry {
         let block = session.block();
         session.events.emit("state_change", serde_json::json!({"state": session.state(), "block": block}));
         if block.as_ref().is_some_and(|b| b.reason == guard::BlockReason::Captcha) {
-            session.events.emit("captcha_detected", serde_json::json!({"block": block}));
+            let mut data = session.takeover_links();
+            data.insert("block".into(), serde_json::json!(block));
+            session.events.emit("captcha_detected", Value::Object(data));
         }
         self.supervise(session.clone());
         if self.shutting_down.load(Ordering::SeqCst) {

@@ -1,5 +1,6 @@
 //! The adspower provider against the fake AdsPower (real Chromium behind it): a full session,
-//! paced and retried rate-limit answers, AdsPower down, and the breaker on AdsPower profiles.
+//! paced and retried rate-limit answers, AdsPower down, the breaker on AdsPower profiles, and
+//! `headless` following whether the worker has a display.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -184,5 +185,43 @@ async fn a_browser_closed_behind_the_workers_back_fails_its_session() {
     app.delete(session["session_id"].as_str().unwrap()).await;
     app.stop().await;
     assert!(ads.running().await.is_empty());
+    ads.shutdown().await;
+}
+
+#[tokio::test]
+async fn adspower_starts_headful_only_when_the_worker_has_a_display() {
+    let ads = fake(10).await;
+    let start = "/api/v1/browser/start";
+    // No display: headless=1.
+    let app = worker(&ads.base, "10").await;
+    let session = app.create(json!({"profile_id": "ads-1"})).await;
+    app.delete(session["session_id"].as_str().unwrap()).await;
+    app.stop().await;
+    let asked = ads.queries(start);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!((asked[0]["user_id"].as_str(), asked[0]["headless"].as_str()), ("ads-1", "1"));
+
+    // A shared display (never drawn to here: the fake ignores `headless`): headless=0.
+    let app = TestApp::start_with(&[
+        "--provider",
+        "adspower",
+        "--adspower-url",
+        &ads.base,
+        "--adspower-api-key",
+        ADS_KEY,
+        "--display-mode",
+        "shared",
+        "--vnc-display",
+        ":99",
+        "--vnc-port",
+        "5999",
+    ])
+    .await;
+    let session = app.create(json!({"profile_id": "ads-1"})).await;
+    app.delete(session["session_id"].as_str().unwrap()).await;
+    app.stop().await;
+    let asked = ads.queries(start);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!((asked[1]["user_id"].as_str(), asked[1]["headless"].as_str()), ("ads-1", "0"));
     ads.shutdown().await;
 }

@@ -5,7 +5,8 @@
 //! answers with the real shapes (`ws.puppeteer`, `ws.selenium`, `debug_port`, `webdriver`).
 //! Like the real app it answers every request with HTTP 200 and `{"code": 0|-1, …}`, checks the
 //! Bearer key when one is set, and refuses more than `rate` requests per second with
-//! `{"code": -1, "msg": "Too many request per second, please check"}`.
+//! `{"code": -1, "msg": "Too many request per second, please check"}`. Every request's path
+//! and query parameters are recorded (`requests`), so tests can check what the worker asked for.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ struct Shared {
     /// Arrival times of accepted requests in the last second.
     window: Mutex<VecDeque<Instant>>,
     rate_limited: AtomicU64,
+    /// Every request received: its path and query parameters, in arrival order.
+    requests: Mutex<Vec<(String, HashMap<String, String>)>>,
     /// Pid records and user-data dirs of the fake's browsers.
     dir: tempfile::TempDir,
 }
@@ -82,6 +85,7 @@ impl FakeAdsPower {
             browsers: Default::default(),
             window: Default::default(),
             rate_limited: AtomicU64::new(0),
+            requests: Default::default(),
             dir,
         });
         let app = Router::new()
@@ -90,6 +94,7 @@ impl FakeAdsPower {
             .route("/api/v1/browser/stop", get(stop))
             .route("/api/v1/browser/active", get(active))
             .route("/api/v1/user/list", get(user_list))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -102,6 +107,12 @@ impl FakeAdsPower {
     /// Requests answered with the rate-limit error so far.
     pub fn rate_limited(&self) -> u64 {
         self.shared.rate_limited.load(Ordering::SeqCst)
+    }
+
+    /// The query parameters of each request to `path` so far (e.g. `/api/v1/browser/start`).
+    pub fn queries(&self, path: &str) -> Vec<HashMap<String, String>> {
+        let requests = self.shared.requests.lock().unwrap();
+        requests.iter().filter(|(p, _)| p == path).map(|(_, q)| q.clone()).collect()
     }
 
     /// Process groups of the browsers running now, by profile.
@@ -124,6 +135,18 @@ impl FakeAdsPower {
             running.process.terminate().await;
         }
     }
+}
+
+/// Records a request's path and query parameters before it is answered.
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let query =
+        url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
+    shared.requests.lock().unwrap().push((request.uri().path().to_string(), query));
+    next.run(request).await
 }
 
 fn ok(data: Value) -> axum::response::Response {

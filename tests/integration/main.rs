@@ -20,6 +20,7 @@ mod openapi;
 mod profiles;
 mod readme;
 mod sessions;
+mod takeover;
 mod tasks;
 mod vnc;
 mod webhooks;

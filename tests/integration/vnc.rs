@@ -326,6 +326,7 @@ async fn shared_mode_shows_sessions_on_the_existing_display() {
         TestApp::start_with(&["--display-mode", "shared", "--vnc-display", &existing.display, "--vnc-port", &port])
             .await;
     let session = app.create(json!({"display": true, "url": format!("{}/pages/green.html", fixtures())})).await;
+    assert_eq!(session["vnc"]["shared"], true, "the token opens a display every session shows on: {session}");
     let watcher = viewer_worker(&app).await;
     let viewer = watcher.create(json!({"url": session["vnc"]["viewer_url"]})).await;
     let viewer_id = viewer["session_id"].as_str().unwrap().to_string();
