@@ -58,6 +58,13 @@ pub(crate) fn drive_handler(mut handler: Handler, dead: CancellationToken) -> Jo
     })
 }
 
+/// Protects the loopback port of a DevTools URL (`ws://127.0.0.1:PORT/devtools/…`) from
+/// every egress path for as long as the guard lives.
+pub(crate) fn protect_devtools(ws_url: &str) -> Option<crate::egress::Protected> {
+    let url = url::Url::parse(ws_url).ok()?;
+    Some(crate::egress::protect(url.port_or_known_default()?))
+}
+
 /// Failures talking to or starting a browser.
 #[derive(Debug, thiserror::Error)]
 pub enum BrowserError {
@@ -98,6 +105,8 @@ pub struct BrowserHandle {
     handler: JoinHandle<()>,
     /// Keeps the browser's pages off local files and Chromium's own pages (`confine`).
     confined: JoinHandle<()>,
+    /// Keeps the DevTools port out of every page's reach while the browser lives.
+    _devtools_port: Option<crate::egress::Protected>,
     /// Fires when the process exits or the CDP connection drops.
     dead: CancellationToken,
     /// The local process group, when this worker launched the browser.

@@ -91,9 +91,9 @@ pub struct Config {
     #[arg(long, env = "BW_ARTIFACTS_URL", value_parser = parse_artifacts_url)]
     pub artifacts_url: Option<url::Url>,
 
-    /// Let pages, resume downloads and webhooks reach private addresses (RFC 1918, CGNAT,
-    /// unique-local IPv6). Link-local, metadata and loopback addresses are refused regardless
-    /// (loopback is reached only at the addresses in `BW_EGRESS_ALLOW`).
+    /// Development and closed networks: let pages, resume downloads and webhooks reach private
+    /// and loopback addresses, except the worker's own ports (API, egress proxy, browsers'
+    /// DevTools). Link-local and metadata addresses are refused regardless.
     #[arg(long, env = "BW_ALLOW_PRIVATE_EGRESS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_private_egress: bool,
 

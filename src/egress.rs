@@ -6,10 +6,12 @@
 //! - link-local, cloud metadata, unspecified, broadcast, multicast and reserved addresses are
 //!   never reached, also when written as IPv4-mapped, IPv4-compatible, NAT64 or 6to4 IPv6;
 //! - loopback is reached only at the `host:port`s listed in `BW_EGRESS_ALLOW` (a developer's
-//!   or a test's own pages): the worker's API, its browsers' DevTools and VNC servers all live
-//!   on loopback, and no page may talk to them;
+//!   or a test's own pages): the worker's API and its browsers' DevTools ports live on
+//!   loopback, and no page may talk to them;
 //! - private ranges (RFC 1918, CGNAT, unique-local and site-local IPv6) only with
-//!   `BW_ALLOW_PRIVATE_EGRESS=true` or when listed.
+//!   `BW_ALLOW_PRIVATE_EGRESS=true` or when listed. That development setting (closed networks,
+//!   local job boards, the corpus scorer) opens loopback too, except the worker's own ports
+//!   (`protect`): its API, its egress proxy and every browser's DevTools port stay refused.
 //!
 //! Host names are resolved once and every address must pass; the connection is then pinned to
 //! a checked address, so DNS cannot swap it afterwards. Anything that cannot be classified is
@@ -17,8 +19,43 @@
 
 pub mod proxy;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Loopback ports of the worker itself (API, egress proxy, browsers' DevTools), with a count of
+/// holders; process-wide, so several workers in one process (tests) protect each other's too.
+fn protected() -> &'static Mutex<HashMap<u16, usize>> {
+    static PROTECTED: std::sync::OnceLock<Mutex<HashMap<u16, usize>>> = std::sync::OnceLock::new();
+    PROTECTED.get_or_init(Default::default)
+}
+
+/// Keeps a loopback port of the worker unreachable to every egress path, also with
+/// `BW_ALLOW_PRIVATE_EGRESS=true` and `BW_EGRESS_ALLOW`, until dropped.
+#[derive(Debug)]
+pub struct Protected(u16);
+
+/// Protects loopback port `port` (see `Protected`).
+pub fn protect(port: u16) -> Protected {
+    *protected().lock().unwrap().entry(port).or_default() += 1;
+    Protected(port)
+}
+
+impl Drop for Protected {
+    fn drop(&mut self) {
+        let mut ports = protected().lock().unwrap();
+        if let Some(count) = ports.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                ports.remove(&self.0);
+            }
+        }
+    }
+}
+
+fn is_protected(port: u16) -> bool {
+    protected().lock().unwrap().contains_key(&port)
+}
 
 /// Why a destination may not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +66,8 @@ pub enum EgressError {
     Forbidden(IpAddr),
     #[error("{0} is a loopback address (only the addresses in BW_EGRESS_ALLOW are reached)")]
     Loopback(IpAddr),
+    #[error("{0} is one of the worker's own ports and is never reached")]
+    Worker(SocketAddr),
     #[error("{0} is a private address (set BW_ALLOW_PRIVATE_EGRESS=true to allow it)")]
     Private(IpAddr),
     #[error("{0} is a cloud metadata host name and is never reached")]
@@ -125,9 +164,10 @@ impl EgressPolicy {
         match classify(ip) {
             AddrClass::Forbidden => Err(EgressError::Forbidden(ip)),
             AddrClass::Public => Ok(()),
+            AddrClass::Loopback if is_protected(addr.port()) => Err(EgressError::Worker(addr)),
             _ if listed => Ok(()),
+            AddrClass::Loopback | AddrClass::Private if self.allow_private => Ok(()),
             AddrClass::Loopback => Err(EgressError::Loopback(ip)),
-            AddrClass::Private if self.allow_private => Ok(()),
             AddrClass::Private => Err(EgressError::Private(ip)),
         }
     }
@@ -265,13 +305,24 @@ mod tests {
             assert!(open.check(&url(always)).await.is_err(), "{always}");
             assert!(open.precheck(&url(always)).is_err(), "{always}");
         }
+        let listed_only = EgressPolicy { allow_private: false, allow: Arc::from([listed]) };
         for loopback in ["http://127.0.0.1:9/", "http://[::1]/", "http://localhost:4001/", "http://[::ffff:127.0.0.1]/"]
         {
-            assert!(matches!(open.check(&url(loopback)).await, Err(EgressError::Loopback(_))), "{loopback}");
+            assert!(matches!(listed_only.check(&url(loopback)).await, Err(EgressError::Loopback(_))), "{loopback}");
+            assert!(open.check(&url(loopback)).await.is_ok(), "{loopback} with private egress allowed");
         }
-        assert!(open.check(&url("http://127.0.0.1:4000/x")).await.is_ok());
-        assert!(open.check(&url("http://[::ffff:127.0.0.1]:4000/x")).await.is_ok());
+        assert!(listed_only.check(&url("http://127.0.0.1:4000/x")).await.is_ok());
+        assert!(listed_only.check(&url("http://[::ffff:127.0.0.1]:4000/x")).await.is_ok());
         assert!(matches!(strict.check(&url("http://127.0.0.1:4000/")).await, Err(EgressError::Loopback(_))));
+        // The worker's own ports: never, whatever is allowed or listed.
+        let own = protect(4000);
+        for policy in [&open, &listed_only] {
+            for worker in ["http://127.0.0.1:4000/", "http://localhost:4000/", "http://[::1]:4000/"] {
+                assert!(matches!(policy.check(&url(worker)).await, Err(EgressError::Worker(_))), "{worker}");
+            }
+        }
+        drop(own);
+        assert!(listed_only.check(&url("http://127.0.0.1:4000/x")).await.is_ok(), "protection ends with its guard");
         for private in ["http://10.1.2.3/", "http://192.168.1.1/", "http://[fd00::1]/"] {
             assert!(matches!(strict.check(&url(private)).await, Err(EgressError::Private(_))), "{private}");
             assert!(open.check(&url(private)).await.is_ok(), "{private}");

@@ -24,6 +24,8 @@ pub async fn serve(
     header_timeout: Duration,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    // No page reaches the API, also where loopback egress is allowed for development.
+    let _protected = crate::egress::protect(listener.local_addr()?.port());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {

@@ -323,6 +323,7 @@ impl BrowserProvider for AdsPowerProvider {
             page,
             handler,
             confined,
+            _devtools_port: super::protect_devtools(&started.ws_puppeteer),
             dead,
             process: None,
             release: Some(stop),

@@ -175,6 +175,7 @@ impl BrowserProvider for ChromiumProvider {
             page,
             handler,
             confined,
+            _devtools_port: super::protect_devtools(&ws_url),
             dead,
             process: Some(process),
             release: None,

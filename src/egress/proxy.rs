@@ -46,7 +46,9 @@ pub fn start(policy: EgressPolicy, stop: CancellationToken) -> std::io::Result<S
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
+    let guard = super::protect(addr.port());
     tokio::spawn(async move {
+        let _guard = guard;
         loop {
             let stream = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -151,6 +153,7 @@ fn refused(error: EgressError) -> Response<Body> {
     let reason = match &error {
         EgressError::Forbidden(_) | EgressError::MetadataName(_) => "forbidden",
         EgressError::Loopback(_) => "loopback",
+        EgressError::Worker(_) => "worker",
         EgressError::Private(_) => "private",
         EgressError::Scheme => "scheme",
         EgressError::Resolve(_) => "resolve",
@@ -214,8 +217,12 @@ mod tests {
         });
         let other = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let stop = CancellationToken::new();
-        let policy = EgressPolicy { allow_private: true, allow: std::sync::Arc::from([listed]) };
+        let policy = EgressPolicy { allow_private: false, allow: std::sync::Arc::from([listed]) };
         let proxy = start(policy, stop.clone()).unwrap();
+        // With private (and so loopback) egress allowed, the worker's own ports stay refused.
+        let open = start(EgressPolicy { allow_private: true, allow: std::sync::Arc::from([]) }, stop.clone()).unwrap();
+        let own = format!("GET http://{open}/ HTTP/1.1\r\nHost: {open}\r\n\r\n");
+        assert!(status_line(open, &own).await.contains("403"), "the proxy reached itself");
 
         let get = |addr: String| format!("GET http://{addr}/ HTTP/1.1\r\nHost: {addr}\r\n\r\n");
         let connect = |addr: String| format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n\r\n");

@@ -486,3 +486,35 @@ async fn a_session_takes_a_bounded_number_of_attached_clients() {
     assert!(reopened.await, "a slot is free again once a client leaves");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_private_egress_allowed_the_workers_own_ports_stay_out_of_reach() {
+    // Development mode (BW_ALLOW_PRIVATE_EGRESS=true) opens loopback, but not the worker's API,
+    // its egress proxy or any browser's DevTools port.
+    let app = TestApp::start_with(&["--allow-private-egress", "true", "--max-sessions", "2"]).await;
+    let a = app.create(json!({})).await;
+    let b = app.create(json!({})).await;
+    let (a, b) = (a["session_id"].as_str().unwrap(), b["session_id"].as_str().unwrap());
+    let devtools = session_of(&app, b).cdp_endpoint().replace("ws://", "http://");
+    let listing = devtools.split("/devtools").next().unwrap().to_string() + "/json/list";
+    let mut cdp = Cdp::open(&app, a).await;
+    for (url, secret) in
+        [(listing.as_str(), "webSocketDebuggerUrl"), (&format!("{}/health", app.base), "uptime_seconds")]
+    {
+        let created = cdp.call("Target.createTarget", json!({"url": url}), None).await;
+        let target = created["result"]["targetId"].as_str().expect("a web URL may be opened").to_string();
+        let attached = cdp.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}), None).await;
+        let session = attached["result"]["sessionId"].as_str().unwrap().to_string();
+        let mut body = Value::Null;
+        for _ in 0..20 {
+            body = cdp.evaluate(&session, "document.body ? document.body.innerText : ''").await;
+            if body.as_str().is_some_and(|b| !b.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(!body.to_string().contains(secret), "{url} was read: {body}");
+        assert!(body.to_string().contains("own ports"), "the egress proxy refused {url}: {body}");
+    }
+    app.stop().await;
+}
