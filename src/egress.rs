@@ -31,7 +31,8 @@ fn protected() -> &'static Mutex<HashMap<u16, usize>> {
 }
 
 /// Keeps a loopback port of the worker unreachable to every egress path, also with
-/// `BW_ALLOW_PRIVATE_EGRESS=true` and `BW_EGRESS_ALLOW`, until dropped.
+/// `BW_ALLOW_PRIVATE_EGRESS=true` (only an explicit `BW_EGRESS_ALLOW` entry opens it), until
+/// dropped.
 #[derive(Debug)]
 pub struct Protected(u16);
 
@@ -164,8 +165,10 @@ impl EgressPolicy {
         match classify(ip) {
             AddrClass::Forbidden => Err(EgressError::Forbidden(ip)),
             AddrClass::Public => Ok(()),
-            AddrClass::Loopback if is_protected(addr.port()) => Err(EgressError::Worker(addr)),
+            // An operator's explicit listing is a decision (another worker's viewer in tests);
+            // a blanket allowance never opens the worker's own ports.
             _ if listed => Ok(()),
+            AddrClass::Loopback if is_protected(addr.port()) => Err(EgressError::Worker(addr)),
             AddrClass::Loopback | AddrClass::Private if self.allow_private => Ok(()),
             AddrClass::Loopback => Err(EgressError::Loopback(ip)),
             AddrClass::Private => Err(EgressError::Private(ip)),
@@ -314,15 +317,15 @@ mod tests {
         assert!(listed_only.check(&url("http://127.0.0.1:4000/x")).await.is_ok());
         assert!(listed_only.check(&url("http://[::ffff:127.0.0.1]:4000/x")).await.is_ok());
         assert!(matches!(strict.check(&url("http://127.0.0.1:4000/")).await, Err(EgressError::Loopback(_))));
-        // The worker's own ports: never, whatever is allowed or listed.
-        let own = protect(4000);
-        for policy in [&open, &listed_only] {
-            for worker in ["http://127.0.0.1:4000/", "http://localhost:4000/", "http://[::1]:4000/"] {
-                assert!(matches!(policy.check(&url(worker)).await, Err(EgressError::Worker(_))), "{worker}");
-            }
+        // The worker's own ports: never with a blanket allowance; only an explicit listing opens one.
+        let own = protect(4001);
+        for worker in ["http://127.0.0.1:4001/", "http://localhost:4001/", "http://[::1]:4001/"] {
+            assert!(matches!(open.check(&url(worker)).await, Err(EgressError::Worker(_))), "{worker}");
         }
+        let listing_it = EgressPolicy { allow_private: true, allow: Arc::from(["127.0.0.1:4001".parse().unwrap()]) };
+        assert!(listing_it.check(&url("http://127.0.0.1:4001/")).await.is_ok(), "listed explicitly");
         drop(own);
-        assert!(listed_only.check(&url("http://127.0.0.1:4000/x")).await.is_ok(), "protection ends with its guard");
+        assert!(open.check(&url("http://127.0.0.1:4001/x")).await.is_ok(), "protection ends with its guard");
         for private in ["http://10.1.2.3/", "http://192.168.1.1/", "http://[fd00::1]/"] {
             assert!(matches!(strict.check(&url(private)).await, Err(EgressError::Private(_))), "{private}");
             assert!(open.check(&url(private)).await.is_ok(), "{private}");
