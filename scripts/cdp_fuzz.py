@@ -74,25 +74,24 @@ def disguises(method, rng):
 
 
 def messages(rng, cases):
-    """(raw text, kind, method): kind is 'refuse' (must be refused) or 'harmless' (may pass)."""
+    """(raw text, kind, id): kind is 'refuse' (must be refused) or 'harmless' (may pass)."""
     ident = 0
     while ident < cases:
         method, params = rng.choice(DANGEROUS)
         params_json = json.dumps(params)
-        for disguised in disguises(method, rng):
+        # Message bodies after the id, each with its kind: disguised names, then duplicated keys
+        # (the last one is what both sides read), non-string names and a non-string sessionId.
+        variants = [(f'"method":{disguised},"params":{params_json}', "refuse") for disguised in disguises(method, rng)]
+        variants += [
+            (f'"method":"{HARMLESS}","method":{escape(method, rng)},"params":{params_json}', "refuse"),
+            (f'"method":{escape(method, rng)},"method":"{HARMLESS}"', "harmless"),
+            (f'"method":[{json.dumps(method)}]', "refuse"),
+            (f'"method":{{"name":{json.dumps(method)}}}', "refuse"),
+            (f'"params":{params_json},"method":{json.dumps(method)},"sessionId":7', "refuse"),
+        ]
+        for body, kind in variants:
             ident += 1
-            yield f'{{"id":{ident},"method":{disguised},"params":{params_json}}}', "refuse", ident
-        ident += 1
-        # Duplicated keys: the last one is what both sides read.
-        yield f'{{"id":{ident},"method":"{HARMLESS}","method":{escape(method, rng)},"params":{params_json}}}', "refuse", ident
-        ident += 1
-        yield f'{{"id":{ident},"method":{escape(method, rng)},"method":"{HARMLESS}"}}', "harmless", ident
-        ident += 1
-        yield f'{{"id":{ident},"method":[{json.dumps(method)}]}}', "refuse", ident
-        ident += 1
-        yield f'{{"id":{ident},"method":{{"name":{json.dumps(method)}}}}}', "refuse", ident
-        ident += 1
-        yield f'{{"id":{ident},"params":{params_json},"method":{json.dumps(method)},"sessionId":7}}', "refuse", ident
+            yield f'{{"id":{ident},{body}}}', kind, ident
 
 
 def call(ws, ident, method, params, session=None):

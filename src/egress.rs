@@ -179,10 +179,7 @@ impl EgressPolicy {
     /// addresses to connect to; every resolved address must pass, or none is returned.
     pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = host.trim_end_matches('.').to_ascii_lowercase();
-        if matches!(name.as_str(), "metadata.google.internal" | "metadata" | "instance-data") {
-            return Err(EgressError::MetadataName(name));
-        }
+        refuse_metadata_name(host)?;
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
@@ -218,15 +215,19 @@ impl EgressPolicy {
         match url.host() {
             Some(url::Host::Ipv4(ip)) => self.allow_addr(SocketAddr::new(ip.into(), port)),
             Some(url::Host::Ipv6(ip)) => self.allow_addr(SocketAddr::new(ip.into(), port)),
-            Some(url::Host::Domain(name)) => {
-                let name = name.trim_end_matches('.').to_ascii_lowercase();
-                match name.as_str() {
-                    "metadata.google.internal" | "metadata" | "instance-data" => Err(EgressError::MetadataName(name)),
-                    _ => Ok(()),
-                }
-            }
+            Some(url::Host::Domain(name)) => refuse_metadata_name(name),
             None => Err(EgressError::Resolve("no host".into())),
         }
+    }
+}
+
+/// Cloud metadata host names (any case, with or without the trailing dot) are never reached,
+/// whatever they resolve to.
+fn refuse_metadata_name(host: &str) -> Result<(), EgressError> {
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    match name.as_str() {
+        "metadata.google.internal" | "metadata" | "instance-data" => Err(EgressError::MetadataName(name)),
+        _ => Ok(()),
     }
 }
 
