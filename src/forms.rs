@@ -5,7 +5,11 @@
 //! `BrowserHandle`), so its decisions can be read without knowing CDP.
 
 pub mod cache;
+pub mod facts;
 pub mod fill;
+pub mod geo;
+pub mod intent;
+pub mod legal;
 pub mod llm;
 pub mod matching;
 pub mod platforms;
@@ -132,6 +136,9 @@ pub struct FieldHints {
     pub own_label: Option<String>,
     pub accept: Option<String>,
     pub max_length: Option<u32>,
+    /// For file inputs: `resume`, `cover_letter`, `photo` or `other`, from the input's label,
+    /// its section heading and `accept`.
+    pub file_role: Option<String>,
 }
 
 /// A clickable control: `{"selector", "text"}`.

@@ -13,12 +13,23 @@ const STOP_WORDS: &[&str] = &[
     "has", "i", "my", "me", "if", "as", "from", "can", "could", "should", "it", "its", "now",
 ];
 
-/// Lowercase, `&` → and, punctuation → space, collapsed whitespace, country synonyms folded.
+/// Lowercase ASCII (accents transliterated: "Zürich" → "zurich", "ß" → "ss"), `&` → and,
+/// punctuation → space, collapsed whitespace.
+pub fn fold(text: &str) -> String {
+    let lower = deunicode::deunicode(text).to_lowercase().replace('&', " and ");
+    let cleaned: String = lower.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' }).collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `fold` with the United States' names folded to "us", for comparing answers and options.
 pub fn normalize(text: &str) -> String {
-    let lower = text.to_lowercase().replace('&', " and ").replace("u.s.a.", "usa").replace("u.s.", "us");
-    let cleaned: String = lower.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
-    let joined = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    joined.replace("united states of america", "us").replace("united states", "us").replace("usa", "us")
+    let lower = text.to_lowercase().replace("u.s.a.", "usa").replace("u.s.", "us");
+    let joined = fold(&lower);
+    let padded = format!(" {joined} ")
+        .replace(" united states of america ", " us ")
+        .replace(" united states ", " us ")
+        .replace(" usa ", " us ");
+    padded.trim().to_string()
 }
 
 /// Content tokens of a text, crudely stemmed.
@@ -162,8 +173,8 @@ pub fn polarity(text: &str) -> Option<Polarity> {
     }
     let first = n.split(' ').next().unwrap_or("");
     match first {
-        "yes" | "y" | "true" | "yeah" | "yep" => Some(Polarity::Yes),
-        "no" | "n" | "false" | "nope" => Some(Polarity::No),
+        "yes" | "y" | "true" | "yeah" | "yep" | "ja" | "oui" => Some(Polarity::Yes),
+        "no" | "n" | "false" | "nope" | "nein" | "non" => Some(Polarity::No),
         _ => None,
     }
 }

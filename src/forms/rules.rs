@@ -1,150 +1,68 @@
-//! The `rules` engine: maps fields to applicant data through platform conventions,
-//! `autocomplete`, name/id patterns and label synonyms, and to `qa_answers` by question
-//! similarity. Legal and EEO questions are answered only from `qa_answers`; choice answers go
-//! through `matching::match_option`, so below the floor nothing is suggested.
+//! The `rules` engine: reads what each field asks (`intent`), answers facts from `user_data`
+//! (`facts`), legal questions only within their jurisdiction (`legal`), EEO questions only from
+//! the applicant's own answers, consent by policy, and matches `qa_answers` through the same
+//! intents, then by similarity. Choice answers go through `matching::match_option`, so below
+//! the floor nothing is suggested.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
+use super::intent::{self, Intent};
 use super::matching::{self, QUESTION_FLOOR};
-use super::{Applicant, Field, FieldKind, FormEngine, PageContext, Suggestion};
+use super::{Applicant, Field, FieldKind, FormEngine, PageContext, Suggestion, facts, legal};
 
-/// How a canonical applicant key shows up on pages.
-struct KeySpec {
-    key: &'static str,
-    autocomplete: &'static [&'static str],
-    /// Substrings of the field's name/id, lowercased with punctuation removed.
-    ident: &'static [&'static str],
-    /// Label phrases that may appear inside a longer label.
-    phrases: &'static [&'static str],
-    /// Labels that must match exactly (too generic to look for inside others).
-    exact: &'static [&'static str],
-}
-
-const KEYS: &[KeySpec] = &[
-    KeySpec {
-        key: "first_name",
-        autocomplete: &["given-name"],
-        ident: &["firstname", "givenname", "fname"],
-        phrases: &["first name", "given name", "forename"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "last_name",
-        autocomplete: &["family-name"],
-        ident: &["lastname", "familyname", "surname", "lname"],
-        phrases: &["last name", "family name", "surname"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "preferred_name",
-        autocomplete: &["nickname"],
-        ident: &["preferredname"],
-        phrases: &["preferred name", "preferred first name"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "full_name",
-        autocomplete: &["name"],
-        ident: &["fullname", "candidatename"],
-        phrases: &["full name", "legal name", "your name"],
-        exact: &["name"],
-    },
-    KeySpec { key: "email", autocomplete: &["email"], ident: &["email"], phrases: &["email", "e mail"], exact: &[] },
-    KeySpec {
-        key: "phone",
-        autocomplete: &["tel", "tel-national"],
-        ident: &["phone", "mobile", "telephone"],
-        phrases: &["phone", "mobile number", "telephone", "cell number"],
-        exact: &["mobile", "cell"],
-    },
-    KeySpec { key: "linkedin_url", autocomplete: &[], ident: &["linkedin"], phrases: &["linkedin"], exact: &[] },
-    KeySpec { key: "github_url", autocomplete: &[], ident: &["github"], phrases: &["github"], exact: &[] },
-    KeySpec {
-        key: "website_url",
-        autocomplete: &["url"],
-        ident: &["website", "portfolio", "personalsite", "homepage"],
-        phrases: &["website", "portfolio", "personal site", "blog url"],
-        exact: &["url", "blog"],
-    },
-    KeySpec { key: "city", autocomplete: &["address-level2"], ident: &["city"], phrases: &["city"], exact: &[] },
-    KeySpec {
-        key: "country",
-        autocomplete: &["country", "country-name"],
-        ident: &["country"],
-        phrases: &["country"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "location",
-        autocomplete: &[],
-        ident: &["location"],
-        phrases: &["location", "where are you based", "where do you live", "city and state"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "current_company",
-        autocomplete: &["organization"],
-        ident: &["currentcompany", "employer"],
-        phrases: &["current company", "current employer", "most recent employer", "company name"],
-        exact: &["company", "employer", "organization"],
-    },
-    KeySpec {
-        key: "current_title",
-        autocomplete: &["organization-title"],
-        ident: &["jobtitle", "currenttitle", "currentposition"],
-        phrases: &["current title", "job title", "current position", "current role"],
-        exact: &["title", "position"],
-    },
-    KeySpec {
-        key: "years_experience",
-        autocomplete: &[],
-        ident: &["yearsexperience", "yearsofexperience", "experienceyears"],
-        phrases: &["years of experience", "years of professional experience", "years experience"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "education",
-        autocomplete: &[],
-        ident: &["education", "degree"],
-        phrases: &["education", "highest degree", "degree"],
-        exact: &["school", "university"],
-    },
-    KeySpec {
-        key: "skills",
-        autocomplete: &[],
-        ident: &["skills"],
-        phrases: &["skills", "which of these do you know", "technologies", "familiar with", "programming languages"],
-        exact: &[],
-    },
-    KeySpec {
-        key: "salary_expectation",
-        autocomplete: &[],
-        ident: &["salary", "compensation"],
-        phrases: &["salary", "compensation expectation", "expected compensation", "desired pay"],
-        exact: &[],
-    },
-    KeySpec { key: "pronouns", autocomplete: &[], ident: &["pronoun"], phrases: &["pronouns"], exact: &[] },
+/// Name/id fragments (lowercased, punctuation removed) of fields whose label says nothing.
+const IDENT: &[(&str, Intent)] = &[
+    ("firstname", Intent::FirstName),
+    ("givenname", Intent::FirstName),
+    ("fname", Intent::FirstName),
+    ("lastname", Intent::LastName),
+    ("familyname", Intent::LastName),
+    ("surname", Intent::LastName),
+    ("lname", Intent::LastName),
+    ("preferredname", Intent::PreferredName),
+    ("fullname", Intent::FullName),
+    ("email", Intent::Email),
+    ("phone", Intent::Phone),
+    ("mobile", Intent::Phone),
+    ("linkedin", Intent::Linkedin),
+    ("github", Intent::Github),
+    ("website", Intent::Website),
+    ("portfolio", Intent::Website),
+    ("city", Intent::City),
+    ("country", Intent::Country),
+    ("postalcode", Intent::PostalCode),
+    ("zip", Intent::PostalCode),
+    ("location", Intent::Location),
+    ("salary", Intent::Salary),
 ];
 
-/// Keys whose words are specific enough to recognise inside a long question.
-const DISTINCTIVE: &[&str] = &["salary_expectation", "linkedin_url", "github_url", "years_experience", "pronouns"];
-
-/// Labels about someone else: the applicant's own data never goes there.
-const OTHER_PERSON: &[&str] = &["referr", "reference", "emergency", "manager", "supervisor", "recruiter", "hiring"];
-const MARKETING: &[&str] = &[
-    "marketing",
-    "newsletter",
-    "job alert",
-    "subscribe",
-    "promotional",
-    "future opportunities",
-    "future job",
-    "talent community",
-    "updates about",
+/// `autocomplete` tokens.
+const AUTOCOMPLETE: &[(&str, Intent)] = &[
+    ("given-name", Intent::FirstName),
+    ("family-name", Intent::LastName),
+    ("nickname", Intent::PreferredName),
+    ("name", Intent::FullName),
+    ("email", Intent::Email),
+    ("tel", Intent::Phone),
+    ("tel-national", Intent::Phone),
+    ("url", Intent::Website),
+    ("address-level2", Intent::City),
+    ("address-level1", Intent::Region),
+    ("postal-code", Intent::PostalCode),
+    ("street-address", Intent::StreetAddress),
+    ("address-line1", Intent::StreetAddress),
+    ("country", Intent::Country),
+    ("country-name", Intent::Country),
+    ("organization", Intent::CurrentCompany),
+    ("organization-title", Intent::CurrentTitle),
+    ("bday", Intent::DateOfBirth),
+    ("sex", Intent::Gender),
+    ("honorific-prefix", Intent::Salutation),
 ];
-const ACKNOWLEDGE: &[&str] =
-    &["i agree", "i acknowledge", "i certify", "i confirm", "i have read", "i understand", "privacy policy", "terms"];
+
+/// Options that make a "Title" an honorific (a salutation) rather than a job title.
+const SALUTATIONS: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "herr", "frau", "monsieur", "madame", "mme"];
 
 /// The deterministic engine.
 pub struct RulesEngine;
@@ -160,128 +78,160 @@ impl FormEngine for RulesEngine {
     }
 }
 
-/// True for an opt-in to marketing mail or job alerts (never ticked).
+/// True for an opt-in to marketing mail, job alerts or a talent pool (never ticked).
 pub fn is_marketing_opt_in(field: &Field) -> bool {
-    let text = matching::normalize(&format!("{} {}", field.label, field.hints.own_label.as_deref().unwrap_or("")));
-    field.kind == FieldKind::Checkbox && MARKETING.iter().any(|m| text.contains(m))
+    field.kind == FieldKind::Checkbox && checkbox_intent(field) == Some(Intent::MarketingOptIn)
+}
+
+/// A single checkbox's intent: its own text first (the group label may be a heading).
+fn checkbox_intent(field: &Field) -> Option<Intent> {
+    let own = field.hints.own_label.as_deref().map(intent::classify);
+    match own.flatten() {
+        Some(i) => Some(i),
+        None => intent::classify(&field.label),
+    }
+}
+
+/// What a field asks, from its label, else its platform name, autocomplete, name/id and kind.
+pub fn intent_of(field: &Field) -> Option<Intent> {
+    let label = matching::fold(&field.label);
+    let options: Vec<String> = field.options.iter().map(|o| matching::fold(&o.label)).collect();
+    if label == "title" || label == "titel" || label == "titre" {
+        let honorific = options.iter().any(|o| SALUTATIONS.contains(&o.as_str()));
+        return if honorific {
+            Some(Intent::Salutation)
+        } else {
+            (field.kind.is_text_like() && options.is_empty()).then_some(Intent::CurrentTitle)
+        };
+    }
+    let from_label =
+        if field.kind == FieldKind::Checkbox { checkbox_intent(field) } else { intent::classify(&field.label) };
+    let intent = from_label.or_else(|| {
+        if let Some(ac) = field.hints.autocomplete.as_deref().map(str::to_ascii_lowercase)
+            && let Some((_, i)) = AUTOCOMPLETE.iter().find(|(a, _)| ac.split_whitespace().any(|t| t == *a))
+        {
+            return Some(*i);
+        }
+        let ident: String =
+            format!("{} {}", field.name.as_deref().unwrap_or(""), field.html_id.as_deref().unwrap_or(""))
+                .to_ascii_lowercase()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+                .collect();
+        if label.split(' ').count() <= 6
+            && let Some((_, i)) = IDENT.iter().find(|(p, _)| ident.contains(p))
+        {
+            return Some(*i);
+        }
+        match field.kind {
+            FieldKind::Tel => Some(Intent::Phone),
+            FieldKind::Email => Some(Intent::Email),
+            _ => None,
+        }
+    })?;
+    // A phone label on a long option list is the dial-code picker beside the number.
+    if intent == Intent::Phone && field.kind.is_choice() && field.options.len() > 20 {
+        return Some(Intent::PhoneCountryCode);
+    }
+    Some(intent)
+}
+
+/// The intent a platform's own field name stands for.
+fn platform_intent(page: &PageContext<'_>, field: &Field) -> Option<Intent> {
+    Some(match page.platform.key_for(field)? {
+        "first_name" => Intent::FirstName,
+        "last_name" => Intent::LastName,
+        "preferred_name" => Intent::PreferredName,
+        "full_name" => Intent::FullName,
+        "email" => Intent::Email,
+        "phone" => Intent::Phone,
+        "country"
+            if field.kind.is_choice()
+                && field.options.len() > 20
+                && intent_of(field) == Some(Intent::PhoneCountryCode) =>
+        {
+            Intent::PhoneCountryCode
+        }
+        "country" => Intent::Country,
+        "location" => Intent::Location,
+        "city" => Intent::City,
+        "postal_code" => Intent::PostalCode,
+        "address" => Intent::StreetAddress,
+        "resume" => Intent::Resume,
+        "cover_letter" => Intent::CoverLetter,
+        "linkedin_url" => Intent::Linkedin,
+        _ => return None,
+    })
+}
+
+/// The intent with the page around it: the platform's naming first; a bare "Name" beside a
+/// first-name box is the last name.
+fn intent_in(page: &PageContext<'_>, field: &Field) -> Option<Intent> {
+    let fields = page.fields;
+    let intent = platform_intent(page, field).or_else(|| intent_of(field));
+    let others = || fields.iter().filter(|f| !f.trap && f.field_id != field.field_id);
+    if intent == Some(Intent::FullName)
+        && matches!(matching::fold(&field.label).as_str(), "name" | "nom")
+        && others().any(|f| intent_of(f) == Some(Intent::FirstName))
+        && !others().any(|f| intent_of(f) == Some(Intent::LastName))
+    {
+        return Some(Intent::LastName);
+    }
+    intent
+}
+
+/// Why a required field stays empty: `needs_human` (legal or EEO), `needs_text` (free text the
+/// rules engine does not write) or `no_data`.
+pub fn missing_reason(field: &Field) -> &'static str {
+    match intent_of(field) {
+        Some(i) if i.is_legal() || i.is_eeo() => "needs_human",
+        _ if field.kind == FieldKind::Textarea => "needs_text",
+        Some(Intent::Motivation | Intent::AdditionalInfo | Intent::CoverLetter) => "needs_text",
+        _ => "no_data",
+    }
 }
 
 fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -> Option<Suggestion> {
     if field.trap {
         return None;
     }
-    let key = canonical_key(page, field);
+    let fields = page.fields;
+    let intent = intent_in(page, field);
     if field.kind == FieldKind::File {
-        return match key {
-            Some("resume") => resume_suggestion(applicant),
-            _ if key.is_none() && is_resume_label(field) => resume_suggestion(applicant),
-            _ => None,
-        };
+        let resume = intent == Some(Intent::Resume) || field.hints.file_role.as_deref() == Some("resume");
+        return resume.then(|| resume_suggestion(applicant)).flatten();
     }
-    if field.kind == FieldKind::Checkbox && is_marketing_opt_in(field) {
-        return None;
-    }
-    let label = field.label.as_str();
-    let field_topic = matching::topic(label);
-    if field_topic.is_none()
-        && let Some(key) = key
-        && let Some((value, source)) = user_value(key, &applicant.user_data)
-        && let Some(s) = fit(field, &value, source, 0.95)
-    {
-        return Some(s);
-    }
-    if key == Some("cover_letter")
-        && field.kind == FieldKind::Textarea
-        && let Some(text) = &applicant.cover_letter_text
-    {
-        return Some(Suggestion {
-            value: json!(text),
-            source: "cover_letter_text".into(),
-            confidence: 0.95,
-            ..Default::default()
-        });
-    }
-    if let Some((question, answer, score)) = best_question(label, field_topic, &applicant.qa_answers)
-        && let Some(s) = fit(field, answer, format!("qa_answers.{question}"), score)
-    {
-        return Some(s);
-    }
-    if field_topic.is_some() {
-        return None;
-    }
-    if let Some(s) = extra_key(field, &applicant.user_data) {
-        return Some(s);
-    }
-    let ack = matching::normalize(&format!("{} {}", label, field.hints.own_label.as_deref().unwrap_or("")));
-    if field.kind == FieldKind::Checkbox && field.required && ACKNOWLEDGE.iter().any(|a| ack.contains(a)) {
-        return Some(Suggestion {
+    match intent {
+        Some(Intent::MarketingOptIn) => None,
+        Some(Intent::PrivacyConsent) if field.kind == FieldKind::Checkbox => Some(Suggestion {
             value: json!(true),
-            source: "default".into(),
-            confidence: 0.7,
+            source: "consent.acknowledge_required".into(),
+            confidence: 0.9,
             ..Default::default()
-        });
+        }),
+        Some(i) if i.is_legal() => legal::answer(i, field, applicant).and_then(|a| fit_answer(field, &a, 0.9)),
+        Some(i) if i.is_eeo() => same_intent_question(field, i, &applicant.qa_answers)
+            .or_else(|| facts::answer(i, field, fields, &applicant.user_data).and_then(|a| fit_answer(field, &a, 0.9))),
+        Some(Intent::CoverLetter) if field.kind == FieldKind::Textarea => {
+            applicant.cover_letter_text.as_ref().map(|text| Suggestion {
+                value: json!(text),
+                source: "cover_letter_text".into(),
+                confidence: 0.95,
+                ..Default::default()
+            })
+        }
+        Some(i) => facts::answer(i, field, fields, &applicant.user_data)
+            .and_then(|a| fit_answer(field, &a, 0.95))
+            .or_else(|| same_intent_question(field, i, &applicant.qa_answers)),
+        None => similar_question(&field.label, &applicant.qa_answers)
+            .and_then(|(q, v, score)| fit(field, v, format!("qa_answers.{q}"), score))
+            .or_else(|| extra_key(field, &applicant.user_data)),
     }
-    None
 }
 
-/// The canonical key a field stands for: platform conventions, autocomplete, name/id, label.
-fn canonical_key(page: &PageContext<'_>, field: &Field) -> Option<&'static str> {
-    let label = matching::normalize(&field.label);
-    if OTHER_PERSON.iter().any(|w| label.contains(w)) {
-        return None;
-    }
-    if let Some(key) = page.platform.key_for(field) {
-        return Some(key);
-    }
-    if let Some(ac) = field.hints.autocomplete.as_deref().map(str::to_ascii_lowercase)
-        && let Some(spec) = KEYS.iter().find(|k| k.autocomplete.iter().any(|a| ac.split_whitespace().any(|t| t == *a)))
-    {
-        return Some(spec.key);
-    }
-    if label.contains("cover letter") {
-        return Some("cover_letter");
-    }
-    if field.kind == FieldKind::File {
-        return None;
-    }
-    let ident: String = format!("{} {}", field.name.as_deref().unwrap_or(""), field.html_id.as_deref().unwrap_or(""))
-        .to_ascii_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
-        .collect();
-    let long_label = label.split(' ').count() > 6;
-    for spec in KEYS {
-        if spec.exact.contains(&label.as_str()) {
-            return Some(spec.key);
-        }
-        let distinctive = DISTINCTIVE.contains(&spec.key) && field.kind.is_text_like();
-        if (!long_label || distinctive) && spec.phrases.iter().any(|p| contains_words(&label, p)) {
-            return Some(spec.key);
-        }
-    }
-    let asks_years = label.contains("how many years") || label.starts_with("year") || label.contains("years of");
-    if asks_years && label.contains("experience") && field.kind != FieldKind::Textarea {
-        return Some("years_experience");
-    }
-    if !long_label {
-        for spec in KEYS {
-            if spec.ident.iter().any(|p| ident.contains(p)) {
-                return Some(spec.key);
-            }
-        }
-    }
-    None
-}
-
-fn contains_words(text: &str, phrase: &str) -> bool {
-    format!(" {text} ").contains(&format!(" {phrase} "))
-}
-
-fn is_resume_label(field: &Field) -> bool {
-    let text = matching::normalize(&format!("{} {}", field.label, field.name.as_deref().unwrap_or("")));
-    let resume = ["resume", "cv", "curriculum"].iter().any(|w| contains_words(&text, w) || text.contains("resume"));
-    let not = ["cover", "autofill", "auto fill", "parse", "apply with", "transcript"].iter().any(|w| text.contains(w));
-    resume && !not
+/// The first candidate of an answer that fits the field.
+fn fit_answer(field: &Field, answer: &facts::Answer, confidence: f64) -> Option<Suggestion> {
+    answer.candidates.iter().find_map(|c| fit(field, &json!(c), answer.source.clone(), confidence))
 }
 
 fn resume_suggestion(applicant: &Applicant) -> Option<Suggestion> {
@@ -290,66 +240,37 @@ fn resume_suggestion(applicant: &Applicant) -> Option<Suggestion> {
     Some(Suggestion { value: json!(name), source: "resume".into(), confidence: 0.95, ..Default::default() })
 }
 
-/// The applicant's value for a canonical key, with its source.
-fn user_value(key: &str, data: &Map<String, Value>) -> Option<(Value, String)> {
-    let get = |k: &str| data.get(k).filter(|v| !is_blank(v)).cloned();
-    if let Some(v) = get(key) {
-        return Some((v, format!("user_data.{key}")));
-    }
-    match key {
-        "full_name" => {
-            if let Some(v) = get("name") {
-                return Some((v, "user_data.name".into()));
-            }
-            let (first, last) = (get("first_name")?, get("last_name")?);
-            Some((json!(format!("{} {}", as_text(&first), as_text(&last))), "user_data.full_name".into()))
-        }
-        "location" => get("city").map(|v| (v, "user_data.city".into())),
-        "city" => None,
-        "website_url" => get("portfolio_url").map(|v| (v, "user_data.portfolio_url".into())),
-        _ => None,
-    }
+/// A `qa_answers` question with the same intent (the closest in words when several).
+fn same_intent_question(field: &Field, wanted: Intent, qa: &Map<String, Value>) -> Option<Suggestion> {
+    qa.iter()
+        .filter(|(q, v)| !is_blank(v) && intent::classify(q) == Some(wanted))
+        .map(|(q, v)| (q, v, matching::similarity(q, &field.label).max(0.8)))
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .and_then(|(q, v, score)| fit(field, v, format!("qa_answers.{q}"), score))
 }
 
-/// The `qa_answers` question closest to a label, within the same legal/EEO topic.
-fn best_question<'a>(
-    label: &str,
-    field_topic: Option<matching::Topic>,
-    qa: &'a Map<String, Value>,
-) -> Option<(&'a str, &'a Value, f64)> {
+/// The `qa_answers` question closest in words to a label no intent covers; never a legal or
+/// EEO one.
+fn similar_question<'a>(label: &str, qa: &'a Map<String, Value>) -> Option<(&'a str, &'a Value, f64)> {
     if label.is_empty() {
         return None;
     }
     qa.iter()
-        .filter(|(_, v)| !is_blank(v))
-        .filter(|(q, _)| matching::topic(q) == field_topic)
-        .filter(|(q, _)| {
-            let (a, b) = (matching::intent(q), matching::intent(label));
-            a.is_none() || b.is_none() || a == b
-        })
+        .filter(|(q, v)| !is_blank(v) && !intent::classify(q).is_some_and(|i| i.is_legal() || i.is_eeo()))
         .map(|(q, v)| {
-            let score = if matching::normalize(q) == matching::normalize(label) {
-                1.0
-            } else if matching::intent(q).is_some() && matching::intent(q) == matching::intent(label) {
-                // The same kind of question in other words ("why do you want to join us?").
-                matching::similarity(q, label).max(0.75)
-            } else if field_topic.is_some() {
-                // Same legal/EEO topic: the topic itself is the strongest evidence.
-                matching::similarity(q, label).max(0.75)
-            } else {
-                matching::similarity(q, label)
-            };
+            let score =
+                if matching::normalize(q) == matching::normalize(label) { 1.0 } else { matching::similarity(q, label) };
             (q.as_str(), v, score)
         })
         .filter(|(_, _, s)| *s >= QUESTION_FLOOR)
         .max_by(|a, b| a.2.total_cmp(&b.2))
 }
 
-/// A `user_data` key outside the canonical ones whose words match the label.
+/// A `user_data` key outside the known facts whose words match the label.
 fn extra_key(field: &Field, data: &Map<String, Value>) -> Option<Suggestion> {
     let label = &field.label;
     data.iter()
-        .filter(|(k, v)| !is_blank(v) && !KEYS.iter().any(|s| s.key == k.as_str()))
+        .filter(|(k, v)| !is_blank(v) && intent::classify(&k.replace('_', " ")).is_none())
         .map(|(k, v)| (k, v, matching::similarity(&k.replace('_', " "), label)))
         .filter(|(_, _, s)| *s >= 0.7)
         .max_by(|a, b| a.2.total_cmp(&b.2))
