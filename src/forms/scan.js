@@ -6,15 +6,72 @@
 (async () => {
   const JOIN = ' >>> ';
   const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
-  const REQ_MARK = /[*✱]|\(required\)/i;
-  const stripReq = (s) => norm(norm(s).replace(/[*✱]/g, ' ').replace(/\(required\)/gi, ' '));
-  const GENERIC_LABEL = /^(attach|upload|upload file|choose file|browse|select file|drop files? here|or drag and drop here|enter manually)$/i;
+  const stripReq = (s) => parseLabel(s).label;
+  const GENERIC_LABEL = /^(attach|upload|upload (a )?file|choose (a )?file|browse|select (a )?file|attach (a )?file|add (a )?file|drop files? here|or drag and drop here|enter manually|no file chosen|file input|file|datei|fichier|datei(en)? (hochladen|auswählen|hinzufügen|anhängen)|hochladen|durchsuchen|keine datei ausgewählt|choisir (un )?fichier|(importer|ajouter|joindre|télécharger) (un )?fichier|parcourir|aucun fichier (choisi|sélectionné))$/i;
   const HONEYPOT_NAME = /(^|[_\-\[])(hp|honeypot|honey_?pot|trap|bot_?field|do_?not_?fill)($|[_\-\]])|^website2$|^email2$|^url2$|^fax_?only$/i;
   const RANDOM_ID = /^(:r[0-9a-z]*:|react-select-|ember\d|mui-\d|headlessui-|radix-|uid-|id-?\d|\d)|^[0-9a-f]{8}-[0-9a-f]{4}-|^[a-z0-9]{20,}$/i;
   const OPTION_PLACEHOLDER = /^(select|choose|please select|pick|--|—|select an option|select one|select\.\.\.)/i;
 
   const esc = (v) => String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const isRandomId = (id) => RANDOM_ID.test(id);
+
+  // Label markup (EN/DE/FR). While `labelMode` is on, textOf leaves out widgets inside a label
+  // (dial-code pickers, "Choose file" buttons, listboxes) and turns an element that holds only a
+  // required/optional marker ("*", "Required", "(erforderlich)", "Requis.", "(Optional)") into a
+  // sentinel; parseLabel reads the sentinels and the same markers written as plain text at the
+  // start or end of the text, and cuts help text that follows a marker after the question.
+  let labelMode = false;
+  const asLabel = (f) => { const was = labelMode; labelMode = true; try { return f(); } finally { labelMode = was; } };
+  const WIDGET = 'button, [role="button"], [role="combobox"], [role="listbox"], [role="option"], [role="menu"], [role="spinbutton"], [role="slider"]';
+  const MARK_WORDS = 'required|requis|obligatoire|pflichtfeld|pflichtangabe|erforderlich|optional|optionnel|facultatif|freiwillig|fakultativ';
+  const MARK_ONLY = new RegExp(`^([*✱]+|[(\\[]?\\s*(${MARK_WORDS})\\s*[)\\]]?\\s*[.:]?)$`, 'i');
+  const OPTIONAL_MARK = /optional|optionnel|facultatif|freiwillig|fakultativ/i;
+  const MARK_R = '\u0001R', MARK_O = '\u0001O';
+  const PAREN_MARK = new RegExp(`[(\\[]\\s*(${MARK_WORDS})\\s*[)\\]]`, 'gi');
+  // Bare words only as label markup: capitalised (or German) at the start or end, never mid-sentence.
+  const BARE_MARK = '(Required|Requis|Obligatoire|Pflichtfeld|Pflichtangabe|Erforderlich|erforderlich|Optional|Optionnel|Facultatif|Freiwillig|Fakultativ)';
+  const LEAD_MARK = new RegExp(`^${BARE_MARK}\\s*[.:]\\s+(?=\\S)`);
+  const TAIL_MARK = new RegExp(`\\s${BARE_MARK}\\s*[.:]?$`);
+  const HELP_AFTER_MARK = new RegExp(`([?:.!])\\s+${BARE_MARK}[.:]?\\s+(?=\\S)`);
+  const GENERIC_TAIL = /\s+(choose (a )?file|browse|upload (a )?file|or drag and drop here|datei(en)? (hochladen|auswählen|hinzufügen)|durchsuchen|choisir (un )?fichier|parcourir)$/i;
+
+  // {label, required, optional, help} from the raw text of a label.
+  function parseLabel(raw) {
+    let required = false, optional = false;
+    const parts = norm(raw).split(/\u0001([RO])/);
+    let label = '', help = '';
+    let cut = false;
+    const mark = (w) => { if (OPTIONAL_MARK.test(w)) optional = true; else required = true; };
+    const bare = (t) => norm(t.replace(/[*✱]/g, ' ').replace(PAREN_MARK, ' '));
+    for (let i = 0; i < parts.length; i++) {
+      if (i % 2) {
+        if (parts[i] === 'R') required = true; else optional = true;
+        if (bare(label)) cut = true;
+        continue;
+      }
+      if (cut) help += ' ' + parts[i]; else label += ' ' + parts[i];
+    }
+    label = norm(label);
+    const m = label.match(HELP_AFTER_MARK);
+    if (m) {
+      help = label.slice(m.index + m[0].length) + ' ' + help;
+      label = label.slice(0, m.index + 1);
+      mark(m[2]);
+    }
+    if (/[*✱]/.test(label)) required = true;
+    label = norm(label.replace(/[*✱]/g, ' ').replace(PAREN_MARK, (x, w) => { mark(w); return ' '; }));
+    for (let changed = true; changed;) {
+      changed = false;
+      const lead = label.match(LEAD_MARK);
+      if (lead) { mark(lead[1]); label = label.slice(lead[0].length); changed = true; }
+      const tail = label.match(TAIL_MARK);
+      if (tail && tail.index > 0) { mark(tail[1]); label = label.slice(0, tail.index); changed = true; }
+      const widget = label.match(GENERIC_TAIL);
+      if (widget && widget.index > 0) { label = label.slice(0, widget.index); changed = true; }
+      label = norm(label);
+    }
+    return { label, required, optional, help: norm(help) };
+  }
 
   // Visible text of a node, skipping form controls, scripts and hidden subtrees.
   function textOf(node, limit = 300) {
@@ -26,6 +83,11 @@
       const tag = n.tagName;
       if (tag === 'SCRIPT' || tag === 'STYLE' || tag === 'SELECT' || tag === 'TEXTAREA' || tag === 'OPTION' || tag === 'TEMPLATE') return;
       if (n !== node && !n.getClientRects().length) return;
+      if (labelMode && n !== node) {
+        if (n.matches(WIDGET)) return;
+        const own = norm(n.textContent);
+        if (own.length < 24 && MARK_ONLY.test(own)) { out += ' ' + (OPTIONAL_MARK.test(own) ? MARK_O : MARK_R) + ' '; return; }
+      }
       for (const c of n.childNodes) walk(c);
     };
     walk(node);
@@ -148,7 +210,8 @@
     return '';
   }
 
-  function groupTitle(el) {
+  // The title of the labelled group around a control: aria-labelledby, aria-label, legend.
+  function labelledGroup(el) {
     const group = el.closest('[role="group"][aria-labelledby], [role="radiogroup"][aria-labelledby]');
     if (group) {
       const root = el.getRootNode();
@@ -156,12 +219,41 @@
       if (norm(text)) return text;
     }
     const labelled = el.closest('[role="group"][aria-label], [role="radiogroup"][aria-label]');
-    if (labelled) return labelled.getAttribute('aria-label');
+    if (labelled && norm(labelled.getAttribute('aria-label'))) return labelled.getAttribute('aria-label');
     const fs = el.closest('fieldset');
     if (fs) { const lg = fs.querySelector('legend'); if (lg && norm(textOf(lg))) return textOf(lg); }
-    const q = questionContainerLabel(el);
-    if (q) return q;
-    return nearbyText(el);
+    return '';
+  }
+
+  function groupTitle(el, kind) {
+    return labelledGroup(el) || questionContainerLabel(el) || containerLabel(el, kind) || nearbyText(el);
+  }
+
+  const FIELD_CONTROLS = 'input:not([type=hidden]):not([type=submit]):not([type=button]):not([type=reset]):not([type=image]), select, textarea, [role="combobox"]:not(input), button[aria-haspopup="listbox"]';
+
+  // The question of the smallest container that holds this control (or this group) and no
+  // other: its legend, or a label or heading that names no other control. A description
+  // between the question and the control is passed over (Ashby-style fieldsets without a
+  // legend, labels whose `for` names no element, a title above a yes/no checkbox).
+  function containerLabel(el, kind) {
+    const root = el.getRootNode();
+    const name = el.getAttribute('name');
+    const grouped = kind === 'radio_group' || kind === 'checkbox_group';
+    const mine = (c) => c === el || c.contains(el) || el.contains(c) || (grouped && name && c.getAttribute('name') === name);
+    let node = el.parentElement;
+    for (let depth = 0; node && depth < 6; depth++, node = node.parentElement) {
+      if (node.matches('form, body')) break;
+      if (Array.from(node.querySelectorAll(FIELD_CONTROLS)).some((c) => !mine(c))) break;
+      for (const cand of node.querySelectorAll('legend, label, h1, h2, h3, h4, h5, h6, [role="heading"]')) {
+        if (cand.querySelector(FIELD_CONTROLS) || cand.closest(WIDGET)) continue;
+        const owner = cand.closest('label');
+        const target = owner && owner.htmlFor ? byId(root, owner.htmlFor) : null;
+        if (target) continue;
+        const t = textOf(cand);
+        if (t && stripReq(t) && !GENERIC_LABEL.test(stripReq(t))) return t;
+      }
+    }
+    return '';
   }
 
   function nearbyText(el) {
@@ -178,47 +270,110 @@
     return '';
   }
 
-  function ownLabel(el) {
+  // A select or combobox beside a text input in the same question: a dial code, a currency or
+  // a pay period ("Phone" + "+41", "Salary" + "CHF" + "per year").
+  const DIAL_OPTION = /^\+\d{1,4}\b|\(\+\d{1,4}\)|\s\+\d{1,4}$/;
+  const CURRENCY_OPTION = /^([€$£¥₣]|(CHF|EUR|USD|GBP|JPY|CAD|AUD|SEK|NOK|DKK|PLN|CZK|HUF|INR|CNY|SGD|HKD|NZD|ZAR|BRL|MXN|Fr\.)\b)/;
+  const PERIOD_OPTION = /^((per|pro|par|a|an|by|the|le|la|l')\s+)?(year|yearly|annual|annually|annum|month|monthly|week|weekly|day|daily|hour|hourly|jahr|jährlich|monat|monatlich|woche|wöchentlich|tag|täglich|stunde|stündlich|an|année|annuel|annuelle|mois|mensuel|mensuelle|semaine|hebdomadaire|jour|journalier|heure|horaire)$/i;
+  function companionRole(el) {
+    if (el.tagName !== 'SELECT' && el.getAttribute('role') !== 'combobox' && el.tagName !== 'BUTTON') return null;
+    const attrs = [el.name, el.id, el.getAttribute('aria-label'), el.className && String(el.className)].join(' ');
+    const texts = el.tagName === 'SELECT' ? selectOptions(el).map((o) => o.label) : [textOf(el, 60)].filter(Boolean);
+    const most = (re) => texts.length > 0 && texts.filter((t) => re.test(t)).length * 2 >= texts.length;
+    if (/dial|country.?code|phone.?code|calling.?code|vorwahl|indicatif|iti__|prefix/i.test(attrs) || el.closest('.iti, [class*="dial" i], [class*="country-code" i]') || most(DIAL_OPTION)) return 'country code';
+    if (/currenc|währung|waehrung|devise/i.test(attrs) || most(CURRENCY_OPTION)) return 'currency';
+    if (/period|frequency|interval|zeitraum|turnus|période|periodicit/i.test(attrs) || most(PERIOD_OPTION)) return 'period';
+    return null;
+  }
+
+  // The text input a companion control belongs to: the nearest one in its question.
+  function companionPartner(el) {
+    let node = el.parentElement;
+    for (let depth = 0; node && depth < 4; depth++, node = node.parentElement) {
+      if (node.matches('form, body')) break;
+      const inputs = Array.from(node.querySelectorAll('input:not([type]), input[type=text], input[type=tel], input[type=number]')).filter((c) => c !== el && !el.contains(c));
+      if (inputs.length === 1) return inputs[0];
+      if (inputs.length > 1) return null;
+    }
+    return null;
+  }
+
+  // Text of the labels, wrapping label and aria-labelledby elements that name this control
+  // itself (not a "Choose file" button label, not a label that wraps a companion's partner).
+  function visibleOwnLabel(el) {
     const root = el.getRootNode();
+    const cands = [];
     if (el.id) {
-      try {
-        const l = root.querySelector(`label[for="${esc(el.id)}"]`);
-        if (l) { const t = textOf(l); if (t) return t; }
-      } catch (e) { /* invalid id */ }
+      try { cands.push(...root.querySelectorAll(`label[for="${esc(el.id)}"]`)); } catch (e) { /* invalid id */ }
     }
     const wrap = el.closest('label');
-    if (wrap) { const t = textOf(wrap); if (t) return t; }
+    const companion = labelMode && companionRole(el);
+    if (wrap && !cands.includes(wrap) && !(companion && companionPartner(el) && wrap.contains(companionPartner(el)))) cands.push(wrap);
+    for (const l of cands) {
+      if (l.matches(WIDGET)) continue;
+      const t = textOf(l);
+      if (t && !(labelMode && GENERIC_LABEL.test(stripReq(t)))) return t;
+    }
     const lb = el.getAttribute('aria-labelledby');
     if (lb) {
-      const t = lb.split(/\s+/).map((id) => byId(root, id)).filter(Boolean).map((n) => textOf(n)).join(' ');
+      const refs = lb.split(/\s+/).map((id) => byId(root, id)).filter(Boolean);
+      const named = labelMode ? refs.filter((n) => !n.matches(WIDGET) && !GENERIC_LABEL.test(stripReq(textOf(n)))) : refs;
+      const t = named.map((n) => textOf(n)).join(' ');
       if (norm(t)) return norm(t);
     }
+    return '';
+  }
+
+  function ownLabel(el) {
+    const t = visibleOwnLabel(el);
+    if (t) return t;
     const al = el.getAttribute('aria-label');
     if (al && norm(al)) return norm(al);
     return '';
   }
 
-  function labelFor(el, kind) {
-    let text = '';
-    if (kind === 'radio_group' || kind === 'checkbox_group') {
-      text = groupTitle(el);
-    } else {
-      if (kind !== 'checkbox') text = questionContainerLabel(el);
-      if (!text) text = ownLabel(el);
-      if (!text || GENERIC_LABEL.test(stripReq(text))) {
-        const q = questionContainerLabel(el) || groupTitle(el);
-        if (q) text = q;
+  // A single checkbox whose own label is only an agreement word takes its question's text.
+  const AGREE_LABEL = /^(yes|i agree|agree|i accept|accept|ok|ja|ich stimme zu|zustimmen|einverstanden|ich akzeptiere|akzeptieren|oui|j'accepte|j’accepte|accepter|d'accord|d’accord)[.!]?$/i;
+  const weak = (t) => !t || !stripReq(t) || GENERIC_LABEL.test(stripReq(t));
+
+  function labelFor(el, kind, section) {
+    return asLabel(() => {
+      let text = '';
+      if (kind === 'radio_group' || kind === 'checkbox_group') return groupTitle(el, kind);
+      const companion = companionRole(el);
+      if (companion) {
+        const partner = companionPartner(el);
+        if (partner) {
+          const question = stripReq(labelFor(partner, controlKind(partner), section));
+          const own = stripReq(ownLabel(el));
+          if (question && (weak(own) || own === question || DIAL_OPTION.test(own) || own === comboDisplay(el))) return `${question} (${companion})`;
+        }
       }
-      if (!text) text = questionContainerLabel(el);
-      if (!text) text = el.getAttribute('placeholder') || el.getAttribute('title') || '';
+      if (kind !== 'checkbox') text = questionContainerLabel(el);
+      if (!text) text = kind === 'file' ? visibleOwnLabel(el) : ownLabel(el);
+      if (kind === 'checkbox' && AGREE_LABEL.test(stripReq(text))) text = '';
+      if (weak(text)) {
+        const q = questionContainerLabel(el) || containerLabel(el, kind) || labelledGroup(el) || (kind === 'file' ? nearbyText(el) : groupTitle(el, kind));
+        if (q && !weak(q)) text = q;
+      }
+      if (weak(text) && kind === 'file') text = ownLabel(el) || text;
+      if (weak(text)) text = [el.getAttribute('placeholder'), el.getAttribute('title'), text].find((t) => !weak(t)) || text || '';
       if (!text) text = nearbyText(el);
-    }
-    return text;
+      if (weak(text) && kind === 'file' && section) text = section;
+      return text;
+    });
   }
 
   function requiredMarker(el) {
     const c = el.closest('.application-question, [data-test-form-element], [data-automation-id^="formField"], [class*="field-entry"], [class*="fieldEntry"], fieldset, .field');
-    return !!(c && c.querySelector('.required, [class*="required" i], abbr[title="required"]'));
+    if (c && (c.classList.contains('required') || c.querySelector('.required, [class*="required" i], abbr[title="required"]'))) return true;
+    // A small labelled group whose title is marked ("Name *" over first and last name).
+    const g = el.closest('[role="group"], [role="radiogroup"], fieldset');
+    if (g && g.querySelectorAll(FIELD_CONTROLS).length <= 4) {
+      const t = asLabel(() => labelledGroup(el));
+      if (t && parseLabel(t).required) return true;
+    }
+    return false;
   }
 
   function controlKind(el) {
@@ -412,8 +567,8 @@
         continue;
       }
       const fieldKind = kind === 'radio' || kind === 'button' ? 'radio_group' : kind === 'checkbox' && groupKey ? 'checkbox_group' : kind;
-      const rawLabel = dedupe(norm(labelFor(el, fieldKind)));
-      const label = stripReq(rawLabel);
+      const parsed = parseLabel(dedupe(norm(labelFor(el, fieldKind, section))));
+      const label = parsed.label;
       const reason = trapReason(el, kind, vis, label);
       const sel = selectorIn(el, root);
       let value = null;
@@ -454,7 +609,7 @@
         name: name || null,
         label,
         kind: fieldKind,
-        required: !!(el.required || el.getAttribute('aria-required') === 'true' || REQ_MARK.test(rawLabel) || requiredMarker(el)),
+        required: !!(el.required || el.getAttribute('aria-required') === 'true' || parsed.required || (!parsed.optional && requiredMarker(el))),
         options,
         value,
         section,
@@ -465,7 +620,7 @@
         autocomplete: el.getAttribute('autocomplete') || null,
         input_type: el.getAttribute('type') || null,
         placeholder: el.getAttribute('placeholder') || null,
-        own_label: fieldKind === 'checkbox' ? stripReq(ownLabel(el)) : null,
+        own_label: fieldKind === 'checkbox' ? stripReq(asLabel(() => ownLabel(el))) : null,
         accept: el.getAttribute('accept') || null,
         max_length: el.maxLength > 0 ? el.maxLength : null,
       };

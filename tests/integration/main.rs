@@ -14,6 +14,7 @@ mod flows;
 mod forms;
 mod guard;
 mod isolation;
+mod labels;
 mod lifecycle;
 mod llm;
 mod openapi;
