@@ -172,6 +172,11 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
     }
     let key = canonical_key(page, field);
     if field.kind == FieldKind::File {
+        // The scanner's role (label, section, accept) decides first: the resume only goes
+        // into a resume input.
+        if let Some(role) = field.hints.file_role.as_deref() {
+            return if role == "resume" { resume_suggestion(applicant) } else { None };
+        }
         return match key {
             Some("resume") => resume_suggestion(applicant),
             _ if key.is_none() && is_resume_label(field) => resume_suggestion(applicant),
