@@ -137,6 +137,9 @@ pub struct FieldHints {
     /// section and accept attribute); none when nothing says.
     #[serde(default)]
     pub file_role: Option<String>,
+    /// For a hidden native select: the selector of the visible widget that drives it.
+    #[serde(default)]
+    pub driver: Option<String>,
 }
 
 /// A clickable control: `{"selector", "text"}`.

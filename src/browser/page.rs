@@ -173,7 +173,8 @@ impl BrowserHandle {
             })
             .await?;
         if let Some(exception) = &result.exception_details {
-            let detail = exception.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or(exception.text.clone());
+            let detail =
+                exception.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or(exception.text.clone());
             return Err(BrowserError::Cdp(format!("{what}: script error: {detail}")));
         }
         Ok(result)

@@ -274,8 +274,10 @@
         if (ref && ref !== el && own(ref)) return ref;
       } catch (e) { /* invalid id */ }
     }
-    for (const sib of [el.previousElementSibling, el.nextElementSibling]) if (sib && WIDGET_CLASS.test(classOf(sib)) && own(sib)) return sib;
     for (let p = el.parentElement, i = 0; p && i < 2; p = p.parentElement, i++) if (WIDGET_CLASS.test(classOf(p)) && own(p)) return p;
+    // A sibling widget, not a decoration inside one (a "dropdown icon").
+    const widget = (n) => n && WIDGET_CLASS.test(classOf(n)) && !/^(I|SVG|IMG)$/i.test(n.tagName) && !/(^|\s)icon(\s|$)/.test(classOf(n)) && n.getBoundingClientRect().width >= 24 && own(n);
+    for (const sib of [el.previousElementSibling, el.nextElementSibling]) if (widget(sib)) return sib;
     const box = el.parentElement && el.parentElement.closest('.form-group, .field, [class*="field" i], [class*="form-row" i], li');
     if (box && box.querySelectorAll('select').length === 1) {
       const combos = Array.from(box.querySelectorAll('[role="combobox"], input[aria-autocomplete], button[aria-haspopup="listbox"]')).filter((c) => visibility(c) === 'visible');
@@ -531,6 +533,7 @@
         own_label: fieldKind === 'checkbox' ? stripReq(ownLabel(el)) : null,
         accept: el.getAttribute('accept') || null,
         max_length: el.maxLength > 0 ? el.maxLength : null,
+        driver: drivers.has(el) ? fullSelector(prefix, selectorIn(drivers.get(el), root)) : null,
         file_role: fieldKind === 'file' ? fileRole(label, section, el.getAttribute('accept')) : null,
       };
       Object.defineProperty(field, '__el', { value: el, enumerable: false, configurable: true });

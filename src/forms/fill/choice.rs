@@ -14,7 +14,9 @@ impl Executor<'_> {
     pub(super) async fn select(&self, field: &Field, label: &str) -> Result<(Value, bool), FillError> {
         let option =
             field.options.iter().find(|o| o.label == label).ok_or_else(|| FillError::NoOption(label.into()))?;
-        let args = json!({ "selector": field.selector, "value": option.value, "label": label });
+        let args = json!({
+            "selector": field.selector, "value": option.value, "label": label, "driver": field.hints.driver,
+        });
         let result = self.call("select option", SELECT, args).await?;
         if result.is_null() {
             return Err(FillError::Gone);
@@ -22,7 +24,7 @@ impl Executor<'_> {
         let selected = result.get("selected").and_then(Value::as_str) == Some(label);
         let shown_ok = match result.get("shown").and_then(Value::as_str) {
             Some(shown) => matching::normalize(shown).contains(&matching::normalize(label)),
-            None => !result.get("driven").and_then(Value::as_bool).unwrap_or(false),
+            None => field.hints.driver.is_none(),
         };
         Ok((json!(label), selected && shown_ok))
     }

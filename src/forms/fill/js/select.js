@@ -3,24 +3,11 @@
 // with input and change events, tells the library where it has an API, and reads back both
 // the select and what the visible widget shows. When the widget ignores the change, its own
 // option is clicked. Returns {selected, shown, driven}.
-async ({ selector, value, label }) => {
+async ({ selector, value, label, driver: driverSelector }) => {
   const el = R(selector); if (!el) return null;
   const doc = el.ownerDocument, win = doc.defaultView || window;
   const seen = (n) => { const r = n.getBoundingClientRect(); return r.width > 1 && r.height > 1 && win.getComputedStyle(n).visibility !== 'hidden'; };
-  const WIDGET = /(^|[\s_-])(select2|chosen|selectize|selectpicker|bootstrap-select|custom-select|nice-select|choices|dropdown|selectmenu|combobox|multiselect)/i;
-  const cls = (n) => typeof n.className === 'string' ? n.className : '';
-  // The visible element that drives the select (the same rules as the scanner's).
-  const driver = (() => {
-    if (seen(el)) return null;
-    if (el.id) {
-      const esc = CSS.escape(el.id);
-      const ref = doc.querySelector(`[aria-controls="${esc}"], [aria-owns="${esc}"], [data-select="${esc}"], [data-for="${esc}"], [data-target="#${esc}"]`);
-      if (ref && seen(ref)) return ref;
-    }
-    for (const sib of [el.previousElementSibling, el.nextElementSibling]) if (sib && WIDGET.test(cls(sib)) && seen(sib)) return sib;
-    for (let p = el.parentElement, i = 0; p && i < 2; p = p.parentElement, i++) if (WIDGET.test(cls(p)) && seen(p)) return p;
-    return null;
-  })();
+  const driver = driverSelector ? R(driverSelector) : null;
   const shownText = () => {
     if (!driver) return null;
     if (driver.tagName === 'INPUT') return N(driver.value);
@@ -43,8 +30,12 @@ async ({ selector, value, label }) => {
     // The widget did not follow the select: open it and click its own option.
     for (const t of ['mousedown', 'mouseup', 'click']) driver.dispatchEvent(new MouseEvent(t, { bubbles: true, cancelable: true, view: win }));
     await new Promise((r) => setTimeout(r, 30));
-    const items = Array.from(doc.querySelectorAll('[role=option], .item, li, .select2-result-label, .dropdown-item'))
-      .filter((o) => seen(o) && N(o.textContent).toLowerCase() === N(label).toLowerCase() && !o.querySelector('[role=option], .item, li'));
+    const same = (o) => seen(o) && N(o.textContent).toLowerCase() === N(label).toLowerCase() && !o.querySelector('[role=option], .item, li');
+    const ITEM = '[role=option], .item, li, .select2-result-label, .dropdown-item';
+    const own = [driver, ...['aria-controls', 'aria-owns'].map((a) => driver.getAttribute(a) && doc.getElementById(driver.getAttribute(a)))].filter(Boolean);
+    let items = own.flatMap((n) => Array.from(n.querySelectorAll(ITEM))).filter(same);
+    // Libraries that render their menu at the end of <body>: only an open popup's items.
+    if (!items.length) items = Array.from(doc.querySelectorAll('[role=listbox] [role=option], .select2-drop li, .select2-results li, .chosen-results li, .dropdown-menu li, .dropdown-menu .dropdown-item')).filter(same);
     if (items.length) {
       const item = items[0];
       for (const t of ['mousedown', 'mouseup', 'click']) item.dispatchEvent(new MouseEvent(t, { bubbles: true, cancelable: true, view: win }));
