@@ -126,7 +126,8 @@ pub struct Field {
 pub struct FieldHints {
     #[serde(default)]
     pub visible: bool,
-    /// `native`, `react_select`, `aria_combobox`, `listbox_button`, `button_group`, `typeahead`.
+    /// `native`, `react_select`, `aria_combobox`, `listbox_button`, `button_group`, `typeahead`,
+    /// `styled_select` (a hidden native select driven by a visible widget).
     #[serde(default)]
     pub widget: String,
     pub autocomplete: Option<String>,
@@ -136,9 +137,13 @@ pub struct FieldHints {
     pub own_label: Option<String>,
     pub accept: Option<String>,
     pub max_length: Option<u32>,
-    /// For file inputs: `resume`, `cover_letter`, `photo` or `other`, from the input's label,
-    /// its section heading and `accept`.
+    /// What a file input is for: `resume`, `cover_letter`, `photo` or `other` (from its label,
+    /// section and accept attribute); none when nothing says.
+    #[serde(default)]
     pub file_role: Option<String>,
+    /// For a hidden native select: the selector of the visible widget that drives it.
+    #[serde(default)]
+    pub driver: Option<String>,
 }
 
 /// A clickable control: `{"selector", "text"}`.
@@ -230,6 +235,9 @@ pub struct Noted {
 pub trait FormPage: Send + Sync {
     /// Evaluates an expression (awaiting a promise) and returns its JSON value.
     async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError>;
+    /// Calls a function declaration (`async (args) => ...`) with one JSON argument, passed as
+    /// data (never spliced into the source), awaiting a promise; returns its JSON value.
+    async fn call(&self, what: &'static str, function: &str, args: &Value) -> Result<Value, BrowserError>;
     /// Moves the mouse to a viewport point.
     async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError>;
     /// Presses and releases the left button at a viewport point.
@@ -242,8 +250,8 @@ pub trait FormPage: Send + Sync {
     async fn insert_text(&self, text: &str) -> Result<(), BrowserError>;
     /// Scrolls the page by `dy` CSS pixels with the mouse wheel at a point.
     async fn wheel(&self, x: f64, y: f64, dy: f64) -> Result<(), BrowserError>;
-    /// Sets the files of the file input the expression evaluates to.
-    async fn set_files(&self, element_expression: &str, files: &[PathBuf]) -> Result<(), BrowserError>;
+    /// Sets the files of the file input that `function` called with `args` returns.
+    async fn set_files(&self, function: &str, args: &Value, files: &[PathBuf]) -> Result<(), BrowserError>;
 }
 
 /// Failures of analyze and fill.

@@ -11,7 +11,9 @@ use chromiumoxide::cdp::browser_protocol::input::{
     DispatchKeyEventParams, DispatchKeyEventType, DispatchMouseEventParams, DispatchMouseEventType, InsertTextParams,
     MouseButton,
 };
-use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ReleaseObjectParams};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    CallArgument, CallFunctionOnParams, EvaluateParams, ReleaseObjectParams, RemoteObjectId,
+};
 use serde_json::Value;
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
@@ -134,6 +136,50 @@ impl BrowserHandle {
         Ok(result.result.value.unwrap_or(Value::Null))
     }
 
+    /// Calls a function declaration with one JSON argument (`Runtime.callFunctionOn` in the
+    /// page's main world; the argument travels as data). By value, or as a remote object.
+    async fn call_function(
+        &self,
+        what: &'static str,
+        function: &str,
+        args: &Value,
+        by_value: bool,
+    ) -> Result<chromiumoxide::cdp::js_protocol::runtime::CallFunctionOnReturns, BrowserError> {
+        let page = &self.page;
+        let result = self
+            .cdp(what, || async move {
+                // The context changes with every navigation: look it up on each attempt.
+                let context = page.execution_context().await?;
+                let mut params = CallFunctionOnParams::new(function);
+                params.arguments = Some(vec![CallArgument { value: Some(args.clone()), ..Default::default() }]);
+                params.await_promise = Some(true);
+                params.return_by_value = Some(by_value);
+                let global = match context {
+                    Some(id) => {
+                        params.execution_context_id = Some(id);
+                        None
+                    }
+                    None => {
+                        let global = page.execute(EvaluateParams::new("globalThis")).await?.result.result.object_id;
+                        params.object_id = global.clone();
+                        global
+                    }
+                };
+                let result = page.execute(params).await.map(|r| r.result);
+                if let Some(object_id) = global {
+                    let _ = page.execute(ReleaseObjectParams::new(object_id)).await;
+                }
+                result
+            })
+            .await?;
+        if let Some(exception) = &result.exception_details {
+            let detail =
+                exception.exception.as_ref().and_then(|e| e.description.clone()).unwrap_or(exception.text.clone());
+            return Err(BrowserError::Cdp(format!("{what}: script error: {detail}")));
+        }
+        Ok(result)
+    }
+
     async fn execute<C>(&self, what: &'static str, command: C) -> Result<C::Response, BrowserError>
     where
         C: chromiumoxide::types::Command + Clone + Send + Sync,
@@ -186,6 +232,10 @@ impl FormPage for BrowserHandle {
         self.evaluate(what, expression).await
     }
 
+    async fn call(&self, what: &'static str, function: &str, args: &Value) -> Result<Value, BrowserError> {
+        Ok(self.call_function(what, function, args, true).await?.result.value.unwrap_or(Value::Null))
+    }
+
     async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError> {
         self.mouse(DispatchMouseEventType::MouseMoved, x, y, false).await
     }
@@ -221,10 +271,10 @@ impl FormPage for BrowserHandle {
         self.execute("wheel", params).await.map(|_| ())
     }
 
-    async fn set_files(&self, element_expression: &str, files: &[PathBuf]) -> Result<(), BrowserError> {
-        let params = EvaluateParams::builder().expression(element_expression).build().map_err(BrowserError::Cdp)?;
-        let object = self.execute("find file input", params).await?.result.object_id;
-        let object_id = object.ok_or_else(|| BrowserError::Cdp("the file input is not on the page".into()))?;
+    async fn set_files(&self, function: &str, args: &Value, files: &[PathBuf]) -> Result<(), BrowserError> {
+        let object = self.call_function("find file input", function, args, false).await?.result.object_id;
+        let object_id: RemoteObjectId =
+            object.ok_or_else(|| BrowserError::Cdp("the file input is not on the page".into()))?;
         let mut params = SetFileInputFilesParams::new(files.iter().map(|f| f.display().to_string()).collect());
         params.object_id = Some(object_id.clone());
         let result = self.execute("set files", params).await.map(|_| ());

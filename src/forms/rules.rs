@@ -198,7 +198,12 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
     let fields = page.fields;
     let intent = intent_in(page, field);
     if field.kind == FieldKind::File {
-        let resume = intent == Some(Intent::Resume) || field.hints.file_role.as_deref() == Some("resume");
+        // The scanner's role (label, section, accept) decides first: the resume only goes into
+        // a resume input.
+        let resume = match field.hints.file_role.as_deref() {
+            Some(role) => role == "resume",
+            None => intent == Some(Intent::Resume),
+        };
         return resume.then(|| resume_suggestion(applicant)).flatten();
     }
     match intent {

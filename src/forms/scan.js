@@ -412,6 +412,61 @@
     return el.value ? norm(el.value) : null;
   }
 
+  // A hidden native select is the field when a visible widget drives it: an element naming
+  // it (aria-controls, data attributes), a styled-dropdown sibling or wrapper (select2, chosen,
+  // bootstrap-select, "custom-select", "ui dropdown"), or the one visible combobox of its field
+  // container. Returns that widget, or null (then the hidden select is a trap).
+  const WIDGET_CLASS = /(^|[\s_-])(select2|chosen|selectize|selectpicker|bootstrap-select|custom-select|nice-select|choices|dropdown|selectmenu|combobox|multiselect)/i;
+  const classOf = (n) => (typeof n.className === 'string' ? n.className : '');
+  function selectDriver(el) {
+    const root = el.getRootNode();
+    const own = (d) => visibility(d) === 'visible' && d.querySelectorAll('select').length <= (d.contains(el) ? 1 : 0)
+      && d.querySelectorAll('input:not([type=hidden]), textarea').length <= 2;
+    if (el.id) {
+      const id = esc(el.id);
+      try {
+        const ref = root.querySelector(`[aria-controls="${id}"], [aria-owns="${id}"], [data-select="${id}"], [data-for="${id}"], [data-target="#${id}"]`);
+        if (ref && ref !== el && own(ref)) return ref;
+      } catch (e) { /* invalid id */ }
+    }
+    for (let p = el.parentElement, i = 0; p && i < 2; p = p.parentElement, i++) if (WIDGET_CLASS.test(classOf(p)) && own(p)) return p;
+    // A sibling widget, not a decoration inside one (a "dropdown icon").
+    const widget = (n) => n && WIDGET_CLASS.test(classOf(n)) && !/^(I|SVG|IMG)$/i.test(n.tagName) && !/(^|\s)icon(\s|$)/.test(classOf(n)) && n.getBoundingClientRect().width >= 24 && own(n);
+    for (const sib of [el.previousElementSibling, el.nextElementSibling]) if (widget(sib)) return sib;
+    const box = el.parentElement && el.parentElement.closest('.form-group, .field, [class*="field" i], [class*="form-row" i], li');
+    if (box && box.querySelectorAll('select').length === 1) {
+      const combos = Array.from(box.querySelectorAll('[role="combobox"], input[aria-autocomplete], button[aria-haspopup="listbox"]')).filter((c) => visibility(c) === 'visible');
+      if (combos.length === 1) return combos[0];
+    }
+    return null;
+  }
+
+  // A visually hidden (or aria-hidden) radio or checkbox is the field when a visible label drives it.
+  function labelDriven(el) {
+    const labels = Array.from(el.labels || []);
+    const wrap = el.closest('label');
+    if (wrap) labels.push(wrap);
+    return labels.some((l) => visibility(l) === 'visible');
+  }
+
+  // What a file input is for, from its label, its section heading and its accept attribute.
+  const FILE_ROLES = [
+    ['resume', /\b(resume|résumé|cv|curriculum vitae|curriculum|lebenslauf)\b/i],
+    ['cover_letter', /cover ?letter|anschreiben|motivationsschreiben|begleitschreiben|bewerbungsschreiben|lettre de motivation|motivation letter|letter of motivation/i],
+    ['photo', /\b(photo|foto|picture|bild|bewerbungsfoto|portrait|headshot)\b/i],
+    ['other', /zeugnis|diplom|diploma|certificat|certificate|transcript|attestation|referenz|reference letter|portfolio|arbeitsprobe|\b(other|additional|further|weitere|sonstige|autres?|additionnels?) (documents?|dokumente|unterlagen|files?|pièces?)\b|\bdocuments? (supplémentaires|additionnels)\b/i],
+  ];
+  function fileRole(label, section, accept) {
+    // "Autofill from resume" and parse/import helpers are not the application's document slots.
+    if (/auto-?fill|\bparse|\bimport|apply with/i.test(label)) return null;
+    for (const text of [label, section || '']) {
+      const hit = FILE_ROLES.find(([, re]) => re.test(text));
+      if (hit) return hit[0];
+    }
+    if (/^\s*image\//i.test(accept || '') && !/pdf|doc/i.test(accept || '')) return 'photo';
+    return null;
+  }
+
   function listboxOf(el) {
     const root = el.getRootNode();
     for (const attr of ['aria-controls', 'aria-owns']) {
@@ -518,9 +573,10 @@
     const name = el.getAttribute('name') || el.id || '';
     if (HONEYPOT_NAME.test(name)) return 'honeypot_name';
     if (kind === 'file') return null;
-    if (el.closest('[aria-hidden="true"]') && el.getAttribute('role') !== 'combobox') return 'aria_hidden';
+    if (el.closest('[aria-hidden="true"]') && el.getAttribute('role') !== 'combobox' && !((kind === 'radio' || kind === 'checkbox') && labelDriven(el))) return 'aria_hidden';
     if (vis !== 'visible') {
-      if ((kind === 'radio' || kind === 'checkbox') && el.labels && Array.from(el.labels).some((l) => visibility(l) === 'visible')) return null;
+      if ((kind === 'radio' || kind === 'checkbox') && labelDriven(el)) return null;
+      if (kind === 'select' && drivers.has(el)) return null;
       return vis;
     }
     if (el.getAttribute('tabindex') === '-1' && kind !== 'radio' && kind !== 'checkbox' && kind !== 'combobox') return 'tabindex_-1';
@@ -534,6 +590,14 @@
   const seenGroups = new Map();
   const usedIds = new Set();
   const probes = [];
+  // Hidden selects and the visible widgets that drive them; the widgets' own inputs are not fields.
+  const drivers = new Map();
+  for (const { root } of roots) for (const sel of root.querySelectorAll('select')) {
+    if (visibility(sel) === 'visible') continue;
+    const d = selectDriver(sel);
+    if (d) drivers.set(sel, d);
+  }
+  const driverEls = Array.from(drivers.values());
   for (const { root, prefix } of roots) {
     let section = null;
     for (const el of root.querySelectorAll(CONTROLS + ', ' + HEADINGS)) {
@@ -544,6 +608,7 @@
         continue;
       }
       if (el.tagName === 'INPUT' && el.closest('[role="combobox"]:not(input)')) continue;
+      if (el.tagName !== 'SELECT' && driverEls.some((d) => d.contains(el))) continue;
       let kind = controlKind(el);
       if (el.hasAttribute('aria-pressed')) {
         if (el.tagName !== 'BUTTON') continue;
@@ -615,14 +680,16 @@
         section,
         trap: !!reason,
         trap_reason: reason,
-        visible: vis === 'visible',
-        widget,
+        visible: vis === 'visible' || drivers.has(el),
+        widget: drivers.has(el) ? 'styled_select' : widget,
         autocomplete: el.getAttribute('autocomplete') || null,
         input_type: el.getAttribute('type') || null,
         placeholder: el.getAttribute('placeholder') || null,
         own_label: fieldKind === 'checkbox' ? stripReq(asLabel(() => ownLabel(el))) : null,
         accept: el.getAttribute('accept') || null,
         max_length: el.maxLength > 0 ? el.maxLength : null,
+        driver: drivers.has(el) ? fullSelector(prefix, selectorIn(drivers.get(el), root)) : null,
+        file_role: fieldKind === 'file' ? fileRole(label, section, el.getAttribute('accept')) : null,
       };
       Object.defineProperty(field, '__el', { value: el, enumerable: false, configurable: true });
       if (fieldKind === 'combobox' && !reason) probes.push([field, el]);

@@ -18,6 +18,7 @@ const PAGES: &[&str] = &[
     "generic/controlled",
     "generic/traps",
     "generic/short",
+    "generic/widgets",
 ];
 
 pub fn applicant() -> Value {

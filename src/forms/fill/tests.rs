@@ -28,6 +28,9 @@ impl FormPage for RecordingPage {
     async fn eval(&self, _what: &'static str, _expression: &str) -> Result<Value, BrowserError> {
         Ok(Value::Null)
     }
+    async fn call(&self, _what: &'static str, _function: &str, _args: &Value) -> Result<Value, BrowserError> {
+        Ok(Value::Null)
+    }
     async fn mouse_move(&self, _x: f64, _y: f64) -> Result<(), BrowserError> {
         Ok(())
     }
@@ -49,7 +52,7 @@ impl FormPage for RecordingPage {
     async fn wheel(&self, _x: f64, _y: f64, _dy: f64) -> Result<(), BrowserError> {
         Ok(())
     }
-    async fn set_files(&self, _element: &str, _files: &[PathBuf]) -> Result<(), BrowserError> {
+    async fn set_files(&self, _function: &str, _args: &Value, _files: &[PathBuf]) -> Result<(), BrowserError> {
         Ok(())
     }
 }

@@ -1,0 +1,2 @@
+// The element itself (for DOM.setFileInputFiles).
+({ selector }) => R(selector)
