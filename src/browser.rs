@@ -9,6 +9,7 @@ pub mod chromium;
 pub mod confine;
 pub mod display;
 pub mod humanize;
+pub mod navigation;
 pub mod page;
 pub mod pool;
 pub mod process;
@@ -76,6 +77,10 @@ pub enum BrowserError {
     Timeout(&'static str),
     #[error("navigation failed: {0}")]
     Navigation(String),
+    /// The page answered but its document never became interactive (no `DOMContentLoaded`)
+    /// within the operation timeout.
+    #[error("the page did not become interactive in time (its document never finished parsing)")]
+    NotInteractive,
     #[error("the browser reported an error: {0}")]
     Cdp(String),
     /// The provider (AdsPower) failed; `profile_fault` when it refused this profile.
@@ -90,7 +95,7 @@ impl BrowserError {
         match self {
             BrowserError::Launch(_) | BrowserError::Disconnected | BrowserError::Timeout(_) => true,
             BrowserError::Provider { profile_fault, .. } => *profile_fault,
-            BrowserError::Navigation(_) | BrowserError::Cdp(_) => false,
+            BrowserError::Navigation(_) | BrowserError::NotInteractive | BrowserError::Cdp(_) => false,
         }
     }
 }

@@ -145,7 +145,7 @@ impl From<BrowserError> for ApiError {
         match e {
             E::Launch(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_start_failed", message),
             E::Disconnected => Self::new(StatusCode::BAD_GATEWAY, "browser_disconnected", message),
-            E::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
+            E::Timeout(_) | E::NotInteractive => Self::new(StatusCode::GATEWAY_TIMEOUT, "operation_timeout", message),
             E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
             E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
             E::Provider { .. } => Self::new(StatusCode::BAD_GATEWAY, "adspower_error", message),

@@ -26,6 +26,8 @@ use uuid::Uuid;
 
 use crate::browser::display::{SessionDisplay, VncAddr};
 use crate::browser::humanize::Humanize;
+use crate::browser::navigation::LoadState;
+use crate::browser::page::PageInfo;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
 use crate::guard::Block;
@@ -178,6 +180,11 @@ pub struct SessionInfo {
     /// (`BW_DISPLAY_MODE=shared`) it says `shared: true`: that display shows every session.
     pub vnc: Option<VncAccess>,
     pub timing: Timing,
+    /// How far the page had loaded when the worker's last navigation (the `url` at opening,
+    /// `navigate`) returned: `load` when the load event had fired, `interactive` when the
+    /// DOM was interactive and settled but a sub-resource was still loading (the page is usable
+    /// all the same; navigation never waits for `load`). Null before any navigation.
+    pub load_state: Option<LoadState>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
@@ -229,6 +236,8 @@ struct Status {
     current_url: String,
     title: String,
     timing: Timing,
+    /// How far the page had loaded when the worker's last navigation handed it over.
+    load_state: Option<LoadState>,
     /// The block found by the last detection; while set, the session rests in `needs_human`.
     block: Option<Block>,
 }
@@ -357,6 +366,7 @@ impl Session {
             cdp_url: format!("{}/api/v2/sessions/{}/cdp", ws_base(public_url), self.id),
             vnc,
             timing: status.timing.clone(),
+            load_state: status.load_state,
             metadata: self.metadata.clone(),
         }
     }
@@ -450,6 +460,15 @@ impl Session {
         if navigate_ms.is_some() {
             status.timing.navigate_ms = navigate_ms;
         }
+    }
+
+    /// Records where a navigation by the worker left the page, and how long it took.
+    pub fn navigated(&self, page: &PageInfo, navigate_ms: u64) {
+        let mut status = self.status.lock().unwrap();
+        status.current_url = page.url.clone();
+        status.title = page.title.clone();
+        status.timing.navigate_ms = Some(navigate_ms);
+        status.load_state = page.load_state;
     }
 
     /// Records the result of block detection; a block keeps the session in `needs_human`.

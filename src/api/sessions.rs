@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::json::{ApiJson, OptionalJson};
 use crate::app::App;
 use crate::browser::humanize::Humanize;
+use crate::browser::navigation::LoadState;
 use crate::config::ProviderKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::Block;
@@ -78,6 +79,10 @@ pub struct NavigateResponse {
     /// The block detected on the page, if any; the session is then `needs_human`.
     pub block: Option<Block>,
     pub navigate_ms: u64,
+    /// How far the page had loaded when the navigation returned: `load` when the load event
+    /// had fired, `interactive` when the DOM was interactive and settled but a sub-resource was
+    /// still loading. Navigation waits for a usable page, never for `load`.
+    pub load_state: LoadState,
 }
 
 /// `GET …/screenshot` query.
@@ -227,7 +232,8 @@ pub async fn delete_session(
     Ok(Json(closed))
 }
 
-/// Navigate the session's page and wait for it to load.
+/// Navigate the session's page and wait until it is usable (DOM interactive and settled; not
+/// for `load`, see `load_state`).
 #[utoipa::path(post, path = "/api/v2/sessions/{id}/navigate", tag = "sessions", params(("id" = String, Path)),
     request_body = NavigateRequest,
     responses((status = 200, body = NavigateResponse), (status = 400, body = ErrorBody, description = "invalid_url"),
@@ -243,9 +249,10 @@ pub async fn navigate(
     let started = Instant::now();
     let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
     let navigate_ms = started.elapsed().as_millis() as u64;
-    op.session().set_page(page.url.clone(), page.title.clone(), Some(navigate_ms));
+    op.session().navigated(&page, navigate_ms);
     let block = app.registry.detect(&op, url.as_str()).await?;
-    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms }))
+    let load_state = page.load_state.unwrap_or(LoadState::Interactive);
+    Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms, load_state }))
 }
 
 /// A PNG of the session's page.

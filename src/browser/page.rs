@@ -24,11 +24,18 @@ use chromiumoxide::page::ScreenshotParams;
 use super::{BrowserError, BrowserHandle};
 use crate::forms::FormPage;
 
+use super::navigation::{self, LoadState};
+
+/// `ready.js`: waits for an interactive, settled DOM and says where the page is.
+const READY_JS: &str = include_str!("ready.js");
+
 /// Where the page is and what it is called.
 #[derive(Debug, Clone, Default)]
 pub struct PageInfo {
     pub url: String,
     pub title: String,
+    /// How far the page had loaded after a navigation; `None` when nothing was navigated.
+    pub load_state: Option<LoadState>,
 }
 
 impl BrowserHandle {
@@ -65,16 +72,43 @@ impl BrowserHandle {
         }
     }
 
-    /// Navigates and waits for the load to finish. Network failures are `Navigation` errors.
+    /// Navigates and waits until the page is usable: its DOM is interactive and has settled
+    /// (`navigation`, `ready.js`), whether or not `load` has fired. Network failures are
+    /// `Navigation` errors; a document that never gets interactive is `NotInteractive`. The
+    /// whole takes at most the operation timeout.
     pub async fn navigate(&self, url: &str) -> Result<PageInfo, BrowserError> {
-        let page = &self.page;
-        match self.cdp("navigate", || async { page.goto(url).await.map(|_| ()) }).await {
-            Err(BrowserError::Cdp(message)) if message.starts_with("net::") => {
-                return Err(BrowserError::Navigation(message));
-            }
-            other => other?,
+        let deadline = tokio::time::Instant::now() + self.op_timeout;
+        let target = self.page.target_id().inner().clone();
+        tokio::select! {
+            _ = self.dead.cancelled() => return Err(BrowserError::Disconnected),
+            result = navigation::navigate(&self.ws_url, &target, url, deadline) => result?,
         }
-        self.info().await
+        self.settle(deadline).await
+    }
+
+    /// Runs `ready.js` on the current document until `deadline`, again when the page replaced
+    /// its document meanwhile (a client-side redirect destroys the script's context).
+    async fn settle(&self, deadline: tokio::time::Instant) -> Result<PageInfo, BrowserError> {
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.evaluate("page ready", READY_JS)).await;
+            match attempt {
+                Err(_) => return Err(BrowserError::NotInteractive),
+                Ok(Ok(page)) => {
+                    let text = |key: &str| page[key].as_str().unwrap_or_default().to_string();
+                    return Ok(PageInfo {
+                        url: text("url"),
+                        title: text("title"),
+                        load_state: Some(LoadState::from_ready_state(&text("ready_state"))),
+                    });
+                }
+                Ok(Err(BrowserError::Cdp(message)))
+                    if message.contains("context was destroyed") || message.contains("navigated or closed") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(e)) => return Err(e),
+            }
+        }
     }
 
     /// The current URL and title.
@@ -82,7 +116,7 @@ impl BrowserHandle {
         let page = &self.page;
         let url = self.cdp("read url", || page.url()).await?.unwrap_or_default();
         let title = self.cdp("read title", || page.get_title()).await?.unwrap_or_default();
-        Ok(PageInfo { url, title })
+        Ok(PageInfo { url, title, load_state: None })
     }
 
     /// A PNG of the viewport, or of the whole page.

@@ -2,7 +2,7 @@
 //! fields, actions and signals; `analyze` adds the platform, the page kind and an engine's
 //! suggestions.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -70,10 +70,45 @@ pub struct Analysis {
     pub elapsed_ms: u64,
 }
 
+/// A document younger than this may still be building its form (milliseconds since its
+/// time origin, `performance.now()`); an older one is taken as it is.
+const LATE_FORM_WINDOW_MS: f64 = 5_000.0;
+/// The longest `scan_settled` waits for a late form.
+const LATE_FORM_MAX_WAIT: Duration = Duration::from_millis(2_500);
+/// Pause between scans while waiting.
+const LATE_FORM_POLL: Duration = Duration::from_millis(200);
+
 /// Runs the scanner on the page.
 pub async fn scan(page: &dyn FormPage) -> Result<PageScan, FormsError> {
     let value = page.eval("scan page", SCRIPT).await?;
     serde_json::from_value(value).map_err(|e| FormsError::Scan(e.to_string()))
+}
+
+/// Runs the scanner, and gives a form that is built late a moment to appear. When the first
+/// scan finds no field a person could fill and the document is young (a script, a custom
+/// element or a shadow root still building the form after `DOMContentLoaded`), it scans again
+/// until fields appear and their number holds for one more scan, within `LATE_FORM_MAX_WAIT`
+/// and never past `LATE_FORM_WINDOW_MS` of the document's life. A form that is there at once
+/// costs nothing more than one scan.
+pub async fn scan_settled(page: &dyn FormPage) -> Result<PageScan, FormsError> {
+    let first = scan(page).await?;
+    if first.live_fields().next().is_some() {
+        return Ok(first);
+    }
+    let age = page.eval("document age", "performance.now()").await?.as_f64().unwrap_or(f64::INFINITY);
+    let left = (LATE_FORM_WINDOW_MS - age).max(0.0);
+    let deadline = Instant::now() + LATE_FORM_MAX_WAIT.min(Duration::from_millis(left as u64));
+    let mut current = first;
+    while Instant::now() < deadline {
+        tokio::time::sleep(LATE_FORM_POLL).await;
+        let next = scan(page).await?;
+        let (before, now) = (current.live_fields().count(), next.live_fields().count());
+        current = next;
+        if now > 0 && now == before {
+            break;
+        }
+    }
+    Ok(current)
 }
 
 impl PageScan {
@@ -151,7 +186,7 @@ pub async fn analyze(
     applicant: &Applicant,
 ) -> Result<Analysis, FormsError> {
     let started = Instant::now();
-    let scan = scan(page).await?;
+    let scan = scan_settled(page).await?;
     let (fields, warnings) = suggest(&scan, engine, applicant).await;
     let page_kind = scan.page_kind();
     Ok(Analysis {

@@ -276,7 +276,7 @@ impl SessionRegistry {
             }
             let mut navigate_ms = None;
             let mut block = None;
-            let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), title: String::new() };
+            let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), ..Default::default() };
             if let Some(url) = &options.url {
                 let navigation = Instant::now();
                 page = handle.navigate(url.as_str()).await?;
@@ -323,6 +323,7 @@ impl SessionRegistry {
                 current_url: page.url,
                 title: page.title,
                 timing,
+                load_state: page.load_state,
                 block,
             }),
             pgid: handle.pgid(),

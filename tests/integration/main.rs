@@ -19,6 +19,7 @@ mod lifecycle;
 mod llm;
 mod openapi;
 mod profiles;
+mod readiness;
 mod readme;
 mod sessions;
 mod takeover;

@@ -251,6 +251,20 @@ fn fixture_routes() -> Router {
         .route("/forms/{*path}", get(form_file))
         .route("/submit/{name}", axum::routing::post(record_submission))
         .route("/hang", get(futures::future::pending::<Html<&'static str>>))
+        // Answers at once with the start of an HTML page, then never ends the body: as a
+        // document it never gets interactive; as a sub-resource, `load` never fires.
+        .route(
+            "/never-ends",
+            get(|| async {
+                let start = futures::stream::once(async {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                        b"<!doctype html><title>Never ends</title><p>",
+                    ))
+                });
+                let body = axum::body::Body::from_stream(futures::StreamExt::chain(start, futures::stream::pending()));
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body)
+            }),
+        )
         .route(
             "/big.pdf",
             get(|| async { ([(header::CONTENT_TYPE, "application/pdf")], vec![b'%'; 11 * 1024 * 1024]) }),
