@@ -42,16 +42,16 @@ pub fn jurisdiction(field: &Field) -> Option<Jurisdiction> {
         .or_else(|| geo::named_in(&options).first().copied())
 }
 
-/// The answer to a legal question, or `None` (left for a person).
-pub fn answer(intent: Intent, field: &Field, applicant: &Applicant) -> Option<Answer> {
-    let asked = jurisdiction(field)?;
-    if let Some(a) = from_qa(intent, asked, field, &applicant.qa_answers) {
-        return Some(a);
-    }
+/// The answers to a legal question, most trusted first (the caller's own answers for this
+/// jurisdiction, then what `work_authorization` implies); empty when it is left for a person.
+pub fn answers(intent: Intent, field: &Field, applicant: &Applicant) -> Vec<Answer> {
+    let Some(asked) = jurisdiction(field) else { return Vec::new() };
+    let mut out = from_qa(intent, asked, field, &applicant.qa_answers);
     if intent == Intent::CitizenshipCheck {
-        return citizenship(asked, &applicant.user_data);
+        out.extend(citizenship(asked, &applicant.user_data));
+        return out;
     }
-    let auth = authorization(asked, &applicant.user_data)?;
+    let Some(auth) = authorization(asked, &applicant.user_data) else { return out };
     let source = format!("user_data.work_authorization.{}", auth.key);
     let bool_answer = |b: bool| Answer {
         candidates: (if b { ["Yes", "Ja", "Oui"] } else { ["No", "Nein", "Non"] })
@@ -60,17 +60,21 @@ pub fn answer(intent: Intent, field: &Field, applicant: &Applicant) -> Option<An
             .collect(),
         source: source.clone(),
     };
-    match intent {
+    let derived = match intent {
         Intent::Sponsorship if is_yes_no(field) => auth.requires_sponsorship.map(bool_answer),
         Intent::WorkAuthorization | Intent::Permit if is_yes_no(field) => {
             let without_sponsor = fold(&field.label).contains("without");
-            let ok = auth.authorized? && (!without_sponsor || auth.requires_sponsorship == Some(false));
-            Some(bool_answer(ok))
+            auth.authorized.map(|ok| bool_answer(ok && (!without_sponsor || auth.requires_sponsorship == Some(false))))
         }
-        Intent::WorkAuthorization | Intent::Permit if !field.options.is_empty() => choose_status(field, &auth, &source),
+        Intent::WorkAuthorization | Intent::Permit if !field.options.is_empty() => {
+            let citizen = citizenship_country(&applicant.user_data);
+            choose_status(field, &auth, citizen, asked, &source)
+        }
         Intent::Permit => auth.permit.clone().map(|p| Answer { candidates: vec![p], source }),
         _ => None,
-    }
+    };
+    out.extend(derived);
+    out
 }
 
 /// The `work_authorization` entry whose jurisdiction contains the asked one ("Germany" under an
@@ -94,20 +98,25 @@ fn authorization(asked: Jurisdiction, data: &Map<String, Value>) -> Option<Autho
     })
 }
 
-fn citizenship(asked: Jurisdiction, data: &Map<String, Value>) -> Option<Answer> {
+fn citizenship_country(data: &Map<String, Value>) -> Option<Jurisdiction> {
     let held =
         ["citizenship", "nationality"].iter().find_map(|k| data.get(*k).filter(|v| !is_blank(v)).map(as_text))?;
-    let country = geo::country(&held)?;
-    let yes = geo::within(Jurisdiction::Country(country.code), asked);
+    geo::country(&held).map(|c| Jurisdiction::Country(c.code))
+}
+
+fn citizenship(asked: Jurisdiction, data: &Map<String, Value>) -> Option<Answer> {
+    let yes = geo::within(citizenship_country(data)?, asked);
     let words: &[&str] = if yes { &["Yes", "Ja", "Oui"] } else { &["No", "Nein", "Non"] };
     Some(Answer { candidates: words.iter().map(|w| w.to_string()).collect(), source: "user_data.citizenship".into() })
 }
 
-/// A `qa_answers` entry asking the same thing about the same jurisdiction.
-fn from_qa(intent: Intent, asked: Jurisdiction, field: &Field, qa: &Map<String, Value>) -> Option<Answer> {
+/// `qa_answers` entries asking the same thing about the same jurisdiction; for a choice that
+/// is not yes/no, only answers that are not a bare yes/no ("B (EU/EFTA)", not "Yes, …").
+fn from_qa(intent: Intent, asked: Jurisdiction, field: &Field, qa: &Map<String, Value>) -> Vec<Answer> {
+    let yes_no = is_yes_no(field);
     let compatible = |other: Intent| {
         other == intent
-            || (is_yes_no(field)
+            || (yes_no
                 && matches!(
                     (intent, other),
                     (Intent::WorkAuthorization | Intent::Permit, Intent::WorkAuthorization | Intent::Permit)
@@ -117,55 +126,94 @@ fn from_qa(intent: Intent, asked: Jurisdiction, field: &Field, qa: &Map<String, 
         .filter(|(_, v)| !is_blank(v))
         .filter(|(q, _)| classify(q).is_some_and(compatible))
         .filter(|(q, _)| geo::named_in(q).first().is_some_and(|j| *j == asked))
+        .filter(|(_, v)| yes_no || field.options.is_empty() || polarity(&as_text(v)).is_none())
         .map(|(q, v)| Answer { candidates: vec![as_text(v)], source: format!("qa_answers.{q}") })
-        .next()
+        .collect()
 }
 
-/// A status question with options ("Swiss citizen", "Valid Swiss work permit", "I need
-/// sponsorship"): the one option whose every claim is true of the applicant.
-fn choose_status(field: &Field, auth: &Authorization, source: &str) -> Option<Answer> {
-    let has_permit = auth.permit.is_some() || auth.basis.as_deref().is_some_and(|b| fold(b).contains("permit"));
-    let truths: Vec<(&str, Option<bool>)> = field
-        .options
-        .iter()
-        .map(|o| {
-            let f = fold(&o.label);
-            let claim = if ["sponsor", "require", "need", "benotig", "besoin"].iter().any(|w| f.contains(w)) {
-                auth.requires_sponsorship
-            } else if ["citizen", "burger", "staatsangehor", "citoyen", "national"].iter().any(|w| f.contains(w)) {
-                None
-            } else if ["permit", "bewilligung", "permis", "visa", "authori", "eligible", "genehmigung"]
-                .iter()
-                .any(|w| f.contains(w))
-            {
-                Some(auth.authorized == Some(true) && has_permit)
-            } else {
-                match polarity(&o.label) {
-                    Some(Polarity::Yes) => auth.authorized,
-                    Some(Polarity::No) => auth.authorized.map(|a| !a),
-                    _ => None,
-                }
-            };
-            (o.label.as_str(), claim)
-        })
-        .collect();
-    let chosen: Vec<&str> = truths.iter().filter(|(_, t)| *t == Some(true)).map(|(l, _)| *l).collect();
-    if let [one] = chosen[..] {
-        return Some(Answer { candidates: vec![one.to_string()], source: source.into() });
+/// A status question with options ("Swiss citizen", "Valid Swiss work permit", "EU/EFTA citizen
+/// without Swiss work permit"): the one option whose every claim is true of the applicant; for a
+/// permit-type list ("B EU/EFTA", "B (Aufenthaltsbewilligung)", "C"), the permit held.
+fn choose_status(
+    field: &Field,
+    auth: &Authorization,
+    citizen: Option<Jurisdiction>,
+    asked: Jurisdiction,
+    source: &str,
+) -> Option<Answer> {
+    let answer = |label: &str| Some(Answer { candidates: vec![label.to_string()], source: source.into() });
+    if let Some(label) = permit_type(field, auth) {
+        return answer(label);
     }
-    // A permit-type list ("B EU/EFTA", "B (Aufenthaltsbewilligung)", "C"): the permit the applicant
-    // holds, also when only its letter is written the same way.
-    let permit = auth.permit.clone()?;
-    let letter = fold(&permit).split(' ').next().map(str::to_string).filter(|l| l.len() == 1);
-    let same_letter: Vec<&str> = field
+    let has_permit = auth.permit.is_some() || auth.basis.as_deref().is_some_and(|b| fold(b).contains("permit"));
+    let true_options: Vec<&str> = field
         .options
         .iter()
-        .filter(|o| letter.is_some() && fold(&o.label).split(' ').next() == letter.as_deref())
+        .filter(|o| option_is_true(&o.label, auth, has_permit, citizen, asked) == Some(true))
         .map(|o| o.label.as_str())
         .collect();
-    let mut candidates = vec![permit];
-    if let [one] = same_letter[..] {
-        candidates.push(one.to_string());
+    match true_options[..] {
+        [one] => answer(one),
+        _ => None,
     }
-    Some(Answer { candidates, source: source.into() })
+}
+
+/// Whether an option's claims about the applicant all hold (`None` when it makes none we know).
+fn option_is_true(
+    label: &str,
+    auth: &Authorization,
+    has_permit: bool,
+    citizen: Option<Jurisdiction>,
+    asked: Jurisdiction,
+) -> Option<bool> {
+    let f = format!(" {} ", fold(label));
+    let has = |words: &[&str]| words.iter().any(|w| f.contains(w));
+    let negated = has(&[" without ", " ohne ", " sans ", " keine ", " kein ", " no ", " not ", " non "]);
+    let mut claims: Vec<Option<bool>> = Vec::new();
+    if has(&["sponsor", " require", " need", "benotig", "besoin"]) {
+        claims.push(auth.requires_sponsorship.map(|r| r != negated));
+    } else if has(&["permit", "bewilligung", "permis", "visa", "authori", "eligible", "genehmigung"]) {
+        claims.push(auth.authorized.map(|a| (a && has_permit) != negated));
+    }
+    if has(&["citizen", "burger", "staatsangehor", "citoyen", "national"]) {
+        let of = geo::named_in(label).first().copied().unwrap_or(asked);
+        claims.push(citizen.map(|c| geo::within(c, of)));
+    }
+    if claims.is_empty() {
+        return match polarity(label) {
+            Some(Polarity::Yes) => auth.authorized,
+            Some(Polarity::No) => auth.authorized.map(|a| !a),
+            _ => None,
+        };
+    }
+    if claims.contains(&Some(false)) {
+        return Some(false);
+    }
+    claims.iter().all(|c| *c == Some(true)).then_some(true)
+}
+
+/// The option naming the applicant's permit type by its letter ("B"): the one sharing most words
+/// with the permit as written, the plainest on a tie.
+fn permit_type<'a>(field: &'a Field, auth: &Authorization) -> Option<&'a str> {
+    let permit = fold(auth.permit.as_deref()?);
+    let words: Vec<&str> = permit.split(' ').collect();
+    let letter = words.first().filter(|l| l.len() == 1)?;
+    let same: Vec<(&str, usize, usize)> = field
+        .options
+        .iter()
+        .filter_map(|o| {
+            let f = fold(&o.label);
+            let tokens: Vec<&str> = f.split(' ').collect();
+            (tokens.first() == Some(letter)).then(|| {
+                let shared = tokens.iter().filter(|t| words.contains(t)).count();
+                (o.label.as_str(), shared, tokens.len())
+            })
+        })
+        .collect();
+    let best = same.iter().map(|(_, shared, len)| (*shared, usize::MAX - len)).max()?;
+    let top: Vec<&str> = same.iter().filter(|(_, s, l)| (*s, usize::MAX - l) == best).map(|(o, _, _)| *o).collect();
+    match top[..] {
+        [one] => Some(one),
+        _ => None,
+    }
 }

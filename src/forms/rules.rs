@@ -214,7 +214,7 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
             confidence: 0.9,
             ..Default::default()
         }),
-        Some(i) if i.is_legal() => legal::answer(i, field, applicant).and_then(|a| fit_answer(field, &a, 0.9)),
+        Some(i) if i.is_legal() => legal::answers(i, field, applicant).iter().find_map(|a| fit_answer(field, a, 0.9)),
         Some(i) if i.is_eeo() => same_intent_question(field, i, &applicant.qa_answers)
             .or_else(|| facts::answer(i, field, fields, &applicant.user_data).and_then(|a| fit_answer(field, &a, 0.9))),
         Some(Intent::CoverLetter) if field.kind == FieldKind::Textarea => {
