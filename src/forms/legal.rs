@@ -45,8 +45,13 @@ pub fn jurisdiction(field: &Field) -> Option<Jurisdiction> {
 /// The answers to a legal question, most trusted first (the caller's own answers for this
 /// jurisdiction, then what `work_authorization` implies); empty when it is left for a person.
 pub fn answers(intent: Intent, field: &Field, applicant: &Applicant) -> Vec<Answer> {
-    let Some(asked) = jurisdiction(field) else { return Vec::new() };
-    let mut out = from_qa(intent, asked, field, &applicant.qa_answers);
+    let home = home(&applicant.user_data);
+    let Some(asked) = jurisdiction(field) else {
+        // Neither the question nor the caller's answer names a country: the caller answered
+        // this very question; nothing can cross.
+        return from_qa(intent, None, None, field, &applicant.qa_answers);
+    };
+    let mut out = from_qa(intent, Some(asked), home, field, &applicant.qa_answers);
     if intent == Intent::CitizenshipCheck {
         out.extend(citizenship(asked, &applicant.user_data));
         return out;
@@ -110,9 +115,22 @@ fn citizenship(asked: Jurisdiction, data: &Map<String, Value>) -> Option<Answer>
     Some(Answer { candidates: words.iter().map(|w| w.to_string()).collect(), source: "user_data.citizenship".into() })
 }
 
-/// `qa_answers` entries asking the same thing about the same jurisdiction; for a choice that
-/// is not yes/no, only answers that are not a bare yes/no ("B (EU/EFTA)", not "Yes, …").
-fn from_qa(intent: Intent, asked: Jurisdiction, field: &Field, qa: &Map<String, Value>) -> Vec<Answer> {
+/// The applicant's country of residence: the jurisdiction of an answer that names none.
+fn home(data: &Map<String, Value>) -> Option<Jurisdiction> {
+    let named = ["country_code", "country"].iter().find_map(|k| data.get(*k).filter(|v| !is_blank(v)).map(as_text))?;
+    geo::country(&named).map(|c| Jurisdiction::Country(c.code))
+}
+
+/// `qa_answers` entries asking the same thing about the same jurisdiction (an answer that names
+/// none is about the applicant's country of residence); for a choice that is not yes/no, only
+/// answers that are not a bare yes/no ("B (EU/EFTA)", not "Yes, …").
+fn from_qa(
+    intent: Intent,
+    asked: Option<Jurisdiction>,
+    home: Option<Jurisdiction>,
+    field: &Field,
+    qa: &Map<String, Value>,
+) -> Vec<Answer> {
     let yes_no = is_yes_no(field);
     let compatible = |other: Intent| {
         other == intent
@@ -125,7 +143,10 @@ fn from_qa(intent: Intent, asked: Jurisdiction, field: &Field, qa: &Map<String, 
     qa.iter()
         .filter(|(_, v)| !is_blank(v))
         .filter(|(q, _)| classify(q).is_some_and(compatible))
-        .filter(|(q, _)| geo::named_in(q).first().is_some_and(|j| *j == asked))
+        .filter(|(q, _)| match asked {
+            Some(asked) => geo::named_in(q).first().copied().or(home) == Some(asked),
+            None => geo::named_in(q).is_empty(),
+        })
         .filter(|(_, v)| yes_no || field.options.is_empty() || polarity(&as_text(v)).is_none())
         .map(|(q, v)| Answer { candidates: vec![as_text(v)], source: format!("qa_answers.{q}") })
         .collect()

@@ -74,7 +74,32 @@ impl FormEngine for RulesEngine {
     }
 
     async fn suggest(&self, page: &PageContext<'_>, applicant: &Applicant) -> Vec<Option<Suggestion>> {
-        page.fields.iter().map(|f| suggest_field(page, f, applicant)).collect()
+        let mut suggestions: Vec<Option<Suggestion>> =
+            page.fields.iter().map(|f| suggest_field(page, f, applicant)).collect();
+        once_per_fact(page.fields, &mut suggestions);
+        suggestions
+    }
+}
+
+/// A fact goes into the first box that asks for it; a later one ("Other website", a second
+/// phone) stays empty unless it asks to confirm the value ("Confirm email").
+fn once_per_fact(fields: &[Field], suggestions: &mut [Option<Suggestion>]) {
+    const CONFIRM: &[&str] = &["confirm", "repeat", "again", "bestatig", "wiederhol", "confirmer", "retaper", "verify"];
+    let mut seen: Vec<String> = Vec::new();
+    for (field, slot) in fields.iter().zip(suggestions.iter_mut()) {
+        let Some(s) = slot else { continue };
+        if !s.source.starts_with("user_data.") || field.kind == FieldKind::File {
+            continue;
+        }
+        let key = format!("{}={}", s.source, s.value);
+        if seen.contains(&key) {
+            let label = matching::fold(&field.label);
+            if !CONFIRM.iter().any(|c| label.contains(c)) {
+                *slot = None;
+            }
+        } else {
+            seen.push(key);
+        }
     }
 }
 

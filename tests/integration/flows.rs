@@ -132,7 +132,9 @@ async fn linkedin_easy_apply_walks_the_modal_to_the_done_dialog() {
 #[tokio::test]
 async fn workday_wizard_with_a_sign_in_step_waits_for_a_person() {
     let app = TestApp::start().await;
-    let terms = [("terms", json!(true))];
+    // "…authorized to work in the country to which you are applying?" names no country, so the
+    // jurisdiction rule leaves it for a person (SPEC §4.1); the test answers it as that person.
+    let terms = [("terms", json!(true)), ("country to which you are applying", json!("Yes"))];
     let id = open(&app, "workday/posting").await;
     let answers = apply(&app, &id, "off", &terms).await;
     assert_eq!(answers[0]["step"]["title"], "My Information", "apply then Apply Manually: {}", answers[0]);
