@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TMPDIR_PATTERN := $(or $(TMPDIR),/tmp)/\.tmp
 
-.PHONY: deps build run test lint bench openapi fmt fuzz demo ts-example
+.PHONY: deps build run test lint bench openapi fmt fuzz demo ts-example corpus
 
 deps:
 	@scripts/install-deps.sh
@@ -33,9 +33,13 @@ lint:
 bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
 	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && \
-	  $(CARGO) bench --bench forms && echo && $(CARGO) bench --bench access; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench forms && echo && scripts/corpus.sh table && echo && $(CARGO) bench --bench access; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
+
+## The real captured pages of shared/corpus, gated on the Forms III targets (runs in CI).
+corpus: deps
+	scripts/corpus.sh check
 
 ## Regenerates api-spec/openapi.json from the handlers.
 openapi:

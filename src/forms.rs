@@ -183,6 +183,27 @@ pub enum PageKind {
     Unknown,
 }
 
+/// What the applicant agrees to (SPEC §4.1): a privacy acknowledgement is ticked unless
+/// `acknowledge_required` is false; marketing, talent-pool and future-contact opt-ins only with
+/// `opt_ins: true`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct ConsentPolicy {
+    #[serde(default = "yes")]
+    pub acknowledge_required: bool,
+    #[serde(default)]
+    pub opt_ins: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ConsentPolicy {
+    fn default() -> Self {
+        Self { acknowledge_required: true, opt_ins: false }
+    }
+}
+
 /// The applicant's data as the caller gave it.
 #[derive(Debug, Clone, Default)]
 pub struct Applicant {
@@ -193,6 +214,7 @@ pub struct Applicant {
     pub cover_letter_text: Option<String>,
     /// Lets the `llm` engine write short free-text answers to open questions.
     pub allow_generated_text: bool,
+    pub consent: ConsentPolicy,
 }
 
 impl Applicant {

@@ -49,6 +49,9 @@ pub struct Policy {
     pub timeout_seconds: u64,
     #[serde(default = "default_true")]
     pub save_artifacts: bool,
+    /// Which acknowledgements and opt-ins may be ticked (SPEC §4.1).
+    #[serde(default)]
+    pub consent: crate::forms::ConsentPolicy,
 }
 
 fn default_timeout() -> u64 {
@@ -61,7 +64,7 @@ fn default_true() -> bool {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { timeout_seconds: default_timeout(), save_artifacts: true }
+        Self { timeout_seconds: default_timeout(), save_artifacts: true, consent: Default::default() }
     }
 }
 
@@ -350,6 +353,7 @@ async fn steps(
         user_data: task.user_data.clone(),
         qa_answers: task.qa_answers.clone(),
         resume: applicant_resume,
+        consent: task.policy.consent,
         ..Applicant::default()
     };
     let submit_only = task.action == Some(TaskAction::SubmitOnly);

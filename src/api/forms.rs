@@ -22,7 +22,7 @@ use crate::forms::fill::FillReport;
 use crate::forms::rules::RulesEngine;
 use crate::forms::scan::Analysis;
 use crate::forms::submit::SubmitAction;
-use crate::forms::{Applicant, FormEngine, FormsError};
+use crate::forms::{Applicant, ConsentPolicy, FormEngine, FormsError};
 use crate::session::{SessionError, SessionId};
 
 /// Which engine maps fields to applicant data.
@@ -49,6 +49,10 @@ pub struct AnalyzeRequest {
     /// question, the job title and `user_data.skills` are sent for that). Default false.
     #[serde(default)]
     pub allow_generated_text: bool,
+    /// Which acknowledgements and opt-ins may be ticked (default: required acknowledgements
+    /// yes, opt-ins never).
+    #[serde(default)]
+    pub consent: ConsentPolicy,
 }
 
 /// `POST …/fill` body.
@@ -71,6 +75,9 @@ pub struct FillRequest {
     pub allow_generated_text: bool,
     /// Input policy for this call; defaults to the session's.
     pub humanize: Option<Humanize>,
+    /// As for analyze.
+    #[serde(default)]
+    pub consent: ConsentPolicy,
 }
 
 /// The engine for a request: `auto` is the rules alone when no LLM is configured.
@@ -103,6 +110,7 @@ pub async fn analyze(
         user_data: request.user_data.unwrap_or_default(),
         qa_answers: request.qa_answers.unwrap_or_default(),
         allow_generated_text: request.allow_generated_text,
+        consent: request.consent,
         ..Applicant::default()
     };
     let analysis = flow::analyze(&app, &op, engine.as_ref(), &applicant).await?;
@@ -134,6 +142,7 @@ pub async fn fill(
         resume,
         cover_letter_text: request.cover_letter_text,
         allow_generated_text: request.allow_generated_text,
+        consent: request.consent,
     };
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::geo;
 use super::intent::Intent;
-use super::matching::{fold, normalize};
+use super::matching::fold;
 use super::rules::{as_text, is_blank};
 use super::{Field, FieldKind};
 
@@ -155,10 +155,13 @@ fn street(field: &Field, others: &[Field], data: &Map<String, Value>) -> Option<
     let label = fold(&field.label);
     let asks_full =
         ["complete", "full", "postal", "mailing", "postale", "vollstandig"].iter().any(|w| label.contains(w));
-    if !asks_full && has(Intent::HouseNumber) && !label.contains("nr") && !label.contains("number") {
-        if let Some(s) = get("street_name") {
-            return Some(Answer::one(s, "user_data.street_name"));
-        }
+    if !asks_full
+        && has(Intent::HouseNumber)
+        && !label.contains("nr")
+        && !label.contains("number")
+        && let Some(s) = get("street_name")
+    {
+        return Some(Answer::one(s, "user_data.street_name"));
     }
     if asks_full || !(has(Intent::City) || has(Intent::PostalCode)) {
         return place(data, true);
@@ -351,11 +354,6 @@ fn salary(field: &Field, data: &Map<String, Value>) -> Option<Answer> {
         return None;
     }
     Some(Answer::one(amount, "user_data.salary_expectation"))
-}
-
-/// Normalised forms of a candidate list, for callers comparing option texts.
-pub fn normalized(candidates: &[String]) -> Vec<String> {
-    candidates.iter().map(|c| normalize(c)).collect()
 }
 
 #[cfg(test)]

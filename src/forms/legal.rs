@@ -115,6 +115,16 @@ fn citizenship(asked: Jurisdiction, data: &Map<String, Value>) -> Option<Answer>
     Some(Answer { candidates: words.iter().map(|w| w.to_string()).collect(), source: "user_data.citizenship".into() })
 }
 
+/// Whether a `qa_answers` question may answer a legal field: both name the same jurisdiction
+/// (a question naming none is about the applicant's country of residence), or neither names one.
+pub fn same_jurisdiction(field: &Field, question: &str, applicant: &Applicant) -> bool {
+    let answered = geo::named_in(question).first().copied();
+    match jurisdiction(field) {
+        Some(asked) => answered.or_else(|| home(&applicant.user_data)) == Some(asked),
+        None => answered.is_none(),
+    }
+}
+
 /// The applicant's country of residence: the jurisdiction of an answer that names none.
 fn home(data: &Map<String, Value>) -> Option<Jurisdiction> {
     let named = ["country_code", "country"].iter().find_map(|k| data.get(*k).filter(|v| !is_blank(v)).map(as_text))?;

@@ -248,6 +248,10 @@ pub fn resolve(mapping: &Mapping, field: &Field, applicant: &Applicant) -> Resul
             {
                 return Err(format!("the question {question:?} is about another legal/EEO topic"));
             }
+            let legal = super::rules::intent_of(field).is_some_and(|i| i.is_legal());
+            if legal && !super::legal::same_jurisdiction(field, question, applicant) {
+                return Err(format!("the question {question:?} is about another country than this one"));
+            }
             (value, format!("qa_answers.{question}"))
         }
         // Free text only where the caller allowed it, and only for typed fields.
@@ -374,6 +378,9 @@ pub(in crate::forms) mod tests {
         // The applicant's own answer decides, not the model's option.
         let Ok(Resolved::Value(s)) = resolve(&visa, refs[1], &applicant()) else { panic!() };
         assert_eq!(s.value, json!("No"));
+        // The same answer for a question about another country is refused.
+        let uk = field("Do you need visa sponsorship to work in the UK?", FieldKind::RadioGroup, &["Yes", "No"]);
+        assert!(resolve(&visa, &uk, &applicant()).unwrap_err().contains("another country"));
         let off_page = Mapping { option: Some("Maybe".into()), ..visa };
         assert!(resolve(&off_page, refs[1], &applicant()).unwrap_err().contains("not on the page"));
         assert!(validate("{not json", &refs, &applicant()).is_err());

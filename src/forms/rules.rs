@@ -231,14 +231,16 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
         };
         return resume.then(|| resume_suggestion(applicant)).flatten();
     }
+    let tick =
+        |source: &str| Suggestion { value: json!(true), source: source.into(), confidence: 0.9, ..Default::default() };
     match intent {
+        Some(Intent::MarketingOptIn) if field.kind == FieldKind::Checkbox && applicant.consent.opt_ins => {
+            Some(tick("consent.opt_ins"))
+        }
         Some(Intent::MarketingOptIn) => None,
-        Some(Intent::PrivacyConsent) if field.kind == FieldKind::Checkbox => Some(Suggestion {
-            value: json!(true),
-            source: "consent.acknowledge_required".into(),
-            confidence: 0.9,
-            ..Default::default()
-        }),
+        Some(Intent::PrivacyConsent) if field.kind == FieldKind::Checkbox => {
+            applicant.consent.acknowledge_required.then(|| tick("consent.acknowledge_required"))
+        }
         Some(i) if i.is_legal() => legal::answers(i, field, applicant).iter().find_map(|a| fit_answer(field, a, 0.9)),
         Some(i) if i.is_eeo() => same_intent_question(field, i, &applicant.qa_answers)
             .or_else(|| facts::answer(i, field, fields, &applicant.user_data).and_then(|a| fit_answer(field, &a, 0.9))),
@@ -378,3 +380,6 @@ fn as_bool(v: &Value) -> Option<bool> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;
