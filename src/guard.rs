@@ -91,7 +91,23 @@ pub struct PageSignals {
     /// Cloudflare challenge markers found (`cf_chl_opt`, `#challenge-form`, …).
     #[serde(default)]
     pub markers: Vec<String>,
+    /// A visible password box on the page, with the other boxes beside it.
+    #[serde(default)]
+    pub login_form: Option<LoginForm>,
 }
+
+/// What stands around a visible password box.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct LoginForm {
+    pub passwords: u32,
+    /// Visible text boxes, selects and text areas (the password boxes not counted).
+    pub boxes: u32,
+    /// File inputs anywhere on the page (an application form has one; a sign-in form has none).
+    pub uploads: u32,
+}
+
+/// Boxes a sign-in or join form has beside its password (email, name, a second password).
+const LOGIN_FORM_BOXES: u32 = 3;
 
 /// Collects the signals from the live page and runs [`detect`].
 /// A page the probe cannot run on (a script error, an odd document) counts as not blocked;
@@ -150,6 +166,13 @@ pub fn detect(s: &PageSignals) -> Option<Block> {
         && let Some(block) = redirect_stage(from, to, cross_domain)
     {
         return Some(block);
+    }
+    if let Some(form) = s.login_form
+        && form.passwords > 0
+        && form.boxes <= LOGIN_FORM_BOXES
+        && form.uploads == 0
+    {
+        return Some(Block::new(R::LoginRequired, "a sign-in form stands where the page should be"));
     }
     if let Some((reason, phrase)) = title_stage(&title) {
         return Some(Block::new(reason, format!("title: {phrase}")));

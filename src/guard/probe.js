@@ -47,8 +47,19 @@
     'form[action*="__cf_chl"], #cf-challenge-running, .cf-browser-verification, #cf-please-wait, ' +
     '#challenge-running, script[src*="/cdn-cgi/challenge-platform/h/"]');
   if (cf) markers.push(cf.id ? '#' + cf.id : cf.tagName.toLowerCase() + ' marker');
+  // A sign-in or join form standing where the posting or application should be: a visible
+  // password box with at most a few other boxes and no upload.
+  const shown = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && (!el.checkVisibility || el.checkVisibility({ checkVisibilityCSS: true }));
+  };
+  const passwords = Array.from(document.querySelectorAll('input[type=password]')).filter(shown).length;
+  const boxes = Array.from(document.querySelectorAll('input, select, textarea')).filter((el) =>
+    !/^(hidden|password|submit|button|reset|image|checkbox|radio|file)$/i.test(el.type || '') && shown(el)).length;
+  const uploads = document.querySelectorAll('input[type=file]').length;
   const body = document.body;
   return {
+    login_form: passwords ? { passwords, boxes, uploads } : null,
     final_url: location.href,
     title: document.title || '',
     text: body ? (body.innerText || '').slice(0, 4000) : '',

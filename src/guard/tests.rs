@@ -371,6 +371,7 @@ fn detection_table() {
             elements,
             widgets: widgets.iter().map(|w| w.to_string()).collect(),
             markers: markers.iter().map(|m| m.to_string()).collect(),
+            login_form: None,
         };
         let got = detect(&signals);
         if got.as_ref().map(|b| b.reason) != expected {
@@ -378,6 +379,31 @@ fn detection_table() {
         }
     }
     assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn a_sign_in_form_standing_in_for_the_page_is_a_login_wall() {
+    // (password boxes, other boxes, uploads on the page, a wall?)
+    let cases = [
+        (1, 1, 0, true),   // email + password on an unfamiliar host
+        (2, 3, 0, true),   // join: name, email, password twice
+        (1, 12, 1, false), // an application form that also creates an account
+        (1, 2, 1, false),  // anything with an upload is an application
+        (1, 6, 0, false),  // a long form with a password among many boxes
+        (0, 0, 0, false),
+    ];
+    for (passwords, boxes, uploads, wall) in cases {
+        let signals = PageSignals {
+            original_url: JOB.into(),
+            final_url: JOB.into(),
+            title: "Careers".into(),
+            elements: 400,
+            login_form: Some(LoginForm { passwords, boxes, uploads }),
+            ..Default::default()
+        };
+        let got = detect(&signals).map(|b| b.reason);
+        assert_eq!(got, wall.then_some(BlockReason::LoginRequired), "{passwords} {boxes} {uploads}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Block detection on live pages in Chromium: visible CAPTCHA widgets, a Cloudflare-style
-//! interstitial and an authwall redirect block; an invisible reCAPTCHA badge does not.
+//! interstitial, an authwall redirect and a sign-in form standing in for the page block; an
+//! invisible reCAPTCHA badge does not.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -53,6 +54,10 @@ async fn live_pages_block_or_not() {
 
     let nav = navigate(&app, &id, &format!("{base}/jobs/view/4012345")).await;
     assert_eq!(nav["current_url"], format!("{base}/authwall?trk=public_jobs_guest"));
+    assert_eq!(nav["block"]["reason"], "login_required", "{nav}");
+
+    // A sign-in form where the page should be, at a URL that names no login.
+    let nav = navigate(&app, &id, &format!("{base}/pages/welcome.html")).await;
     assert_eq!(nav["block"]["reason"], "login_required", "{nav}");
 
     let nav = navigate(&app, &id, &format!("{base}/pages/green.html")).await;
