@@ -14,6 +14,7 @@ mod flows;
 mod forms;
 mod guard;
 mod isolation;
+mod jurisdiction;
 mod labels;
 mod lifecycle;
 mod llm;
