@@ -90,7 +90,7 @@ pub fn answer(intent: Intent, field: &Field, others: &[Field], data: &Map<String
         Salary => salary(field, data),
         SalaryCurrency => from("salary_currency"),
         SalaryPeriod => from("salary_period"),
-        NoticePeriod => from("notice_period"),
+        NoticePeriod => from("notice_period").map(in_other_languages),
         Workload => from("workload"),
         Relocation => data
             .get("willing_to_relocate")
@@ -102,6 +102,32 @@ pub fn answer(intent: Intent, field: &Field, others: &[Field], data: &Map<String
         _ => None,
     }?;
     Some(with_synonyms(answer))
+}
+
+/// Units of a duration in English, German and French, for "3 months" → "3 Monate", "3 mois".
+const UNITS: &[&[&str]] = &[
+    &["months", "monate", "mois"],
+    &["month", "monat", "mois"],
+    &["weeks", "wochen", "semaines"],
+    &["week", "woche", "semaine"],
+    &["days", "tage", "jours"],
+];
+
+/// The same duration with its unit in the other languages.
+fn in_other_languages(mut answer: Answer) -> Answer {
+    let Some(first) = answer.candidates.first().cloned() else { return answer };
+    let words: Vec<String> = first.split_whitespace().map(str::to_string).collect();
+    for group in UNITS {
+        if let Some(i) = words.iter().position(|w| group.contains(&fold(w).as_str())) {
+            for unit in group.iter() {
+                let mut w = words.clone();
+                w[i] = unit.to_string();
+                answer.candidates.push(w.join(" "));
+            }
+            break;
+        }
+    }
+    answer
 }
 
 fn with_synonyms(mut answer: Answer) -> Answer {

@@ -223,8 +223,8 @@ fn option_is_true(
     claims.iter().all(|c| *c == Some(true)).then_some(true)
 }
 
-/// The option naming the applicant's permit type by its letter ("B"): the one sharing most words
-/// with the permit as written, the plainest on a tie.
+/// The option naming the applicant's permit type by its letter ("B", "Ausweis B (…)", "Permis
+/// B"): the one sharing most words with the permit as written, the plainest on a tie.
 fn permit_type<'a>(field: &'a Field, auth: &Authorization) -> Option<&'a str> {
     let permit = fold(auth.permit.as_deref()?);
     let words: Vec<&str> = permit.split(' ').collect();
@@ -235,7 +235,8 @@ fn permit_type<'a>(field: &'a Field, auth: &Authorization) -> Option<&'a str> {
         .filter_map(|o| {
             let f = fold(&o.label);
             let tokens: Vec<&str> = f.split(' ').collect();
-            (tokens.first() == Some(letter)).then(|| {
+            let letters: Vec<&&str> = tokens.iter().filter(|t| t.len() == 1).collect();
+            (letters.first().is_some_and(|l| **l == *letter)).then(|| {
                 let shared = tokens.iter().filter(|t| words.contains(t)).count();
                 (o.label.as_str(), shared, tokens.len())
             })

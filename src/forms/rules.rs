@@ -261,9 +261,22 @@ fn suggest_field(page: &PageContext<'_>, field: &Field, applicant: &Applicant) -
     }
 }
 
-/// The first candidate of an answer that fits the field.
+/// The first candidate of an answer that fits the field: on a choice, every candidate's exact
+/// option first ("Suisse" among the names of Switzerland), only then a fuzzy one.
 fn fit_answer(field: &Field, answer: &facts::Answer, confidence: f64) -> Option<Suggestion> {
-    answer.candidates.iter().find_map(|c| fit(field, &json!(c), answer.source.clone(), confidence))
+    let fitted = |c: &String| fit(field, &json!(c), answer.source.clone(), confidence);
+    if field.kind.is_choice() && !field.options.is_empty() {
+        let labels: Vec<String> = field.options.iter().map(|o| o.label.clone()).collect();
+        if let Some(s) = answer
+            .candidates
+            .iter()
+            .filter(|c| matching::match_option(c, &labels).is_some_and(|(_, conf)| conf >= 0.97))
+            .find_map(fitted)
+        {
+            return Some(s);
+        }
+    }
+    answer.candidates.iter().find_map(fitted)
 }
 
 fn resume_suggestion(applicant: &Applicant) -> Option<Suggestion> {

@@ -5,7 +5,7 @@
 // with " >>> " (the executor resolves them the same way).
 (async () => {
   const JOIN = ' >>> ';
-  const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+  const norm = (s) => (s || '').replace(/\s+/g, ' ').replace(/ ([.,])(?= |$)/g, '$1').trim();
   const stripReq = (s) => parseLabel(s).label;
   const GENERIC_LABEL = /^(attach|upload|upload (a )?file|choose (a )?file|browse|select (a )?file|attach (a )?file|add (a )?file|drop files? here|or drag and drop here|enter manually|no file chosen|file input|file|datei|fichier|datei(en)? (hochladen|auswählen|hinzufügen|anhängen)|hochladen|durchsuchen|keine datei ausgewählt|choisir (un )?fichier|(importer|ajouter|joindre|télécharger) (un )?fichier|parcourir|aucun fichier (choisi|sélectionné))$/i;
   const HONEYPOT_NAME = /(^|[_\-\[])(hp|honeypot|honey_?pot|trap|bot_?field|do_?not_?fill)($|[_\-\]])|^website2$|^email2$|^url2$|^fax_?only$/i;
