@@ -82,7 +82,7 @@ pub async fn fill(
     rng: &mut StdRng,
 ) -> Result<FillReport, FormsError> {
     let started = Instant::now();
-    let first = scan::scan(page).await?;
+    let first = scan::scan_settled(page).await?;
     let unknown: Vec<String> = overrides
         .keys()
         .filter(|k| !first.fields.iter().any(|f| &f.field_id == *k || &f.selector == *k))

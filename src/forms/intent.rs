@@ -156,7 +156,7 @@ const RULES: &[Rule] = {
         (Some(EducationSchool), &["school", "university", "college", "hochschule", "universitat", "universite", "ecole", "etablissement"]),
         (Some(Languages), &["muttersprache", "language", "sprachkenntnis", "sprache", "langue", "english skill", "german skill", "french skill", "fluent", "proficien", "level of english", "level of german", "level of french", "niveau d", "niveau de francais", "kenntnisse+englisch", "deutschkenntnis", "englischkenntnis", "franzosischkenntnis", "sprichst du", "sprechen sie", "maitrisez vous", "speak german", "speak english", "speak french"]),
         (Some(SalaryCurrency), &["currency", "wahrung", "devise"]),
-        (Some(SalaryPeriod), &["pay period", "salary period", "periodicite", "frequency", "gehalt pro", "monthly or hourly", "per+year+month", "zeitraum", "periode"]),
+        (Some(SalaryPeriod), &["period$", "pay period", "salary period", "periodicite", "frequency", "gehalt pro", "monthly or hourly", "per+year+month", "zeitraum", "periode"]),
         (Some(Salary), &["salary", "bruttojahresgehalt", "jahresgehalt", "desired pay", "=pay", "compensation", "remuneration", "gehalt", "lohn", "salaire", "pretention", "hourly rate", "pay expectation", "attentes salariales", "verguetung"]),
         (Some(CoverLetter), &["cover letter", "anschreiben", "motivationsschreiben", "bewerbungsschreiben", "lettre de motivation", "begleitschreiben"]),
         (Some(Motivation), &["motivation$", "why do you want", "why are you", "why would you", "what excites", "interests you", "warum", "motiviert", "pourquoi", "vos motivations", "tell us why"]),
