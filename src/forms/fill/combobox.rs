@@ -1,5 +1,6 @@
 //! Comboboxes and typeaheads: open, type, choose the `[role=option]` that matches, and check
-//! that the widget shows it. A typeahead with no list keeps the typed text (read back).
+//! that the widget shows it. A typeahead with no list for the first part of the answer gets the
+//! rest typed after it and keeps the typed text (read back).
 
 use std::time::Duration;
 
@@ -21,18 +22,27 @@ impl Executor<'_> {
     ) -> Result<(Value, bool), FillError> {
         self.click(&field.selector, rng).await?;
         let is_button = field.hints.widget == "listbox_button";
+        // A typeahead searches by the first part ("San Francisco"); the answer picks the match.
+        let query =
+            if field.hints.widget == "typeahead" { answer.split(',').next().unwrap_or(answer).trim() } else { answer };
         if !is_button {
             self.focus(&field.selector).await?;
-            // A typeahead searches by the first part ("San Francisco"); the answer picks the match.
-            let query = if field.hints.widget == "typeahead" {
-                answer.split(',').next().unwrap_or(answer).trim()
-            } else {
-                answer
-            };
             self.type_text(query, rng).await?;
         }
         let mut options = self.visible_options(&field.selector).await?;
-        if options.is_empty() && !is_button {
+        if options.is_empty() && field.hints.widget == "typeahead" {
+            // No suggestion for the first part: the typeahead keeps free text, so the rest of
+            // the answer is typed after it (a list that appears then is still used).
+            match answer.strip_prefix(query) {
+                Some("") => {}
+                Some(rest) => self.type_text(rest, rng).await?,
+                None => {
+                    self.focus(&field.selector).await?;
+                    self.type_text(answer, rng).await?;
+                }
+            }
+            options = self.visible_options(&field.selector).await?;
+        } else if options.is_empty() && !is_button {
             // Nothing matched the typed text: clear it and list every option.
             self.focus(&field.selector).await?;
             self.page.press_key("Backspace").await?;
