@@ -23,6 +23,7 @@ const PAGES: &[&str] = &[
     "widgets/shadow_date",
     "widgets/places",
     "widgets/places_offline",
+    "widgets/places_elsewhere",
     "widgets/phone_select",
     "widgets/phone_combo",
     "widgets/date_parts",
