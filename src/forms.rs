@@ -144,6 +144,27 @@ pub struct FieldHints {
     /// For a hidden native select: the selector of the visible widget that drives it.
     #[serde(default)]
     pub driver: Option<String>,
+    /// For a phone number box: the selector of the dial-code picker beside it (a select or a
+    /// combobox, itself a field labelled "<question> (country code)").
+    #[serde(default)]
+    pub dial_picker: Option<String>,
+    /// For a date asked in parts (day, month, year as selects or boxes under one question): each
+    /// part; the field's own selector is the first part's.
+    #[serde(default)]
+    pub date_parts: Vec<DatePart>,
+}
+
+/// One part of a date asked in several controls.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatePart {
+    /// `day`, `month` or `year`.
+    pub part: String,
+    pub selector: String,
+    /// A select's options (value and text); empty for a text box.
+    #[serde(default)]
+    pub options: Vec<FieldOption>,
+    /// A text box's length limit or placeholder width ("YY" asks for two digits).
+    pub placeholder: Option<String>,
 }
 
 /// A clickable control: `{"selector", "text"}`.

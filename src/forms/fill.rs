@@ -102,10 +102,20 @@ pub async fn fill(
             }
         }
         let mut wrote = false;
+        let all = fields.clone();
         for mut field in fields {
             if !done.insert(field.field_id.clone()) {
                 continue;
             }
+            // A dial-code picker is written together with the number beside it.
+            if all
+                .iter()
+                .any(|n| n.hints.dial_picker.as_ref() == Some(&field.selector) && !n.trap && n.suggestion.is_some())
+            {
+                continue;
+            }
+            let picker =
+                field.hints.dial_picker.as_ref().and_then(|s| all.iter().find(|p| &p.selector == s && !p.trap));
             if let Some(value) = overrides.get(&field.field_id).or_else(|| overrides.get(&field.selector)) {
                 field.suggestion = Some(Suggestion {
                     value: value.clone(),
@@ -114,7 +124,7 @@ pub async fn fill(
                     ..Default::default()
                 });
             }
-            wrote |= fill_field(page, &field, applicant, humanize, rng, &mut report).await?;
+            wrote |= fill_field(page, &field, picker, applicant, humanize, rng, &mut report).await?;
         }
         if !wrote {
             break;
@@ -128,10 +138,12 @@ pub async fn fill(
     Ok(report)
 }
 
-/// Handles one field; returns whether it wrote anything.
+/// Handles one field (with the dial-code picker beside a phone number); returns whether it
+/// wrote anything.
 async fn fill_field(
     page: &dyn FormPage,
     field: &Field,
+    picker: Option<&Field>,
     applicant: &Applicant,
     humanize: Humanize,
     rng: &mut StdRng,
@@ -162,33 +174,54 @@ async fn fill_field(
         return Ok(false);
     }
     let executor = Executor { page, humanize };
-    let result = match field.kind {
-        FieldKind::File => match &applicant.resume {
-            Some(path) if suggestion.source == "resume" || suggestion.source == "override" => {
-                executor.file(field, path, rng).await
+    let mut picked = None;
+    let result = if let (FieldKind::Tel | FieldKind::Text, Some(picker)) = (field.kind, picker) {
+        let number = as_text(&suggestion.value);
+        executor.phone(field, picker, &number, &applicant.user_data, rng).await.map(|w| {
+            picked = Some(match w.picker {
+                Ok((value, verified)) => Ok(FilledField {
+                    field_id: picker.field_id.clone(),
+                    selector: picker.selector.clone(),
+                    label: picker.label.clone(),
+                    value,
+                    source: suggestion.source.clone(),
+                    verified,
+                }),
+                Err(reason) => {
+                    Err(SkippedField { field_id: picker.field_id.clone(), label: picker.label.clone(), reason })
+                }
+            });
+            (w.value, w.verified)
+        })
+    } else {
+        match field.kind {
+            FieldKind::File => match &applicant.resume {
+                Some(path) if suggestion.source == "resume" || suggestion.source == "override" => {
+                    executor.file(field, path, rng).await
+                }
+                _ => {
+                    report.skipped.push(skip("unsupported"));
+                    return Ok(false);
+                }
+            },
+            FieldKind::Select => executor.select(field, &as_text(&suggestion.value)).await,
+            FieldKind::RadioGroup => executor.choose(field, &[as_text(&suggestion.value)], rng).await,
+            FieldKind::CheckboxGroup => {
+                let wanted: Vec<String> = match &suggestion.value {
+                    Value::Array(items) => items.iter().map(as_text).collect(),
+                    other => vec![as_text(other)],
+                };
+                executor.choose(field, &wanted, rng).await
             }
-            _ => {
-                report.skipped.push(skip("unsupported"));
-                return Ok(false);
+            FieldKind::Checkbox => executor.checkbox(field, suggestion.value.as_bool().unwrap_or(false), rng).await,
+            FieldKind::Combobox => executor.combobox(field, &as_text(&suggestion.value), rng).await,
+            _ if field.hints.widget == "typeahead" => executor.combobox(field, &as_text(&suggestion.value), rng).await,
+            FieldKind::Date => executor.date(field, &as_text(&suggestion.value), rng).await,
+            FieldKind::Text if date::asked_format(field).is_some() => {
+                executor.date(field, &as_text(&suggestion.value), rng).await
             }
-        },
-        FieldKind::Select => executor.select(field, &as_text(&suggestion.value)).await,
-        FieldKind::RadioGroup => executor.choose(field, &[as_text(&suggestion.value)], rng).await,
-        FieldKind::CheckboxGroup => {
-            let wanted: Vec<String> = match &suggestion.value {
-                Value::Array(items) => items.iter().map(as_text).collect(),
-                other => vec![as_text(other)],
-            };
-            executor.choose(field, &wanted, rng).await
+            _ => executor.text(field, &as_text(&suggestion.value), rng).await,
         }
-        FieldKind::Checkbox => executor.checkbox(field, suggestion.value.as_bool().unwrap_or(false), rng).await,
-        FieldKind::Combobox => executor.combobox(field, &as_text(&suggestion.value), rng).await,
-        _ if field.hints.widget == "typeahead" => executor.combobox(field, &as_text(&suggestion.value), rng).await,
-        FieldKind::Date => executor.date(field, &as_text(&suggestion.value), rng).await,
-        FieldKind::Text if date::asked_format(field).is_some() => {
-            executor.date(field, &as_text(&suggestion.value), rng).await
-        }
-        _ => executor.text(field, &as_text(&suggestion.value), rng).await,
     };
     match result {
         Ok((value, verified)) => {
@@ -200,6 +233,11 @@ async fn fill_field(
                 source: suggestion.source.clone(),
                 verified,
             });
+            match picked {
+                Some(Ok(filled)) => report.filled_fields.push(filled),
+                Some(Err(skipped)) => report.skipped.push(skipped),
+                None => {}
+            }
             Ok(true)
         }
         Err(FillError::Browser(e @ (BrowserError::Disconnected | BrowserError::Timeout(_)))) => Err(e.into()),
@@ -261,6 +299,7 @@ mod combobox;
 mod date;
 mod executor;
 mod file;
+mod phone;
 mod text;
 
 pub(super) use executor::Executor;

@@ -99,6 +99,11 @@ pub fn country(text: &str) -> Option<&'static Country> {
     COUNTRIES.iter().find(|c| c.names.contains(&n) || c.adjective.as_deref() == Some(&n))
 }
 
+/// The countries dialled with an international calling code ("1": the United States, Canada, …).
+pub fn by_calling_code(code: &str) -> impl Iterator<Item = &'static Country> {
+    COUNTRIES.iter().filter(move |c| c.calling_code == code)
+}
+
 /// A country by ISO alpha-2 code.
 pub fn by_code(code: &str) -> Option<&'static Country> {
     COUNTRIES.iter().find(|c| c.code.eq_ignore_ascii_case(code))

@@ -559,7 +559,10 @@
     }
     scope = best;
   }
-  const inScope = (el) => {
+  const inScope = (control) => {
+    // A control in a shadow root is where its host is.
+    let el = control;
+    while (el.getRootNode() instanceof ShadowRoot && el !== scope && !(scope && scope.getRootNode() === el.getRootNode())) el = el.getRootNode().host;
     if (!scope) {
       const form = el.form || el.closest('form');
       return !(form && scoreForm(form) < 0);
@@ -698,6 +701,86 @@
     }
   }
   for (const [field, el] of probes) field.options = await probeOptions(el);
+
+  // A phone box and the dial-code picker beside it: the number's field names its picker.
+  for (const f of fields) {
+    if (f.trap || !f.__el || companionRole(f.__el) !== 'country code') continue;
+    const partner = companionPartner(f.__el);
+    const number = partner && fields.find((n) => n.__el === partner && !n.trap);
+    if (number) number.dial_picker = f.selector;
+  }
+
+  // Dates asked in parts: day, month and year as selects or boxes alone in one container
+  // become one `date` field (the first part's selector; every part in `date_parts`).
+  const PART_TOKENS = {
+    day: ['day', 'dd', 'd', 'tag', 'tt', 'jour', 'jj'],
+    month: ['month', 'mm', 'm', 'monat', 'mois'],
+    year: ['year', 'yyyy', 'yy', 'y', 'jahr', 'jjjj', 'annee', 'année', 'aaaa'],
+  };
+  const MONTH_NAME = /^(jan|feb|fév|fev|mar|mär|apr|avr|may|mai|jun|juin|jul|juil|aug|aoû|aou|sep|oct|okt|nov|dec|déc|dez)/i;
+  function datePart(f) {
+    const el = f.__el;
+    if (f.kind === 'select') {
+      const labels = f.options.map((o) => o.label);
+      const nums = labels.map((l) => (/^\d{1,4}$/.test(l) ? +l : null));
+      if (!labels.length || nums.some((n) => n === null)) {
+        return labels.length === 12 && labels.every((l) => MONTH_NAME.test(l)) ? 'month' : null;
+      }
+      if (nums.every((n) => n >= 1000)) return 'year';
+      if (labels.length >= 28 && labels.length <= 31 && Math.max(...nums) === labels.length) return 'day';
+      if (labels.length === 12 && Math.max(...nums) === 12) return 'month';
+      return null;
+    }
+    if (f.kind !== 'text' && f.kind !== 'number' && f.kind !== 'tel') return null;
+    const words = [el.getAttribute('placeholder'), el.getAttribute('aria-label'), el.name, el.id, el.getAttribute('autocomplete')]
+      .filter(Boolean).join(' ').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase().split(/[^a-zà-ÿ]+/);
+    const auto = (el.getAttribute('autocomplete') || '').match(/bday-(day|month|year)/);
+    if (auto) return auto[1];
+    const hits = Object.keys(PART_TOKENS).filter((p) => PART_TOKENS[p].some((t) => words.includes(t)));
+    return hits.length === 1 ? hits[0] : null;
+  }
+  const PART_ONLY = /^(day|month|year|tag|monat|jahr|jour|mois|ann[ée]e|dd|mm|yyyy|tt|jjjj|jj|aaaa)$/i;
+  function partsQuestion(first, box) {
+    const own = asLabel(() => labelledGroup(first) || visibleOwnLabel(first));
+    if (own && !PART_ONLY.test(stripReq(own))) return own;
+    let node = box;
+    for (let depth = 0; node && depth < 3; depth++, node = node.parentElement) {
+      if (node.matches('form, body')) break;
+      for (const cand of node.querySelectorAll('legend, label, h3, h4, h5, h6, [role="heading"], span, p')) {
+        if (cand.querySelector(FIELD_CONTROLS) || box.contains(cand) && cand.closest('label') && cand.closest('label').htmlFor && cand.closest('label').htmlFor !== first.id) continue;
+        const t = asLabel(() => textOf(cand));
+        if (t && stripReq(t) && !PART_ONLY.test(stripReq(t))) return t;
+      }
+    }
+    return own;
+  }
+  const merged = new Set();
+  for (const f of fields) {
+    if (f.trap || !f.__el || merged.has(f) || !datePart(f)) continue;
+    let box = f.__el.parentElement;
+    for (let depth = 0; box && depth < 3; depth++, box = box.parentElement) {
+      if (box.matches('form, body')) { box = null; break; }
+      const controls = Array.from(box.querySelectorAll(FIELD_CONTROLS));
+      if (controls.length > 3) { box = null; break; }
+      if (controls.length === 3) break;
+    }
+    if (!box) continue;
+    const members = Array.from(box.querySelectorAll(FIELD_CONTROLS)).map((c) => fields.find((x) => x.__el === c));
+    if (members.some((m) => !m || m.trap)) continue;
+    const parts = members.map(datePart);
+    if (new Set(parts).size !== 3 || parts.includes(null)) continue;
+    const first = members[0];
+    const parsed = parseLabel(dedupe(norm(partsQuestion(first.__el, box))));
+    first.label = parsed.label || first.label;
+    first.required = members.some((m) => m.required) || parsed.required;
+    first.date_parts = members.map((m, i) => ({ part: parts[i], selector: m.selector, options: m.kind === 'select' ? m.options : [], placeholder: m.__el.getAttribute('placeholder') || null }));
+    first.kind = 'date';
+    first.widget = 'date_parts';
+    first.value = null;
+    first.options = [];
+    for (const m of members.slice(1)) merged.add(m);
+  }
+  if (merged.size) for (let i = fields.length - 1; i >= 0; i--) if (merged.has(fields[i])) fields.splice(i, 1);
 
   // Primary actions.
   const CLICKABLE = 'button, input[type=submit], input[type=button], a[href], a[role=button], [role=button]';

@@ -23,6 +23,14 @@ const PAGES: &[&str] = &[
     "generic/widgets",
     "de/bewerbung",
     "fr/candidature",
+    "widgets/consent",
+    "widgets/shadow_date",
+    "widgets/places",
+    "widgets/places_offline",
+    "widgets/places_elsewhere",
+    "widgets/phone_select",
+    "widgets/phone_combo",
+    "widgets/date_parts",
 ];
 
 pub fn applicant() -> Value {
@@ -62,6 +70,17 @@ fn settle(page: &str, expected: &Value, stage: &str, found: Vec<Problem>) -> Vec
         }
     }
     real
+}
+
+/// The page's applicant with its own `user_data` additions (`"user_data"` in its expected
+/// file: e.g. a Swiss phone number or a date of birth the standard applicant lacks).
+fn applicant_for(page: &str, expected: &Value) -> Value {
+    let mut applicant = applicant_of(expected);
+    if let Some(extra) = expected.get("user_data").and_then(Value::as_object) {
+        let data = applicant["user_data"].as_object_mut().unwrap_or_else(|| panic!("{page}: no user_data"));
+        data.extend(extra.clone());
+    }
+    applicant
 }
 
 fn expected(page: &str) -> Value {
@@ -165,7 +184,7 @@ async fn analyze_matches_every_expected_file() {
     for page in PAGES {
         navigate(&app, &id, page).await;
         let expected = expected(page);
-        let applicant = applicant_of(&expected);
+        let applicant = applicant_for(page, &expected);
         let (status, analysis) = app
             .call(
                 Method::POST,
@@ -193,7 +212,7 @@ async fn fill_puts_every_expected_value_where_the_page_sees_it() {
     for page in PAGES {
         navigate(&app, &id, page).await;
         let expected = expected(page);
-        let applicant = applicant_of(&expected);
+        let applicant = applicant_for(page, &expected);
         let mut found: Vec<Problem> = Vec::new();
         let before = form_state(&app, &id).await;
         let (status, report) = app

@@ -1,5 +1,6 @@
 //! Comboboxes and typeaheads: open, type, choose the `[role=option]` that matches, and check
-//! that the widget shows it. A typeahead with no list keeps the typed text (read back).
+//! that the widget shows it. A typeahead with no matching suggestion keeps the whole typed answer
+//! (read back).
 
 use std::time::Duration;
 
@@ -19,17 +20,14 @@ impl Executor<'_> {
         answer: &str,
         rng: &mut StdRng,
     ) -> Result<(Value, bool), FillError> {
+        if field.hints.widget == "typeahead" {
+            return self.typeahead(field, answer, rng).await;
+        }
         self.click(&field.selector, rng).await?;
         let is_button = field.hints.widget == "listbox_button";
         if !is_button {
             self.focus(&field.selector).await?;
-            // A typeahead searches by the first part ("San Francisco"); the answer picks the match.
-            let query = if field.hints.widget == "typeahead" {
-                answer.split(',').next().unwrap_or(answer).trim()
-            } else {
-                answer
-            };
-            self.type_text(query, rng).await?;
+            self.type_text(answer, rng).await?;
         }
         let mut options = self.visible_options(&field.selector).await?;
         if options.is_empty() && !is_button {
@@ -42,16 +40,59 @@ impl Executor<'_> {
         let labels: Vec<String> = options.iter().map(|o| o.0.clone()).collect();
         let Some((i, _)) = matching::match_option(answer, &labels) else {
             self.page.press_key("Escape").await?;
-            if field.hints.widget == "typeahead" && options.is_empty() {
-                let shown = self.read_value(&field.selector, true).await?;
-                return Ok((json!(answer), same_text(field.kind, &as_text(&shown), answer)));
-            }
             return Err(FillError::NoOption(answer.into()));
         };
-        self.click_box(options[i].1, rng).await?;
-        let chosen = labels[i].clone();
+        self.choose_option(field, &options[i], rng).await
+    }
+
+    /// Clicks a listed option and checks that the widget shows it.
+    async fn choose_option(
+        &self,
+        field: &Field,
+        (label, rect): &(String, Rect),
+        rng: &mut StdRng,
+    ) -> Result<(Value, bool), FillError> {
+        self.click_box(*rect, rng).await?;
         let shown = self.shown_choice(&field.selector).await?;
-        Ok((json!(chosen), shown.is_some_and(|s| matching::normalize(&s) == matching::normalize(&chosen))))
+        Ok((json!(label), shown.is_some_and(|s| matching::normalize(&s) == matching::normalize(label))))
+    }
+
+    /// A typeahead searches by the first part of the answer ("San Francisco"); a listed
+    /// suggestion for the same place that matches the answer is chosen. Otherwise it keeps free text: the rest of
+    /// the answer is typed after the first part (a list that matches then is still used), the
+    /// list is closed and the text read back.
+    async fn typeahead(&self, field: &Field, answer: &str, rng: &mut StdRng) -> Result<(Value, bool), FillError> {
+        self.click(&field.selector, rng).await?;
+        self.focus(&field.selector).await?;
+        let query = answer.split(',').next().unwrap_or(answer).trim();
+        self.type_text(query, rng).await?;
+        let mut typed_all = query == answer;
+        loop {
+            let options = self.visible_options(&field.selector).await?;
+            // Only a suggestion for the same place: "South San Francisco" is not "San Francisco".
+            let place = |text: &str| matching::normalize(text.split(',').next().unwrap_or(text));
+            let same: Vec<&(String, Rect)> = options.iter().filter(|o| place(&o.0) == place(answer)).collect();
+            let labels: Vec<String> = same.iter().map(|o| o.0.clone()).collect();
+            if let Some((i, _)) = matching::match_option(answer, &labels) {
+                return self.choose_option(field, same[i], rng).await;
+            }
+            if !options.is_empty() {
+                self.page.press_key("Escape").await?;
+            }
+            if typed_all {
+                break;
+            }
+            match answer.strip_prefix(query) {
+                Some(rest) => self.type_text(rest, rng).await?,
+                None => {
+                    self.focus(&field.selector).await?;
+                    self.type_text(answer, rng).await?;
+                }
+            }
+            typed_all = true;
+        }
+        let shown = self.read_value(&field.selector, true).await?;
+        Ok((json!(answer), same_text(field.kind, &as_text(&shown), answer)))
     }
 
     /// The options the widget shows now (waiting up to 2 s for them), with their boxes.

@@ -34,6 +34,7 @@ scripts! {
     ELEMENT = "element.js";
     READ_FILE = "read_file.js";
     SELECT = "select.js";
+    DIAL_SHOWN = "dial_shown.js";
 }
 
 impl Script {
