@@ -213,14 +213,18 @@ fn matches_cue(folded: &str, padded: &str, cue: &str) -> bool {
     if let Some(exact) = cue.strip_prefix('=') {
         return exact.split('+').all(|part| folded == part);
     }
-    cue.split('+').all(|part| {
-        if part.trim().is_empty() {
-            return true;
-        }
-        match part.strip_suffix('$') {
-            Some(word) => padded.contains(&format!(" {word} ")),
-            None => padded.contains(&format!(" {part}")),
-        }
+    cue.split('+').all(|part| match part.strip_suffix('$') {
+        Some(word) => at_word_start(padded, word, true),
+        None => part.trim().is_empty() || at_word_start(padded, part, false),
+    })
+}
+
+/// Whether `needle` occurs in the space-padded text right after a space (and, for a whole
+/// word, right before one).
+fn at_word_start(padded: &str, needle: &str, whole: bool) -> bool {
+    padded.match_indices(needle).any(|(at, _)| {
+        let bytes = padded.as_bytes();
+        at > 0 && bytes[at - 1] == b' ' && (!whole || bytes.get(at + needle.len()) == Some(&b' '))
     })
 }
 
