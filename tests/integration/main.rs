@@ -16,6 +16,7 @@ mod guard;
 mod isolation;
 mod labels;
 mod lifecycle;
+mod live;
 mod llm;
 mod openapi;
 mod profiles;
