@@ -268,12 +268,14 @@ impl Task {
                 let id = params["targetId"].as_str().unwrap_or_default().to_string();
                 self.forget(socket, &id).await?;
             }
-            Some("Target.detachedFromTarget") if session.is_none() => {
-                if params["sessionId"].as_str().is_some() && params["sessionId"].as_str() == self.attached.as_deref() {
-                    let id = params["targetId"].as_str().unwrap_or_default().to_string();
-                    self.attached = None;
-                    self.forget(socket, &id).await?;
-                }
+            Some("Target.detachedFromTarget")
+                if session.is_none()
+                    && params["sessionId"].as_str().is_some()
+                    && params["sessionId"].as_str() == self.attached.as_deref() =>
+            {
+                let id = params["targetId"].as_str().unwrap_or_default().to_string();
+                self.attached = None;
+                self.forget(socket, &id).await?;
             }
             _ => {}
         }
