@@ -27,9 +27,11 @@ const FPS_RUN: Duration = Duration::from_secs(5);
 const CPU_RUN: Duration = Duration::from_secs(10);
 const IDLE_VIEWERS: usize = 4;
 
-const ANIMATED: &str = "<!doctype html><title>animated</title><style>html,body{margin:0;height:100%}</style><script>\
-    let n = 0; (function tick() { document.body.style.background = `hsl(${n++ % 360},80%,50%)`; requestAnimationFrame(tick); })();\
-    </script><body>";
+/// A CSS animation: the page repaints on every frame while its DOM stays still (navigation
+/// waits for a settled DOM).
+const ANIMATED: &str = "<!doctype html><title>animated</title><style>html,body{margin:0;height:100%}\
+    body{animation:hue 2s linear infinite}@keyframes hue{0%{background:#f00}33%{background:#0f0}66%{background:#00f}100%{background:#f00}}\
+    </style><body>";
 const TOGGLE: &str = "<!doctype html><title>toggle</title><style>html,body{margin:0;height:100%;background:#fff}</style>\
     <body onclick=\"document.body.style.background = document.body.style.background === 'red' ? 'white' : 'red'\">";
 
