@@ -33,7 +33,8 @@ lint:
 bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
 	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && \
-	  $(CARGO) bench --bench forms && echo && scripts/corpus.sh table && echo && $(CARGO) bench --bench access; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench forms && echo && scripts/corpus.sh table && echo && $(CARGO) bench --bench access && echo && \
+	  $(CARGO) bench --bench live_view; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 

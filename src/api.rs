@@ -7,6 +7,7 @@ pub mod events;
 pub mod forms;
 pub mod health;
 pub mod json;
+pub mod live;
 pub mod profiles;
 pub mod serve;
 pub mod sessions;
@@ -81,6 +82,9 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(vnc::vnc_token))
         .routes(routes!(vnc::vnc_socket))
         .routes(routes!(vnc::viewer))
+        .routes(routes!(live::live_token))
+        .routes(routes!(live::live_socket))
+        .routes(routes!(live::live_viewer))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }

@@ -142,6 +142,11 @@ impl BrowserHandle {
         &self.ws_url
     }
 
+    /// The DevTools target id of the handle's page.
+    pub fn target_id(&self) -> String {
+        self.page.target_id().inner().clone()
+    }
+
     /// Process group id of a local browser (used to force-kill from outside the session lock).
     pub fn pgid(&self) -> Option<i32> {
         self.process.as_ref().map(|p| p.pgid())

@@ -13,7 +13,9 @@
 //!   process groups and orphan reaping, the warm pool, and per-session displays (Xvfb, x11vnc).
 //! - [`bridge`]: WebSocket bridges of the CDP passthrough (behind an allow-list) and the VNC viewer,
 //!   handed an upstream address.
-//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC or CDP; newer ones revoke older).
+//! - [`live`]: the live view (SPEC §3.7): one shared CDP screencast per session, JPEG frames out,
+//!   checked input in, for any session (headless included).
+//! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC, CDP or live; newer ones revoke older).
 //! - [`egress`]: the one egress classifier and the egress proxy every local browser's traffic goes through.
 //! - [`notify`]: per-session events (SSE) and bounded, ordered webhooks.
 //! - [`error`]: `ApiError`, the JSON error envelope.
@@ -32,6 +34,7 @@ pub mod error;
 pub mod flow;
 pub mod forms;
 pub mod guard;
+pub mod live;
 pub mod notify;
 pub mod session;
 pub mod tasks;

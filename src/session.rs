@@ -13,7 +13,7 @@ pub mod registry;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,7 +31,8 @@ use crate::browser::page::PageInfo;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
 use crate::guard::Block;
-use crate::token::{Grant, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
+use crate::live::LiveHub;
+use crate::token::{Grant, LiveMode, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
 
 pub use registry::{CreateOptions, SessionRegistry};
 
@@ -143,7 +144,7 @@ pub enum SessionError {
     InvalidState(String),
     #[error("the worker is shutting down")]
     ShuttingDown,
-    #[error("the session already has {max} attached CDP and VNC clients")]
+    #[error("the session already has {max} attached CDP, VNC and live clients")]
     TooManyClients { max: usize },
     #[error(transparent)]
     Browser(#[from] BrowserError),
@@ -179,6 +180,8 @@ pub struct SessionInfo {
     /// Viewer access; null when the session has no display. On a shared display
     /// (`BW_DISPLAY_MODE=shared`) it says `shared: true`: that display shows every session.
     pub vnc: Option<VncAccess>,
+    /// Live viewers (`/live/{id}`) connected now.
+    pub live_clients: usize,
     pub timing: Timing,
     /// How far the page had loaded when the worker's last navigation (the `url` at opening,
     /// `navigate`) returned: `load` when the load event had fired, `interactive` when the
@@ -203,6 +206,33 @@ pub struct VncAccess {
     /// True on a shared display (`BW_DISPLAY_MODE=shared`): it shows every session's window,
     /// so this token is not isolated to this session. False for a per-session display.
     pub shared: bool,
+}
+
+/// How to watch (and drive) a session's page through the live view (`POST …/live-token`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveAccess {
+    /// The live WebSocket (JPEG frames out, input in), token included.
+    pub ws_url: String,
+    /// A self-contained viewer page connected to `ws_url`.
+    pub viewer_url: String,
+    /// The token in both URLs (an HS256 JWT scoped to this session, to `live` and to `mode`).
+    pub token: String,
+    pub mode: LiveMode,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl LiveAccess {
+    /// The URLs of session `id` under `public_url` with `token`.
+    pub fn new(public_url: &str, id: SessionId, token: &Minted, mode: LiveMode) -> Self {
+        Self {
+            ws_url: format!("{}/live/{id}?token={}", ws_base(public_url), token.token),
+            viewer_url: format!("{public_url}/live/{id}/viewer?token={}", token.token),
+            token: token.token.clone(),
+            mode,
+            expires_at: token.expires_at,
+        }
+    }
 }
 
 /// `ws://` for `http://` (and `wss://` for `https://`) of a public base URL.
@@ -259,6 +289,8 @@ pub struct Session {
     /// Its events (replayed to SSE subscribers, sent to its webhook).
     pub events: crate::notify::EventLog,
     pub(crate) metadata: Map<String, Value>,
+    /// The target id of the session's page (where the live view starts).
+    pub(crate) page_target: String,
     status: Mutex<Status>,
     /// The browser; `None` once closed. Holding the lock is holding the session's one operation.
     browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,
@@ -283,11 +315,17 @@ pub struct Session {
     /// The viewer access shown in the session object and in its takeover events (minted at
     /// create or by `vnc-token`).
     vnc: Mutex<Option<VncAccess>>,
-    /// The newest token generation per scope (`[vnc, cdp]`): older tokens are refused, and
-    /// bridges opened with them end.
-    token_epochs: Mutex<[TokenEpoch; 2]>,
-    /// Attached CDP and VNC clients: a session with one never idles out.
+    /// The live view access of takeover events and task results (the newest `control` token).
+    live: Mutex<Option<LiveAccess>>,
+    /// The newest token generation per scope (`[vnc, cdp, live control, live view]`): older
+    /// tokens are refused, and bridges opened with them end.
+    token_epochs: Mutex<[TokenEpoch; 4]>,
+    /// Attached CDP, VNC and live clients: a session with one never idles out.
     attached: AtomicUsize,
+    /// Attached live viewers (also counted in `attached`).
+    live_clients: AtomicUsize,
+    /// The screencast its live viewers share, while one is connected.
+    live_hub: Mutex<Weak<LiveHub>>,
 }
 
 /// One scope's token generation and the signal that revokes it.
@@ -298,23 +336,31 @@ pub(crate) struct TokenEpoch {
     revoked: CancellationToken,
 }
 
-fn epoch_index(scope: Scope) -> usize {
-    match scope {
-        Scope::Vnc => 0,
-        Scope::Cdp => 1,
+/// Live tokens of each mode have their own generation: a new `view` token does not end the
+/// viewer of the person in control.
+fn epoch_index(scope: Scope, mode: Option<LiveMode>) -> usize {
+    match (scope, mode) {
+        (Scope::Vnc, _) => 0,
+        (Scope::Cdp, _) => 1,
+        (Scope::Live, Some(LiveMode::View)) => 3,
+        (Scope::Live, _) => 2,
     }
 }
 
-/// CDP and VNC clients attached to one session at once.
+/// CDP, VNC and live clients attached to one session at once.
 pub const MAX_CLIENTS: usize = 8;
 
-/// An attached CDP or VNC client; detaching counts as activity.
+/// An attached CDP, VNC or live client; detaching counts as activity.
 pub struct Attachment {
     session: Arc<Session>,
+    live: bool,
 }
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if self.live {
+            self.session.live_clients.fetch_sub(1, Ordering::SeqCst);
+        }
         self.session.attached.fetch_sub(1, Ordering::SeqCst);
         self.session.touch();
     }
@@ -365,6 +411,7 @@ impl Session {
             idle_timeout_secs: self.idle_timeout.as_secs(),
             cdp_url: format!("{}/api/v2/sessions/{}/cdp", ws_base(public_url), self.id),
             vnc,
+            live_clients: self.live_clients.load(Ordering::SeqCst),
             timing: status.timing.clone(),
             load_state: status.load_state,
             metadata: self.metadata.clone(),
@@ -392,12 +439,56 @@ impl Session {
     /// refused from now on, and bridges opened with one end. `mint_vnc` also makes a VNC
     /// token the one the session object shows.
     pub fn mint_token(&self, issuer: &TokenIssuer, scope: Scope) -> Minted {
+        let generation = self.next_generation(epoch_index(scope, None));
+        issuer.mint(self.id, scope, generation)
+    }
+
+    /// Revokes the tokens of one epoch and returns the new generation.
+    fn next_generation(&self, index: usize) -> u64 {
         let mut epochs = self.token_epochs.lock().unwrap();
-        let epoch = &mut epochs[epoch_index(scope)];
+        let epoch = &mut epochs[index];
         epoch.revoked.cancel();
         epoch.generation += 1;
         epoch.revoked = CancellationToken::new();
-        issuer.mint(self.id, scope, epoch.generation)
+        epoch.generation
+    }
+
+    /// Mints a live token of `mode` (older tokens of that mode are revoked; the other mode's
+    /// stay) with its URLs under `public_url`. A `control` token becomes the one takeover
+    /// events and task results show.
+    pub fn mint_live(&self, issuer: &TokenIssuer, mode: LiveMode, public_url: &str) -> LiveAccess {
+        let generation = self.next_generation(epoch_index(Scope::Live, Some(mode)));
+        let access = LiveAccess::new(public_url, self.id, &issuer.mint_live(self.id, mode, generation), mode);
+        if mode == LiveMode::Control {
+            *self.live.lock().unwrap() = Some(access.clone());
+        }
+        access
+    }
+
+    /// The newest `control` live access (`mint_live`), if one was minted.
+    pub fn live_access(&self) -> Option<LiveAccess> {
+        self.live.lock().unwrap().clone()
+    }
+
+    /// The live viewers connected now.
+    pub fn live_clients(&self) -> usize {
+        self.live_clients.load(Ordering::SeqCst)
+    }
+
+    /// The screencast live viewers share: the running one, or a new one from `start`.
+    pub fn live_hub(&self, start: impl FnOnce() -> Arc<LiveHub>) -> Arc<LiveHub> {
+        let mut slot = self.live_hub.lock().unwrap();
+        if let Some(hub) = slot.upgrade().filter(|hub| !hub.has_ended()) {
+            return hub;
+        }
+        let hub = start();
+        *slot = Arc::downgrade(&hub);
+        hub
+    }
+
+    /// The target id of the session's page.
+    pub fn page_target(&self) -> &str {
+        &self.page_target
     }
 
     /// Mints a new VNC token (older ones are revoked) and makes its URLs under `public_url`
@@ -415,20 +506,24 @@ impl Session {
         self.vnc.lock().unwrap().clone()
     }
 
-    /// Where a person takes over, for takeover events: `{"vnc_url", "viewer_url"}` (null
-    /// without a display).
+    /// Where a person takes over, for takeover events and task results: `{"vnc_url",
+    /// "viewer_url", "live_url"}`. The VNC links are null without a display and on a shared
+    /// display (it shows every session's window: takeover goes through the live view there);
+    /// `live_url` is the live viewer of the newest `control` token.
     pub fn takeover_links(&self) -> Map<String, Value> {
-        let access = self.vnc_access();
+        let access = self.vnc_access().filter(|a| !a.shared);
+        let live = self.live_access();
         Map::from_iter([
             ("vnc_url".to_string(), access.as_ref().map(|a| a.ws_url.clone()).into()),
             ("viewer_url".to_string(), access.map(|a| a.viewer_url).into()),
+            ("live_url".to_string(), live.map(|a| a.viewer_url).into()),
         ])
     }
 
     /// Checks that a verified token is of the newest generation; returns where its bridge ends.
     pub fn check_grant(&self, scope: Scope, grant: Grant) -> Result<TokenLimit, TokenError> {
         let epochs = self.token_epochs.lock().unwrap();
-        let epoch = &epochs[epoch_index(scope)];
+        let epoch = &epochs[epoch_index(scope, grant.mode)];
         if epoch.generation != grant.generation {
             return Err(TokenError::Revoked);
         }
@@ -449,7 +544,15 @@ impl Session {
             return Err(SessionError::TooManyClients { max: MAX_CLIENTS });
         }
         self.touch();
-        Ok(Attachment { session: self.clone() })
+        Ok(Attachment { session: self.clone(), live: false })
+    }
+
+    /// Registers a live viewer (counted against the same `MAX_CLIENTS`, and in `live_clients`).
+    pub fn attach_live(self: &Arc<Self>) -> Result<Attachment, SessionError> {
+        let mut attachment = self.attach()?;
+        self.live_clients.fetch_add(1, Ordering::SeqCst);
+        attachment.live = true;
+        Ok(attachment)
     }
 
     /// Records where the page is now.

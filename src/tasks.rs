@@ -125,7 +125,7 @@ pub struct ProfileStatus {
     pub total_tasks: u64,
 }
 
-/// The seed's `TaskResult`, plus `session_id`, `vnc_url` and `viewer_url`.
+/// The seed's `TaskResult`, plus `session_id`, `vnc_url`, `viewer_url` and `live_url`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskResult {
     pub task_id: String,
@@ -149,11 +149,14 @@ pub struct TaskResult {
     #[schema(value_type = Option<String>)]
     pub session_id: Option<SessionId>,
     /// The VNC WebSocket of the session's display (its `vnc.ws_url`), when a person is needed
-    /// and the session has a display.
+    /// and the session has a display of its own (null on a shared display, which shows every
+    /// session: take over through `live_url` there).
     pub vnc_url: Option<String>,
-    /// A noVNC page connected to `vnc_url` (the session's `vnc.viewer_url`), when a person is
-    /// needed and the session has a display.
+    /// A noVNC page connected to `vnc_url` (the session's `vnc.viewer_url`), when `vnc_url` is set.
     pub viewer_url: Option<String>,
+    /// The live viewer page (SPEC §3.7, a `control` token in its URL), whenever a person is
+    /// needed, headless sessions included.
+    pub live_url: Option<String>,
 }
 
 /// Failures before a task starts (the caller's input).
@@ -196,6 +199,7 @@ impl Run {
                 session_id: None,
                 vnc_url: None,
                 viewer_url: None,
+                live_url: None,
             },
         }
     }
@@ -254,7 +258,7 @@ pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -
     }
     // Whatever made a person necessary, the open session is where they take over.
     if run.result.next_action == "needs_human"
-        && run.result.vnc_url.is_none()
+        && run.result.live_url.is_none()
         && let Some(session) = run.result.session_id.and_then(|id| app.registry.get(id).ok())
     {
         takeover(&session, &mut run);
@@ -328,6 +332,8 @@ async fn steps(
             if session.vnc_addr().is_some() {
                 session.mint_vnc(&app.tokens, app.public_url());
             }
+            // Every task may stop for a person: the live view works with or without a display.
+            session.mint_live(&app.tokens, crate::token::LiveMode::Control, app.public_url());
             session.id
         }
     };
@@ -449,11 +455,14 @@ async fn steps(
     Err(FormsError::NoProgress(format!("{MAX_STEPS} steps")).into())
 }
 
-/// Puts where a person takes over the session (its VNC access, if it has a display) in the result.
+/// Puts where a person takes over the session in the result: the links of its takeover events
+/// (its own display's VNC access, and the live view).
 fn takeover(session: &Session, run: &mut Run) {
-    let access = session.vnc_access();
-    run.result.vnc_url = access.as_ref().map(|a| a.ws_url.clone());
-    run.result.viewer_url = access.map(|a| a.viewer_url);
+    let links = session.takeover_links();
+    let link = |key: &str| links.get(key).and_then(Value::as_str).map(str::to_string);
+    run.result.vnc_url = link("vnc_url");
+    run.result.viewer_url = link("viewer_url");
+    run.result.live_url = link("live_url");
 }
 
 /// Ends the task as blocked, leaving the session open for a person.

@@ -1,5 +1,5 @@
-//! Session tokens: HS256 JWTs `{sub: session_id, scope, gen, exp}` that open one session's VNC
-//! viewer or CDP socket, and nothing else. `gen` is the session's token generation for that
+//! Session tokens: HS256 JWTs `{sub: session_id, scope, gen, exp}` (live tokens add `mode`) that
+//! open one session's VNC viewer, CDP socket or live view, and nothing else. `gen` is the session's token generation for that
 //! scope: minting a new token revokes the older ones (the session keeps the generation, see
 //! `Session::mint_token`). No HTTP here: `api/` turns `TokenError` into 401.
 
@@ -19,6 +19,28 @@ pub enum Scope {
     Vnc,
     /// The CDP passthrough of the session.
     Cdp,
+    /// The live view (screencast and input) of the session; the token also says its `mode`.
+    Live,
+}
+
+/// What a live token allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveMode {
+    /// Watch and drive: input from the viewer reaches the page.
+    #[default]
+    Control,
+    /// Watch only: input is refused (`view_only`).
+    View,
+}
+
+impl LiveMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveMode::Control => "control",
+            LiveMode::View => "view",
+        }
+    }
 }
 
 /// The JWT payload.
@@ -30,6 +52,9 @@ pub struct Claims {
     /// The session's token generation for `scope` when this token was minted.
     #[serde(default)]
     pub r#gen: u64,
+    /// For `live` tokens: control or view only (absent on other scopes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LiveMode>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
 }
@@ -39,6 +64,8 @@ pub struct Claims {
 pub struct Grant {
     pub generation: u64,
     pub expires_at: DateTime<Utc>,
+    /// The live mode (only for `live` tokens).
+    pub mode: Option<LiveMode>,
 }
 
 /// When a bridge opened with a token must end (besides the session's end).
@@ -104,10 +131,39 @@ impl TokenIssuer {
 
     /// A token that expires at `expires_at` (tests use a past time).
     pub fn mint_until(&self, session: SessionId, scope: Scope, generation: u64, expires_at: DateTime<Utc>) -> Minted {
-        let claims = Claims { sub: session.to_string(), scope, r#gen: generation, exp: expires_at.timestamp() };
+        let mode = (scope == Scope::Live).then_some(LiveMode::Control);
+        self.sign(Claims { sub: session.to_string(), scope, r#gen: generation, mode, exp: expires_at.timestamp() })
+    }
+
+    /// A live token of `mode`, valid for the configured lifetime.
+    pub fn mint_live(&self, session: SessionId, mode: LiveMode, generation: u64) -> Minted {
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(30));
+        self.mint_live_until(session, mode, generation, Utc::now() + ttl)
+    }
+
+    /// A live token of `mode` that expires at `expires_at` (tests use a past time).
+    pub fn mint_live_until(
+        &self,
+        session: SessionId,
+        mode: LiveMode,
+        generation: u64,
+        expires_at: DateTime<Utc>,
+    ) -> Minted {
+        let claims = Claims {
+            sub: session.to_string(),
+            scope: Scope::Live,
+            r#gen: generation,
+            mode: Some(mode),
+            exp: expires_at.timestamp(),
+        };
+        self.sign(claims)
+    }
+
+    fn sign(&self, claims: Claims) -> Minted {
+        let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of a small struct cannot fail");
-        Minted { token, expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(expires_at) }
+        Minted { token, expires_at }
     }
 
     /// Accepts `token` only if it is ours, unexpired, for `session` and for `scope`; the caller
@@ -125,12 +181,16 @@ impl TokenIssuer {
         if data.claims.scope != scope {
             return Err(TokenError::WrongScope);
         }
+        // A live token says what it allows; any other token says nothing of the kind.
+        if (scope == Scope::Live) != data.claims.mode.is_some() {
+            return Err(TokenError::Invalid);
+        }
         // `exp` is in whole seconds: the token is dead from that second on, as its bridges are.
         let expires_at = DateTime::from_timestamp(data.claims.exp, 0).ok_or(TokenError::Invalid)?;
         if expires_at <= Utc::now() {
             return Err(TokenError::Expired);
         }
-        Ok(Grant { generation: data.claims.r#gen, expires_at })
+        Ok(Grant { generation: data.claims.r#gen, expires_at, mode: data.claims.mode })
     }
 }
 
@@ -146,7 +206,7 @@ mod tests {
         let vnc = minted.token;
         assert_eq!(
             issuer.verify(Some(&vnc), a, Scope::Vnc),
-            Ok(Grant { generation: 3, expires_at: minted.expires_at })
+            Ok(Grant { generation: 3, expires_at: minted.expires_at, mode: None })
         );
         assert_eq!(issuer.verify(Some(&vnc), b, Scope::Vnc), Err(TokenError::WrongSession));
         assert_eq!(issuer.verify(Some(&vnc), a, Scope::Cdp), Err(TokenError::WrongScope));
@@ -156,5 +216,20 @@ mod tests {
         assert_eq!(issuer.verify(Some("x.y.z"), a, Scope::Vnc), Err(TokenError::Invalid));
         let other = TokenIssuer::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
         assert_eq!(other.verify(Some(&vnc), a, Scope::Vnc), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_live_token_carries_its_mode_and_opens_only_the_live_view() {
+        let issuer = TokenIssuer::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let (a, b) = (SessionId::new(), SessionId::new());
+        let view = issuer.mint_live(a, LiveMode::View, 1);
+        let grant = issuer.verify(Some(&view.token), a, Scope::Live).unwrap();
+        assert_eq!((grant.mode, grant.generation), (Some(LiveMode::View), 1));
+        assert_eq!(issuer.verify(Some(&view.token), b, Scope::Live), Err(TokenError::WrongSession));
+        assert_eq!(issuer.verify(Some(&view.token), a, Scope::Vnc), Err(TokenError::WrongScope));
+        let vnc = issuer.mint(a, Scope::Vnc, 1).token;
+        assert_eq!(issuer.verify(Some(&vnc), a, Scope::Live), Err(TokenError::WrongScope));
+        let expired = issuer.mint_live_until(a, LiveMode::Control, 1, Utc::now() - chrono::Duration::seconds(1));
+        assert_eq!(issuer.verify(Some(&expired.token), a, Scope::Live), Err(TokenError::Expired));
     }
 }

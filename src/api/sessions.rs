@@ -23,6 +23,7 @@ use crate::guard::Block;
 use crate::notify::Callback;
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
+use crate::token::LiveMode;
 
 /// `POST /api/v2/sessions` body; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -199,6 +200,8 @@ pub async fn create_session(
     if session.vnc_addr().is_some() {
         session.mint_vnc(&app.tokens, app.public_url());
     }
+    // The live view link of takeover events (any session may stop for a person).
+    session.mint_live(&app.tokens, LiveMode::Control, app.public_url());
     Ok((StatusCode::CREATED, Json(session.info(app.public_url()))))
 }
 

@@ -58,6 +58,8 @@ pub enum End {
     Stopped,
     TokenExpired,
     TokenRevoked,
+    /// The client sent what the protocol does not allow (a binary message to the live view).
+    Protocol,
 }
 
 impl End {
@@ -69,6 +71,7 @@ impl End {
             End::Stopped => "session_closed",
             End::TokenExpired => "token_expired",
             End::TokenRevoked => "token_revoked",
+            End::Protocol => "protocol_error",
         }
     }
 }
@@ -118,7 +121,7 @@ pub async fn connect_vnc_unix(path: &std::path::Path) -> Result<VncUpstream, Bri
 
 /// Ends the bridge on `stop`, after `idle` without traffic, when its token is revoked or
 /// expires, and reports traffic as activity.
-async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
+pub(crate) async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut quiet = Duration::ZERO;

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -333,8 +333,12 @@ impl SessionRegistry {
             display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
             display: Mutex::new(display),
             vnc: Mutex::new(None),
+            live: Mutex::new(None),
             token_epochs: Mutex::new(Default::default()),
             attached: Default::default(),
+            live_clients: Default::default(),
+            live_hub: Mutex::new(Weak::new()),
+            page_target: handle.target_id(),
             browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
             closing: AtomicBool::new(false),
             ended: CancellationToken::new(),

@@ -17,6 +17,7 @@ mod isolation;
 mod jurisdiction;
 mod labels;
 mod lifecycle;
+mod live;
 mod llm;
 mod openapi;
 mod profiles;

@@ -1,6 +1,6 @@
 //! Takeover whenever a session stops for a person (SPEC §3.6): on a per-session worker every
 //! session and every V1 task has a display unless it opts out, and a task that needs a person
-//! hands out its VNC socket and viewer, in its result and in its webhooks.
+//! hands out its VNC socket and viewer, and its live viewer, in its result and in its webhooks.
 
 use std::time::Duration;
 
@@ -76,6 +76,8 @@ async fn a_task_stopped_for_a_person_hands_out_its_vnc_and_viewer_in_result_and_
     );
     let data = event(&hook, "captcha_detected").unwrap();
     assert_eq!((&data["vnc_url"], &data["viewer_url"]), (&result["vnc_url"], &result["viewer_url"]), "{data}");
+    assert!(result["live_url"].as_str().is_some_and(|u| u.contains("/live/")), "{result}");
+    assert_eq!(data["live_url"], result["live_url"], "{data}");
 
     // A copilot review.
     let mut body = task("t-takeover-review", "greenhouse/post");
@@ -91,5 +93,7 @@ async fn a_task_stopped_for_a_person_hands_out_its_vnc_and_viewer_in_result_and_
     );
     let data = event(&hook, "review_required").unwrap();
     assert_eq!((&data["vnc_url"], &data["viewer_url"]), (&held["vnc_url"], &held["viewer_url"]), "{data}");
+    assert!(held["live_url"].as_str().is_some_and(|u| u.contains("/live/")), "{held}");
+    assert_eq!(data["live_url"], held["live_url"], "{data}");
     app.stop().await;
 }

@@ -258,6 +258,31 @@ async fn without_displays_sessions_are_headless_and_have_no_vnc() {
     app.stop().await;
 }
 
+/// A shared display shows every session's window, so a session that stops for a person there
+/// hands out no VNC link as if it were its own: its takeover webhook carries the live view.
+#[tokio::test]
+async fn on_a_shared_display_takeover_goes_through_the_live_view() {
+    use crate::webhooks::{Behaviour, Receiver, worker_reaching};
+    let existing = ExistingDisplay::start().await;
+    let port = existing.port.to_string();
+    let hook = Receiver::start(Behaviour::Ok).await;
+    let flags = ["--display-mode", "shared", "--vnc-display", &existing.display, "--vnc-port", &port];
+    let app = worker_reaching(&[&hook], &flags).await;
+    let session = app.create(json!({"display": true, "callback_url": hook.url})).await;
+    assert_eq!(session["vnc"]["shared"], true, "{session}");
+    let id = session["session_id"].as_str().unwrap();
+    let gated = json!({"url": format!("{}/forms/generic/gated.html", fixtures())});
+    let (status, _) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/navigate"), Some(gated)).await;
+    assert_eq!(status, StatusCode::OK);
+    let captcha = || hook.bodies().into_iter().find(|b| b["type"] == "captcha_detected").map(|b| b["data"].clone());
+    assert!(eventually(Duration::from_secs(10), || captcha().is_some()).await, "{:?}", hook.kinds());
+    let data = captcha().unwrap();
+    assert!(data["vnc_url"].is_null() && data["viewer_url"].is_null(), "no shared VNC link: {data}");
+    assert!(data["live_url"].as_str().is_some_and(|u| u.contains(&format!("/live/{id}/viewer?token="))), "{data}");
+    app.stop().await;
+    existing.stop().await;
+}
+
 /// An Xvfb and an x11vnc started by the test, as an operator's existing display would be.
 struct ExistingDisplay {
     display: String,
