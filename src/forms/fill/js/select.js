@@ -24,7 +24,8 @@ async ({ selector, value, label, driver: driverSelector }) => {
     try { if ($.fn.selectpicker && $(el).data('selectpicker')) $(el).selectpicker('refresh'); } catch (e) { /* no bootstrap-select */ }
   }
   el.blur();
-  await new Promise((r) => setTimeout(r, 30));
+  // A styled widget may redraw on the next tick; a plain select is read back at once.
+  if (driver) await new Promise((r) => setTimeout(r, 30));
   const matches = () => { const s = shownText(); return s !== null && N(s).toLowerCase().includes(N(label).toLowerCase()); };
   if (driver && !matches()) {
     // The widget did not follow the select: open it and click its own option.
