@@ -185,18 +185,24 @@ async fn analyze_matches_every_expected_file() {
         navigate(&app, &id, page).await;
         let expected = expected(page);
         let applicant = applicant_for(page, &expected);
-        let (status, analysis) = app
-            .call(
-                Method::POST,
-                &format!("/api/v2/sessions/{id}/analyze"),
-                Some(json!({"user_data": applicant["user_data"], "qa_answers": applicant["qa_answers"]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}: {analysis}");
+        let analysis = analyze(&app, &id, page, &applicant).await;
         problems.extend(settle(page, &expected, "analyze", compare(page, &analysis, &expected)));
     }
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
     app.stop().await;
+}
+
+/// `analyze` with an applicant's facts and answers; panics unless it answers 200.
+pub async fn analyze(app: &TestApp, id: &str, page: &str, applicant: &Value) -> Value {
+    let (status, analysis) = app
+        .call(
+            Method::POST,
+            &format!("/api/v2/sessions/{id}/analyze"),
+            Some(json!({"user_data": applicant["user_data"], "qa_answers": applicant["qa_answers"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}: {analysis}");
+    analysis
 }
 
 /// The page's own view of its values.

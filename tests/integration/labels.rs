@@ -3,10 +3,9 @@
 //! (`[{"key", "label", "required"}]`, key = html id, name or field id). Any other field that is
 //! not a trap is reported too, so a page's expectations cover all of it.
 
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::forms::{applicant, navigate, open};
+use crate::forms::{analyze, applicant, navigate, open};
 use crate::support::{TestApp, forms_dir};
 
 const PAGES: &[&str] = &["labels/en", "labels/de", "labels/fr"];
@@ -50,14 +49,7 @@ async fn labels_and_required_markers_read_as_a_person_reads_them() {
     let mut problems = Vec::new();
     for page in PAGES {
         navigate(&app, &id, page).await;
-        let (status, analysis) = app
-            .call(
-                Method::POST,
-                &format!("/api/v2/sessions/{id}/analyze"),
-                Some(json!({"user_data": applicant["user_data"], "qa_answers": applicant["qa_answers"]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{page}: {analysis}");
+        let analysis = analyze(&app, &id, page, &applicant).await;
         problems.extend(compare(page, analysis["fields"].as_array().unwrap(), &expected(page)));
     }
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
