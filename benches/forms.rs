@@ -147,7 +147,7 @@ async fn measure(handle: &BrowserHandle) -> Result<String> {
         );
         let _ = writeln!(
             report,
-            "| scan.js alone ({n} fields) | {:.1} | {:.1} | |",
+            "| scanner alone ({n} fields) | {:.1} | {:.1} | |",
             percentile(&mut scans, 0.5),
             percentile(&mut scans, 0.95)
         );
@@ -172,7 +172,7 @@ async fn measure(handle: &BrowserHandle) -> Result<String> {
         percentile(&mut fills, 0.95)
     );
     report.push_str(
-        "\nThe analyze figure is one `scan.js` evaluation (one CDP round trip) plus platform, page-kind and rules work in Rust. \
+        "\nThe analyze figure is one scanner evaluation (one CDP round trip) plus platform, page-kind and rules work in Rust. \
          The fill figure includes its second scan, which looks for questions that appeared because of the first pass.\n",
     );
     Ok(report)

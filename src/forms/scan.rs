@@ -1,4 +1,4 @@
-//! Scanning: one injected script (`scan.js`, one CDP round trip) turns the live page into
+//! Scanning: one injected script (`scan/*.js`, one CDP round trip) turns the live page into
 //! fields, actions and signals; `analyze` adds the platform, the page kind and an engine's
 //! suggestions.
 
@@ -11,7 +11,19 @@ use super::platforms::{self, Platform, Signals};
 use super::{Actions, Applicant, Field, FieldKind, FormEngine, FormPage, FormsError, PageContext, PageKind, Step};
 use crate::guard::Block;
 
-const SCRIPT: &str = include_str!("scan.js");
+/// The page scanner: one Runtime.evaluate returns every control of the page (main frame,
+/// same-origin iframes, open shadow roots) with its label, kind, options, value, section,
+/// visibility and trap signals, and a stable selector, plus platform signals, the primary
+/// actions and step hints. Selectors that cross a frame or shadow root are joined with
+/// `" >>> "` (the executors resolve them the same way). Its parts share one async function.
+const SCRIPT: &str = concat!(
+    "(async () => {\n",
+    include_str!("scan/page.js"),
+    include_str!("scan/labels.js"),
+    include_str!("scan/widgets.js"),
+    include_str!("scan/walk.js"),
+    "})()"
+);
 
 /// What the scanner returns.
 #[derive(Debug, Deserialize)]
