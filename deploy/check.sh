@@ -5,7 +5,7 @@
 #   - nginx -t: deploy/nginx/browser-worker.conf inside Debian's own nginx.conf and inside a
 #     minimal one, with self-signed test certificates made by openssl
 #   - the site against api-spec/openapi.json: every route reaches the worker, the CDP and event
-#     routes through their WebSocket/SSE locations, /vnc/ through its WebSocket location
+#     routes through their WebSocket/SSE locations, /vnc/ and /live/ through their WebSocket locations
 #   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml (with the example inventory),
 #     and its settings template rendered by Ansible in both layouts (Chromium, AdsPower)
 #   - make -C deploy install into a scratch DESTDIR
@@ -145,6 +145,7 @@ def choose(path):
 expected = {"/api/v2/sessions/abc/cdp": "^/api/v2/sessions/[^/]+/cdp$",
             "/api/v2/sessions/abc/events": "^/api/v2/sessions/[^/]+/events$",
             "/vnc/abc": "/vnc/", "/vnc/abc/viewer": "/vnc/", "/vnc/static/core/rfb.js": "/vnc/",
+            "/live/abc": "/live/", "/live/abc/viewer": "/live/",
             "/health": "/health"}
 paths = [re.sub(r"\{[^}]+\}", "abc", p) for p in json.load(open(sys.argv[2]))["paths"]]
 bad = []
