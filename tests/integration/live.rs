@@ -1,6 +1,7 @@
 //! The live view (SPEC §3.7): JPEG frames from a headless session, trusted input from a control
 //! token, none from a view token, tokens that open one session only, new tabs followed, several
-//! viewers at once, and the human-in-the-loop flow of a V1 task through the viewer page.
+//! viewers at once, and the human-in-the-loop flows of a V1 task through the viewer page (a
+//! CAPTCHA solved, a copilot review corrected).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{SECRET, Socket, TestApp, eventually_async, fixtures, forge_token, node, websocket};
+use crate::support::{SECRET, Socket, TestApp, eventually_async, fixtures, forge_token, node, submissions, websocket};
 use crate::tasks::{run, task};
 
 const LIVE_PAGE: &str = "/pages/live.html";
@@ -250,6 +251,17 @@ async fn the_live_view_follows_a_tab_the_page_opens_and_is_shared_by_several_vie
     app.stop().await;
 }
 
+/// The centre of element `#html_id` in the session's viewport (scrolled into view first), as
+/// the `x`, `y` arguments of `live_viewer.mjs`.
+async fn centre_of(app: &TestApp, id: &str, html_id: &str) -> (String, String) {
+    let script = format!(
+        "(() => {{ const e = document.getElementById('{html_id}'); e.scrollIntoView({{block: 'center'}}); \
+         const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+    );
+    let point = app.page_eval(id, &script).await;
+    (point[0].as_f64().unwrap().round().to_string(), point[1].as_f64().unwrap().round().to_string())
+}
+
 /// The seed's human-in-the-loop flow on a headless worker: a task meets a CAPTCHA, a person
 /// clicks "I'm not a robot" through the live viewer page in a real browser, the orchestrator
 /// continues and finishes with `submit_only`.
@@ -263,10 +275,7 @@ async fn a_person_solves_a_captcha_through_the_live_viewer_and_the_task_finishes
     let live_url = result["live_url"].as_str().expect("a task that needs a person has a live_url").to_string();
     let id = result["session_id"].as_str().unwrap().to_string();
 
-    let script = "(() => { const r = document.getElementById('solve-challenge').getBoundingClientRect(); \
-                  return [r.left + r.width / 2, r.top + r.height / 2]; })()";
-    let point = app.page_eval(&id, script).await;
-    let (x, y) = (point[0].as_f64().unwrap().round().to_string(), point[1].as_f64().unwrap().round().to_string());
+    let (x, y) = centre_of(&app, &id, "solve-challenge").await;
     let chromium = app.server.as_ref().unwrap().app.config.chromium().to_str().unwrap().to_string();
     let (ok, out, err) = node("live_viewer.mjs", &[&live_url, &x, &y], &[("CHROMIUM", &chromium)]).await;
     assert!(ok, "the viewer page clicks through: {out} {err}");
@@ -283,5 +292,42 @@ async fn a_person_solves_a_captcha_through_the_live_viewer_and_the_task_finishes
     let (status, done) = run(&app, finish).await;
     assert_eq!((status, done["success"].as_bool()), (StatusCode::OK, Some(true)), "{done}");
     assert_eq!(done["confirmation_id"], "APP-12345");
+    app.stop().await;
+}
+
+/// The copilot half of the flow: a task held for review, a person corrects a field the worker
+/// filled (click into it, select all, type) through the live viewer page in a real browser, and
+/// `submit_only` sends the form as the person left it: the employer receives the correction.
+#[tokio::test]
+async fn a_person_corrects_a_field_through_the_live_viewer_and_the_employer_receives_it() {
+    const CORRECTED: &str = "Adelina";
+    let app = worker().await;
+    let mut body = task("t-live-review", "greenhouse/post");
+    body["mode"] = json!("copilot");
+    let (status, held) = run(&app, body.clone()).await;
+    assert_eq!((status, held["block_reason"].as_str()), (StatusCode::OK, Some("review_required")), "{held}");
+    let live_url = held["live_url"].as_str().expect("a task held for review has a live_url").to_string();
+    let id = held["session_id"].as_str().unwrap().to_string();
+    let value = || async { app.page_eval(&id, "document.getElementById('first_name').value").await };
+    assert_eq!(value().await, "Adam", "the worker filled the field");
+
+    let (x, y) = centre_of(&app, &id, "first_name").await;
+    let chromium = app.server.as_ref().unwrap().app.config.chromium().to_str().unwrap().to_string();
+    let (ok, out, err) = node("live_viewer.mjs", &[&live_url, &x, &y, CORRECTED], &[("CHROMIUM", &chromium)]).await;
+    assert!(ok, "the viewer page types through: {out} {err}");
+    assert!(
+        eventually_async(Duration::from_secs(10), || async { value().await == CORRECTED }).await,
+        "{}",
+        value().await
+    );
+
+    body["action"] = json!("submit_only");
+    body["session_id"] = json!(id);
+    let (status, done) = run(&app, body).await;
+    assert_eq!((status, done["success"].as_bool()), (StatusCode::OK, Some(true)), "{done}");
+    assert_eq!(done["confirmation_id"], "APP-12345");
+    let sent = submissions("greenhouse");
+    let names: Vec<&Value> = sent.iter().map(|p| &p["job_application[first_name]"]).collect();
+    assert!(names.iter().any(|n| *n == CORRECTED), "the correction reached the employer: {names:?}");
     app.stop().await;
 }
