@@ -59,15 +59,25 @@ async fn next_frame(socket: &mut Socket) -> Vec<u8> {
     }
 }
 
-/// The next JSON message matching `wanted` (frames and other messages are skipped).
+/// The next JSON message matching `wanted` (frames and other messages are skipped), within 20 s
+/// in all (a page that keeps sending frames, or the server's pings, never make it wait forever).
 async fn next_json(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        if let Err(message) = next(socket).await.expect("the socket stays open")
-            && wanted(&message)
-        {
-            return message;
+    let wait = async {
+        loop {
+            if let Err(message) = next(socket).await.expect("the socket stays open")
+                && wanted(&message)
+            {
+                return message;
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the awaited message arrives in 20 s")
+}
+
+/// Reads until the server closes the socket, within 20 s in all.
+async fn closes(socket: &mut Socket) {
+    let drain = async { while next(socket).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(20), drain).await.expect("the server closes the socket in 20 s");
 }
 
 async fn send(socket: &mut Socket, message: Value) {
@@ -135,7 +145,7 @@ async fn a_control_viewer_sees_jpeg_frames_and_drives_the_page_with_trusted_inpu
 
     // A binary message from the client closes the socket.
     socket.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
-    while next(&mut socket).await.is_some() {}
+    closes(&mut socket).await;
     app.stop().await;
 }
 
@@ -208,7 +218,7 @@ async fn a_live_token_opens_its_own_session_only_until_replaced_expired_or_close
     let mut watcher = connect(&view).await;
     assert!(is_jpeg(&next_frame(&mut old).await));
     let newer = live_token(&app, &a, None).await;
-    while next(&mut old).await.is_some() {}
+    closes(&mut old).await;
     assert_eq!(status_of(&socket_url(&a, token)).await, StatusCode::UNAUTHORIZED, "a replaced token");
     assert!(is_jpeg(&next_frame(&mut watcher).await), "the view token still works");
 
@@ -216,8 +226,8 @@ async fn a_live_token_opens_its_own_session_only_until_replaced_expired_or_close
     let mut current = connect(&newer).await;
     assert!(is_jpeg(&next_frame(&mut current).await));
     app.delete(&a).await;
-    while next(&mut current).await.is_some() {}
-    while next(&mut watcher).await.is_some() {}
+    closes(&mut current).await;
+    closes(&mut watcher).await;
     assert_eq!(status_of(newer["ws_url"].as_str().unwrap()).await, StatusCode::GONE);
     app.stop().await;
 }
