@@ -24,8 +24,8 @@ use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
 use crate::session::registry::Limits;
-use crate::session::{SessionRegistry, reaper};
-use crate::token::TokenIssuer;
+use crate::session::{OnOpen, SessionRegistry, reaper};
+use crate::token::{LiveMode, TokenIssuer};
 
 /// Artifacts older than this are deleted at start-up (they show the applicant's data).
 const ARTIFACT_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -170,6 +170,19 @@ impl App {
     /// Base URL for links handed to clients (`BW_PUBLIC_URL`, or the bound address).
     pub fn public_url(&self) -> &str {
         self.public_url.get_or_init(|| self.config.public_url_for(self.config.bind))
+    }
+
+    /// Mints a new session's takeover links under the public URL (its VNC token when it has a
+    /// display, and a live `control` token) before its first events go out, so that a first
+    /// page that already needs a person (a CAPTCHA) is announced with them.
+    pub fn mint_takeover(self: &Arc<Self>) -> OnOpen {
+        let app = self.clone();
+        OnOpen::new(move |session| {
+            if session.vnc_addr().is_some() {
+                session.mint_vnc(&app.tokens, app.public_url());
+            }
+            session.mint_live(&app.tokens, LiveMode::Control, app.public_url());
+        })
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -34,7 +34,7 @@ use crate::guard::Block;
 use crate::live::LiveHub;
 use crate::token::{Grant, LiveMode, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
 
-pub use registry::{CreateOptions, SessionRegistry};
+pub use registry::{CreateOptions, OnOpen, SessionRegistry};
 
 /// A session's id (a UUID v4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]

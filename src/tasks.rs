@@ -315,6 +315,8 @@ async fn steps(
                 // A task may stop for a person at any step: on a per-session worker it always
                 // has a display to take over.
                 display: app.registry.displays_by_default(),
+                // Every task may stop for a person: the live view works with or without a display.
+                on_open: Some(app.mint_takeover()),
                 ..CreateOptions::default()
             };
             let session = match app.registry.create(options).await {
@@ -329,11 +331,6 @@ async fn steps(
                 Err(e) => return Err(e.into()),
             };
             run.result.timing.browser_start_ms = session.info(app.public_url()).timing.browser_start_ms;
-            if session.vnc_addr().is_some() {
-                session.mint_vnc(&app.tokens, app.public_url());
-            }
-            // Every task may stop for a person: the live view works with or without a display.
-            session.mint_live(&app.tokens, crate::token::LiveMode::Control, app.public_url());
             session.id
         }
     };
@@ -363,8 +360,12 @@ async fn steps(
         ..Applicant::default()
     };
     let submit_only = task.action == Some(TaskAction::SubmitOnly);
+    // A page a person reviewed (copilot) is submitted as they left it: filling it again would
+    // overwrite their corrections. Later steps are filled as usual.
+    let mut reviewed = submit_only && session.block().is_some_and(|b| b.reason == BlockReason::ReviewRequired);
     let engine = flow::auto_engine(app);
     for _ in 0..MAX_STEPS {
+        let as_left = std::mem::take(&mut reviewed);
         let op = app.registry.begin(id)?;
         progress(&op, "analyzing", 30, "reading the page");
         let analysis = flow::analyze(app, &op, engine.as_ref(), &applicant).await?;
@@ -372,7 +373,7 @@ async fn steps(
         if let Some(block) = analysis.block.clone() {
             return blocked(app, &op, task, run, block).await;
         }
-        if analysis.page_kind == PageKind::ApplicationForm {
+        if analysis.page_kind == PageKind::ApplicationForm && !as_left {
             progress(&op, "filling", 60, "filling the form");
             let started = Instant::now();
             let report = flow::fill(app, &op, engine.as_ref(), &applicant, &Map::new(), op.session().humanize).await?;

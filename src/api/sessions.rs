@@ -23,7 +23,6 @@ use crate::guard::Block;
 use crate::notify::Callback;
 use crate::session::registry::ClosedSession;
 use crate::session::{self, CloseReason, CreateOptions, SessionError, SessionId, SessionInfo};
-use crate::token::LiveMode;
 
 /// `POST /api/v2/sessions` body; every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -145,6 +144,7 @@ impl CreateSessionRequest {
             callback: callback(self.callback_url.as_deref(), self.callback_token)?,
             display,
             metadata: self.metadata.unwrap_or_default(),
+            on_open: None,
         })
     }
 }
@@ -190,18 +190,15 @@ pub async fn create_session(
     State(app): State<Arc<App>>,
     OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let options = request.into_options(&app)?;
+    let mut options = request.into_options(&app)?;
     check_callback(&app, &options.callback).await?;
+    // The takeover links exist before the first events: a first page may be a CAPTCHA.
+    options.on_open = Some(app.mint_takeover());
     // Opening runs to the end even if the client goes away, so that a half-started browser is
     // never abandoned; an unclaimed session idles out.
     let registry = app.registry.clone();
     let session =
         app.registry.spawn(async move { registry.create(options).await }).await.map_err(|_| ApiError::internal())??;
-    if session.vnc_addr().is_some() {
-        session.mint_vnc(&app.tokens, app.public_url());
-    }
-    // The live view link of takeover events (any session may stop for a person).
-    session.mint_live(&app.tokens, LiveMode::Control, app.public_url());
     Ok((StatusCode::CREATED, Json(session.info(app.public_url()))))
 }
 

@@ -30,6 +30,23 @@ const TOMBSTONES: usize = 4096;
 /// How long `close` waits for a running operation before killing the browser under it.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
+/// Called with a new session before its first events go out: mints the takeover links (VNC and
+/// live view tokens) that a first page already needing a person (a CAPTCHA) must carry. The
+/// registry knows neither tokens nor the public URL; the caller does.
+pub struct OnOpen(Box<dyn FnOnce(&Session) + Send>);
+
+impl OnOpen {
+    pub fn new(mint: impl FnOnce(&Session) + Send + 'static) -> Self {
+        Self(Box::new(mint))
+    }
+}
+
+impl std::fmt::Debug for OnOpen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnOpen")
+    }
+}
+
 /// A validated request to open a session.
 #[derive(Debug, Default)]
 pub struct CreateOptions {
@@ -44,6 +61,8 @@ pub struct CreateOptions {
     /// Run headful on a display a person can watch over VNC.
     pub display: bool,
     pub metadata: Map<String, Value>,
+    /// Mints the session's takeover links before its first events (`OnOpen`).
+    pub on_open: Option<OnOpen>,
 }
 
 /// What `DELETE` reports.
@@ -346,6 +365,9 @@ impl SessionRegistry {
         });
         let task_id = session.metadata.get("task_id").and_then(Value::as_str).map(str::to_string);
         session.events.set_task(task_id);
+        if let Some(OnOpen(mint)) = options.on_open {
+            mint(&session);
+        }
         self.open.insert(id, session.clone());
         claim.keep();
         let block = session.block();

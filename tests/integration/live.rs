@@ -1,6 +1,7 @@
 //! The live view (SPEC §3.7): JPEG frames from a headless session, trusted input from a control
 //! token, none from a view token, tokens that open one session only, new tabs followed, several
-//! viewers at once, and the human-in-the-loop flow of a V1 task through the viewer page.
+//! viewers at once, and the human-in-the-loop flows of a V1 task through the viewer page (a
+//! CAPTCHA solved, a copilot review corrected).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{SECRET, Socket, TestApp, eventually_async, fixtures, forge_token, node, websocket};
+use crate::support::{SECRET, Socket, TestApp, eventually_async, fixtures, forge_token, node, submissions, websocket};
 use crate::tasks::{run, task};
 
 const LIVE_PAGE: &str = "/pages/live.html";
@@ -58,15 +59,25 @@ async fn next_frame(socket: &mut Socket) -> Vec<u8> {
     }
 }
 
-/// The next JSON message matching `wanted` (frames and other messages are skipped).
+/// The next JSON message matching `wanted` (frames and other messages are skipped), within 20 s
+/// in all (a page that keeps sending frames, or the server's pings, never make it wait forever).
 async fn next_json(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
-    loop {
-        if let Err(message) = next(socket).await.expect("the socket stays open")
-            && wanted(&message)
-        {
-            return message;
+    let wait = async {
+        loop {
+            if let Err(message) = next(socket).await.expect("the socket stays open")
+                && wanted(&message)
+            {
+                return message;
+            }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the awaited message arrives in 20 s")
+}
+
+/// Reads until the server closes the socket, within 20 s in all.
+async fn closes(socket: &mut Socket) {
+    let drain = async { while next(socket).await.is_some() {} };
+    tokio::time::timeout(Duration::from_secs(20), drain).await.expect("the server closes the socket in 20 s");
 }
 
 async fn send(socket: &mut Socket, message: Value) {
@@ -134,7 +145,7 @@ async fn a_control_viewer_sees_jpeg_frames_and_drives_the_page_with_trusted_inpu
 
     // A binary message from the client closes the socket.
     socket.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
-    while next(&mut socket).await.is_some() {}
+    closes(&mut socket).await;
     app.stop().await;
 }
 
@@ -207,7 +218,7 @@ async fn a_live_token_opens_its_own_session_only_until_replaced_expired_or_close
     let mut watcher = connect(&view).await;
     assert!(is_jpeg(&next_frame(&mut old).await));
     let newer = live_token(&app, &a, None).await;
-    while next(&mut old).await.is_some() {}
+    closes(&mut old).await;
     assert_eq!(status_of(&socket_url(&a, token)).await, StatusCode::UNAUTHORIZED, "a replaced token");
     assert!(is_jpeg(&next_frame(&mut watcher).await), "the view token still works");
 
@@ -215,8 +226,8 @@ async fn a_live_token_opens_its_own_session_only_until_replaced_expired_or_close
     let mut current = connect(&newer).await;
     assert!(is_jpeg(&next_frame(&mut current).await));
     app.delete(&a).await;
-    while next(&mut current).await.is_some() {}
-    while next(&mut watcher).await.is_some() {}
+    closes(&mut current).await;
+    closes(&mut watcher).await;
     assert_eq!(status_of(newer["ws_url"].as_str().unwrap()).await, StatusCode::GONE);
     app.stop().await;
 }
@@ -250,6 +261,17 @@ async fn the_live_view_follows_a_tab_the_page_opens_and_is_shared_by_several_vie
     app.stop().await;
 }
 
+/// The centre of element `#html_id` in the session's viewport (scrolled into view first), as
+/// the `x`, `y` arguments of `live_viewer.mjs`.
+async fn centre_of(app: &TestApp, id: &str, html_id: &str) -> (String, String) {
+    let script = format!(
+        "(() => {{ const e = document.getElementById('{html_id}'); e.scrollIntoView({{block: 'center'}}); \
+         const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+    );
+    let point = app.page_eval(id, &script).await;
+    (point[0].as_f64().unwrap().round().to_string(), point[1].as_f64().unwrap().round().to_string())
+}
+
 /// The seed's human-in-the-loop flow on a headless worker: a task meets a CAPTCHA, a person
 /// clicks "I'm not a robot" through the live viewer page in a real browser, the orchestrator
 /// continues and finishes with `submit_only`.
@@ -263,10 +285,7 @@ async fn a_person_solves_a_captcha_through_the_live_viewer_and_the_task_finishes
     let live_url = result["live_url"].as_str().expect("a task that needs a person has a live_url").to_string();
     let id = result["session_id"].as_str().unwrap().to_string();
 
-    let script = "(() => { const r = document.getElementById('solve-challenge').getBoundingClientRect(); \
-                  return [r.left + r.width / 2, r.top + r.height / 2]; })()";
-    let point = app.page_eval(&id, script).await;
-    let (x, y) = (point[0].as_f64().unwrap().round().to_string(), point[1].as_f64().unwrap().round().to_string());
+    let (x, y) = centre_of(&app, &id, "solve-challenge").await;
     let chromium = app.server.as_ref().unwrap().app.config.chromium().to_str().unwrap().to_string();
     let (ok, out, err) = node("live_viewer.mjs", &[&live_url, &x, &y], &[("CHROMIUM", &chromium)]).await;
     assert!(ok, "the viewer page clicks through: {out} {err}");
@@ -283,5 +302,42 @@ async fn a_person_solves_a_captcha_through_the_live_viewer_and_the_task_finishes
     let (status, done) = run(&app, finish).await;
     assert_eq!((status, done["success"].as_bool()), (StatusCode::OK, Some(true)), "{done}");
     assert_eq!(done["confirmation_id"], "APP-12345");
+    app.stop().await;
+}
+
+/// The copilot half of the flow: a task held for review, a person corrects a field the worker
+/// filled (click into it, select all, type) through the live viewer page in a real browser, and
+/// `submit_only` sends the form as the person left it: the employer receives the correction.
+#[tokio::test]
+async fn a_person_corrects_a_field_through_the_live_viewer_and_the_employer_receives_it() {
+    const CORRECTED: &str = "Adelina";
+    let app = worker().await;
+    let mut body = task("t-live-review", "greenhouse/post");
+    body["mode"] = json!("copilot");
+    let (status, held) = run(&app, body.clone()).await;
+    assert_eq!((status, held["block_reason"].as_str()), (StatusCode::OK, Some("review_required")), "{held}");
+    let live_url = held["live_url"].as_str().expect("a task held for review has a live_url").to_string();
+    let id = held["session_id"].as_str().unwrap().to_string();
+    let value = || async { app.page_eval(&id, "document.getElementById('first_name').value").await };
+    assert_eq!(value().await, "Adam", "the worker filled the field");
+
+    let (x, y) = centre_of(&app, &id, "first_name").await;
+    let chromium = app.server.as_ref().unwrap().app.config.chromium().to_str().unwrap().to_string();
+    let (ok, out, err) = node("live_viewer.mjs", &[&live_url, &x, &y, CORRECTED], &[("CHROMIUM", &chromium)]).await;
+    assert!(ok, "the viewer page types through: {out} {err}");
+    assert!(
+        eventually_async(Duration::from_secs(10), || async { value().await == CORRECTED }).await,
+        "{}",
+        value().await
+    );
+
+    body["action"] = json!("submit_only");
+    body["session_id"] = json!(id);
+    let (status, done) = run(&app, body).await;
+    assert_eq!((status, done["success"].as_bool()), (StatusCode::OK, Some(true)), "{done}");
+    assert_eq!(done["confirmation_id"], "APP-12345");
+    let sent = submissions("greenhouse");
+    let names: Vec<&Value> = sent.iter().map(|p| &p["job_application[first_name]"]).collect();
+    assert!(names.iter().any(|n| *n == CORRECTED), "the correction reached the employer: {names:?}");
     app.stop().await;
 }

@@ -330,6 +330,12 @@ pub fn submission(name: &str) -> Option<Value> {
     SUBMISSIONS.lock().unwrap().iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
 }
 
+/// Every payload posted to `/submit/<name>` so far, oldest first (tests running at the same time
+/// may post to the same form: find yours by a value only it sends).
+pub fn submissions(name: &str) -> Vec<Value> {
+    SUBMISSIONS.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+}
+
 async fn record_submission(UrlPath(name): UrlPath<String>, mut form: axum::extract::Multipart) -> impl IntoResponse {
     use base64::Engine as _;
     let mut payload = serde_json::Map::new();

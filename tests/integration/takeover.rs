@@ -1,6 +1,7 @@
 //! Takeover whenever a session stops for a person (SPEC §3.6): on a per-session worker every
 //! session and every V1 task has a display unless it opts out, and a task that needs a person
-//! hands out its VNC socket and viewer, and its live viewer, in its result and in its webhooks.
+//! hands out its VNC socket and viewer, and its live viewer, in its result and in its webhooks;
+//! so does a session whose very first page is a CAPTCHA, in its first event.
 
 use std::time::Duration;
 
@@ -95,5 +96,36 @@ async fn a_task_stopped_for_a_person_hands_out_its_vnc_and_viewer_in_result_and_
     assert_eq!((&data["vnc_url"], &data["viewer_url"]), (&held["vnc_url"], &held["viewer_url"]), "{data}");
     assert!(held["live_url"].as_str().is_some_and(|u| u.contains("/live/")), "{held}");
     assert_eq!(data["live_url"], held["live_url"], "{data}");
+    app.stop().await;
+}
+
+/// A session whose very first page is a CAPTCHA announces it with its takeover links: they are
+/// minted before the create's first events, with a display (VNC and live view) and without one
+/// (live view only).
+#[tokio::test]
+async fn a_session_created_on_a_captcha_announces_it_with_takeover_links() {
+    let hook = Receiver::start(Behaviour::Ok).await;
+    let app = worker_reaching(&[&hook], &PER_SESSION).await;
+    let url = format!("{}/forms/generic/gated.html", crate::support::fixtures());
+    for (display, has_vnc) in [(json!(null), true), (json!(false), false)] {
+        let shown = app.create(json!({"url": url, "display": display, "callback_url": hook.url})).await;
+        let id = shown["session_id"].as_str().unwrap().to_string();
+        assert_eq!(
+            (shown["state"].as_str(), shown["block"]["reason"].as_str()),
+            (Some("needs_human"), Some("captcha"))
+        );
+        let announced = || hook.bodies_of(&id).into_iter().find(|b| b["type"] == "captcha_detected");
+        assert!(eventually(Duration::from_secs(5), || announced().is_some()).await, "{:?}", hook.kinds());
+        let data = announced().unwrap()["data"].clone();
+        assert_eq!(data["block"]["reason"], "captcha", "{data}");
+        let live_url = data["live_url"].as_str().unwrap_or_else(|| panic!("the first event has a live_url: {data}"));
+        assert_eq!(app.client.get(live_url).send().await.unwrap().status(), StatusCode::OK, "{live_url}");
+        if has_vnc {
+            assert_eq!((&data["vnc_url"], &data["viewer_url"]), (&shown["vnc"]["ws_url"], &shown["vnc"]["viewer_url"]));
+            assert!(data["vnc_url"].is_string(), "{data}");
+        } else {
+            assert!(data["vnc_url"].is_null() && data["viewer_url"].is_null(), "no display: {data}");
+        }
+    }
     app.stop().await;
 }
