@@ -215,24 +215,11 @@ fn place(data: &Map<String, Value>, with_street: bool) -> Option<Answer> {
     Some(Answer::one(parts.join(", "), "user_data.street_address"))
 }
 
-/// The date in the format the field asks for (a "TT.MM.JJJJ" / "DD/MM/YYYY" hint in its label or
-/// placeholder), ISO for date inputs and when nothing is asked.
-pub fn format_date(iso: &str, field: &Field) -> String {
-    let parts: Vec<&str> = iso.split('-').collect();
-    let [y, m, d] = parts[..] else { return iso.to_string() };
-    if field.kind == FieldKind::Date {
-        return iso.to_string();
-    }
-    let hint = format!("{} {}", field.label, field.hints.placeholder.as_deref().unwrap_or("")).to_uppercase();
-    let day_first = ["TT.MM", "JJ.MM", "DD.MM", "DD/MM", "JJ/MM", "TT/MM"].iter().find(|h| hint.contains(*h));
-    if let Some(h) = day_first {
-        let sep = &h[2..3];
-        return format!("{d}{sep}{m}{sep}{y}");
-    }
-    if hint.contains("MM/DD") {
-        return format!("{m}/{d}/{y}");
-    }
-    iso.to_string()
+/// The date in the format the field asks for (the executor's reading of a "TT.MM.JJJJ" /
+/// "DD/MM/YYYY" hint), ISO for date inputs and when nothing is asked.
+fn format_date(iso: &str, field: &Field) -> String {
+    let asked = (field.kind != FieldKind::Date).then(|| super::fill::date::asked_format(field)).flatten();
+    asked.and_then(|f| f.render(iso)).unwrap_or_else(|| iso.to_string())
 }
 
 /// Years of experience as a number, or a yes/no for "at least N years" questions.

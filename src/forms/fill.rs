@@ -296,7 +296,7 @@ pub enum FillError {
 
 mod choice;
 mod combobox;
-mod date;
+pub(crate) mod date;
 mod executor;
 mod file;
 mod phone;

@@ -186,13 +186,6 @@ pub fn within(inner: Jurisdiction, outer: Jurisdiction) -> bool {
     }
 }
 
-/// The region (state, canton) of `country_code` a text names, as its ISO 3166-2 code.
-pub fn region(country_code: &str, text: &str) -> Option<&'static str> {
-    let n = normalize(text);
-    let c = by_code(country_code)?;
-    c.regions.iter().find(|(_, names)| names.contains(&n)).map(|(code, _)| code.as_str())
-}
-
 /// Whether a place named in a question ("Zurich", "Texas", "Germany") contains the applicant's
 /// country / region / city. `None` when the text names no place this index knows.
 pub fn place_contains(text: &str, country_code: &str, region_names: &[String], city: &str) -> Option<bool> {
@@ -260,8 +253,6 @@ mod tests {
 
     #[test]
     fn regions_and_places() {
-        assert_eq!(region("CH", "Zürich"), Some("CH-ZH"));
-        assert_eq!(region("US", "Texas"), Some("US-TX"));
         let tx = vec!["Texas".to_string()];
         assert_eq!(place_contains("Do you live in Germany?", "US", &tx, "Austin"), Some(false));
         assert_eq!(place_contains("Are you based in Texas?", "US", &tx, "Austin"), Some(true));

@@ -35,10 +35,7 @@ pub fn jurisdiction(field: &Field) -> Option<Jurisdiction> {
     geo::named_in(&label)
         .first()
         .copied()
-        .or_else(|| {
-            (swiss(&label) || swiss(&options))
-                .then(|| Jurisdiction::Country(geo::by_code("CH").map_or("CH", |c| c.code)))
-        })
+        .or_else(|| (swiss(&label) || swiss(&options)).then_some(Jurisdiction::Country("CH")))
         .or_else(|| geo::named_in(&options).first().copied())
 }
 

@@ -112,37 +112,6 @@ pub fn topic(text: &str) -> Option<Topic> {
     }
 }
 
-/// Common kinds of open question, so that differently worded ones match: (intent, cues).
-const INTENTS: &[(&str, &[&str])] = &[
-    (
-        "motivation",
-        &[
-            "why do you want",
-            "why are you interested",
-            "what excites you",
-            "what interests you",
-            "why join",
-            "why would you like",
-            "what attracts you",
-            "motivat",
-        ],
-    ),
-    (
-        "start_date",
-        &["start date", "when can you start", "available to start", "earliest available", "availability to start"],
-    ),
-    ("referral_source", &["hear about", "how did you find", "where did you find", "learn about this"]),
-    ("relocation", &["relocat"]),
-    ("salary", &["salary", "compensation", "pay expectation"]),
-    ("notice_period", &["notice period"]),
-];
-
-/// The kind of open question a text asks, if it is a common one.
-pub fn intent(text: &str) -> Option<&'static str> {
-    let n = normalize(text);
-    INTENTS.iter().find(|(_, cues)| cues.iter().any(|c| n.contains(c))).map(|(name, _)| *name)
-}
-
 /// Yes / no / decline meaning of a short answer or option label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Polarity {
