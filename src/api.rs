@@ -13,6 +13,7 @@ pub mod serve;
 pub mod sessions;
 pub mod tasks;
 pub mod vnc;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,6 +86,8 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(live::live_token))
         .routes(routes!(live::live_socket))
         .routes(routes!(live::live_viewer))
+        .routes(routes!(worker::drain_worker))
+        .routes(routes!(worker::undrain_worker))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }

@@ -2,6 +2,7 @@
 //! pool) and its background tasks, plus `Server`, which binds, serves and shuts down.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -54,6 +55,9 @@ pub struct App {
     pub tokens: TokenIssuer,
     /// Base URL of links handed to clients; set once the server is bound.
     public_url: OnceLock<String>,
+    /// Set by `drain` (the API, or a handover): new sessions and tasks are refused, existing
+    /// sessions go on (SPEC §3.8).
+    draining: AtomicBool,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -68,6 +72,8 @@ impl App {
         // Everything the worker and its browsers create is theirs alone (0600 files, 0700 dirs).
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
         let data_dir_lock = DataDirLock::acquire(&config.data_dir).context("locking the data dir")?;
+        // Under the lock (it may be generated), and before anything starts that a failure would leave running.
+        let token_secret = config.token_secret_bytes()?;
         process::become_subreaper();
         crate::telemetry::metrics();
         let cancel = CancellationToken::new();
@@ -132,7 +138,7 @@ impl App {
             _ => {}
         }
         let registry = Arc::new(registry);
-        let tokens = TokenIssuer::new(&config.token_secret_bytes(), std::time::Duration::from_secs(config.token_ttl()));
+        let tokens = TokenIssuer::new(&token_secret, std::time::Duration::from_secs(config.token_ttl()));
         tracker.spawn(reaper::run(registry.clone(), cancel.clone()));
         if let Some(client) = adspower.clone() {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
@@ -161,6 +167,7 @@ impl App {
             started: Instant::now(),
             tokens,
             public_url: OnceLock::new(),
+            draining: AtomicBool::new(false),
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
@@ -183,6 +190,34 @@ impl App {
             }
             session.mint_live(&app.tokens, LiveMode::Control, app.public_url());
         })
+    }
+
+    /// Stops taking new sessions and tasks; existing sessions, their operations and sockets go
+    /// on. Idempotent; returns whether the worker was draining already.
+    pub fn drain(&self) -> bool {
+        let was = self.draining.swap(true, Ordering::SeqCst);
+        if !was {
+            tracing::info!(active_sessions = self.registry.active(), "draining: new sessions and tasks are refused");
+        }
+        was
+    }
+
+    /// Takes new sessions and tasks again. Idempotent; returns whether the worker was draining.
+    pub fn undrain(&self) -> bool {
+        let was = self.draining.swap(false, Ordering::SeqCst);
+        if was {
+            tracing::info!("undrained: new sessions and tasks are accepted again");
+        }
+        was
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Sessions this worker could still open: `max_sessions` less the open ones.
+    pub fn free_slots(&self) -> usize {
+        self.registry.max_sessions().saturating_sub(self.registry.active())
     }
 
     pub fn is_shutting_down(&self) -> bool {

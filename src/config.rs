@@ -125,7 +125,8 @@ pub struct Config {
     #[arg(long, env = "BW_PUBLIC_URL")]
     pub public_url: Option<url::Url>,
 
-    /// Secret that signs session tokens (HS256, at least 32 characters); random per run when unset.
+    /// Secret that signs session tokens (HS256, at least 32 characters); when unset, one is
+    /// generated once and kept in `<data_dir>/token-secret`.
     #[arg(long, env = "BW_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
 
@@ -200,6 +201,9 @@ pub enum LogFormat {
 pub struct ConfigError(String);
 
 const MIN_KEY_LEN: usize = 16;
+
+/// Bytes of a generated token secret.
+const TOKEN_SECRET_LEN: usize = 32;
 
 impl Config {
     /// Parses flags and environment and validates the result. `--help`/`--version` exit here.
@@ -382,15 +386,32 @@ impl Config {
         format!("http://{addr}")
     }
 
-    /// The token-signing secret: `BW_TOKEN_SECRET`, or 32 random bytes for this run.
-    pub fn token_secret_bytes(&self) -> Vec<u8> {
-        match &self.token_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => {
-                let mut bytes = vec![0u8; 32];
+    /// The token-signing secret: `BW_TOKEN_SECRET`, or 32 random bytes generated once and kept
+    /// in `<data_dir>/token-secret` (0600), so that viewer and CDP links outlive a restart.
+    /// Call it with the data dir locked: two workers must not generate it at once.
+    pub fn token_secret_bytes(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(secret) = &self.token_secret {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("token-secret");
+        match std::fs::read(&path) {
+            Ok(stored) => std::str::from_utf8(&stored).ok().and_then(|text| decode_hex(text.trim())).ok_or_else(|| {
+                ConfigError(format!(
+                    "{} is not a token secret ({} hex digits expected); set BW_TOKEN_SECRET, or delete the \
+                     file to generate a new one (which ends every viewer and CDP link handed out)",
+                    path.display(),
+                    TOKEN_SECRET_LEN * 2
+                ))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = vec![0u8; TOKEN_SECRET_LEN];
                 rand::rng().fill_bytes(&mut bytes);
-                bytes
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                replace_private(&path, &hex)
+                    .map_err(|e| ConfigError(format!("cannot store the token secret in {}: {e}", path.display())))?;
+                Ok(bytes)
             }
+            Err(e) => Err(ConfigError(format!("cannot read the token secret in {}: {e}", path.display()))),
         }
     }
 
@@ -423,6 +444,27 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")
+}
+
+/// Writes `contents` to `path` (0600) through a temporary file and a rename, so that a crash
+/// never leaves half a file behind.
+fn replace_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    match std::fs::remove_file(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    write_private(&temp, contents)?;
+    std::fs::File::open(&temp)?.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
+/// Exactly `TOKEN_SECRET_LEN` bytes written as hex digits.
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != TOKEN_SECRET_LEN * 2 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -516,5 +558,38 @@ mod tests {
         let (again, fresh_again) = config.resolve_api_keys().unwrap();
         assert_eq!(again, keys);
         assert_eq!(fresh_again, None);
+    }
+
+    #[test]
+    fn generates_a_private_token_secret_once_and_the_environment_wins() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let path = dir.path().join("token-secret");
+        let config = parse(&["--data-dir", data]).unwrap();
+        let secret = config.token_secret_bytes().unwrap();
+        assert_eq!(secret.len(), 32);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(config.token_secret_bytes().unwrap(), secret, "a later start reuses it");
+        let stored = std::fs::read_to_string(&path).unwrap();
+        let given = "g".repeat(32);
+        let from_env = parse(&["--data-dir", data, "--token-secret", &given]).unwrap();
+        assert_eq!(from_env.token_secret_bytes().unwrap(), given.as_bytes());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), stored, "BW_TOKEN_SECRET leaves the file alone");
+    }
+
+    #[test]
+    fn a_damaged_token_secret_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(&["--data-dir", dir.path().to_str().unwrap()]).unwrap();
+        let path = dir.path().join("token-secret");
+        let damaged: [&[u8]; 5] = [b"", b"abcd\n", &[b'a'; 63], &[b'z'; 64], &[0xff; 64]];
+        for contents in damaged {
+            std::fs::write(&path, contents).unwrap();
+            let err = config.token_secret_bytes().unwrap_err().to_string();
+            assert!(err.contains("is not a token secret"), "{contents:?}: {err}");
+        }
+        std::fs::write(&path, format!("{}\n", "0f".repeat(32))).unwrap();
+        assert_eq!(config.token_secret_bytes().unwrap(), vec![0x0f; 32]);
     }
 }

@@ -14,6 +14,10 @@ use crate::forms::FormsError;
 use crate::session::SessionError;
 use crate::token::TokenError;
 
+/// `Retry-After` of a `draining` answer, in seconds: a client should try another worker, or this
+/// one again after that long.
+pub const DRAINING_RETRY_AFTER_SECS: u64 = 30;
+
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
 pub struct ApiError {
@@ -21,7 +25,7 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<Value>,
-    /// Seconds for a `Retry-After` header (429).
+    /// Seconds for a `Retry-After` header (429, 423 while cooling, 503 while draining).
     pub retry_after: Option<u64>,
 }
 
@@ -71,6 +75,18 @@ impl ApiError {
 
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+    }
+
+    /// The worker is draining (SPEC §3.8): it takes no new sessions or tasks; another worker
+    /// should, or this one after `undrain`.
+    pub fn draining() -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this worker is draining: it takes no new sessions or tasks",
+        );
+        err.retry_after = Some(DRAINING_RETRY_AFTER_SECS);
+        err
     }
 
     pub fn internal() -> Self {

@@ -30,6 +30,8 @@ case "$state" in
     exit 2
     ;;
 esac
+# Draining is not a fault: the worker finishes its sessions and takes no new ones.
+if [ "$(field draining)" = true ]; then echo "  draining: new sessions and tasks are refused"; fi
 echo "  sessions $(field active_sessions)/$(field max_sessions), tasks $(field active_tasks)," \
   "warm pool $(field warm_pool_ready), adspower $(field adspower), version $(field version)," \
   "up $(field uptime_seconds) s"

@@ -14,12 +14,18 @@ use crate::app::App;
 /// Worker health for load balancers and the orchestrator.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    /// `healthy`, or `degraded` while shutting down or while AdsPower is unreachable.
+    /// `healthy`, or `degraded` while shutting down or while AdsPower is unreachable. A draining
+    /// worker stays `healthy`: see `draining`.
     pub status: &'static str,
     /// `connected`, `disconnected`, or `not_configured` (this worker has no AdsPower provider).
     pub adspower: &'static str,
     pub active_sessions: usize,
     pub max_sessions: usize,
+    /// `max_sessions` less the open sessions.
+    pub free_slots: usize,
+    /// `true` after `POST /api/v1/worker/drain`: the worker takes no new sessions or tasks, so
+    /// a load balancer should send them elsewhere.
+    pub draining: bool,
     /// V1 tasks in progress.
     pub active_tasks: usize,
     /// Browsers ready in the warm pool.
@@ -42,6 +48,8 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         adspower,
         active_sessions: app.registry.active(),
         max_sessions: app.registry.max_sessions(),
+        free_slots: app.free_slots(),
+        draining: app.is_draining(),
         active_tasks: app.active_tasks.load(std::sync::atomic::Ordering::SeqCst),
         warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
         uptime_seconds: app.started.elapsed().as_secs(),

@@ -185,11 +185,13 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
 #[utoipa::path(post, path = "/api/v2/sessions", tag = "sessions", request_body = CreateSessionRequest,
     responses((status = 201, body = SessionInfo), (status = 409, body = ErrorBody, description = "profile_in_use"),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody, description = "capacity_exhausted"),
-        (status = 502, body = ErrorBody, description = "browser_start_failed / navigation_failed")))]
+        (status = 502, body = ErrorBody, description = "browser_start_failed / navigation_failed"),
+        (status = 503, body = ErrorBody, description = "draining (with `Retry-After`), shutting_down")))]
 pub async fn create_session(
     State(app): State<Arc<App>>,
     OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    super::worker::refuse_if_draining(&app)?;
     let mut options = request.into_options(&app)?;
     check_callback(&app, &options.callback).await?;
     // The takeover links exist before the first events: a first page may be a CAPTCHA.

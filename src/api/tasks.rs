@@ -13,16 +13,22 @@ use crate::session::SessionId;
 use crate::tasks::{self, TaskAction, TaskRequest, TaskResult};
 
 /// Run a whole application and wait for its result (the seed's `Task` → `TaskResult`).
-/// Blocked and review stops return at once with the session left open.
+/// Blocked and review stops return at once with the session left open. A draining worker
+/// refuses new tasks (503 `draining`) but still finishes its own sessions (`submit_only`).
 #[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = TaskRequest,
     responses((status = 200, body = TaskResult),
         (status = 400, body = ErrorBody, description = "invalid_url (job_url or callback_url)"),
         (status = 404, body = ErrorBody, description = "session_not_found (submit_only)"),
-        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody, description = "validation_failed, naming the field")))]
+        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody, description = "validation_failed, naming the field"),
+        (status = 503, body = ErrorBody, description = "draining (with `Retry-After`), shutting_down")))]
 pub async fn run_task(
     State(app): State<Arc<App>>,
     ApiJson(task): ApiJson<TaskRequest>,
 ) -> Result<Json<TaskResult>, ApiError> {
+    // `submit_only` opens nothing: it finishes a session this worker already holds.
+    if task.action != Some(TaskAction::SubmitOnly) {
+        super::worker::refuse_if_draining(&app)?;
+    }
     tasks::validate(&task, &app.config.egress())?;
     if task.action == Some(TaskAction::SubmitOnly)
         && let Some(id) = task.session_id

@@ -5,6 +5,7 @@ mod support;
 
 mod adspower;
 mod cdp;
+mod drain;
 mod errors;
 mod events;
 mod fake_adspower;

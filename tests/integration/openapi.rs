@@ -20,6 +20,8 @@ fn every_route_is_documented() {
         "/api/v2/sessions/{id}",
         "/api/v2/sessions/{id}/navigate",
         "/api/v2/sessions/{id}/screenshot",
+        "/api/v1/worker/drain",
+        "/api/v1/worker/undrain",
         "/health",
         "/metrics",
     ] {
