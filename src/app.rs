@@ -25,7 +25,7 @@ use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
 use crate::session::registry::Limits;
-use crate::session::{OnOpen, SessionRegistry, reaper};
+use crate::session::{OnOpen, SessionRecord, SessionRegistry, SessionStore, reaper};
 use crate::token::{LiveMode, TokenIssuer};
 
 /// Artifacts older than this are deleted at start-up (they show the applicant's data).
@@ -63,6 +63,9 @@ pub struct App {
     tracker: TaskTracker,
     /// Keeps other workers off this data dir while this one runs.
     _data_dir_lock: DataDirLock,
+    /// The sessions of an earlier run to re-attach before serving (taken by `Server::start`),
+    /// and whether their browsers' egress proxy port could be taken back.
+    restore: std::sync::Mutex<Option<(Vec<SessionRecord>, bool)>>,
 }
 
 impl App {
@@ -77,6 +80,10 @@ impl App {
         process::become_subreaper();
         crate::telemetry::metrics();
         let cancel = CancellationToken::new();
+        let (store, records) =
+            SessionStore::open(&config.data_dir.join("sessions.redb")).context("opening the session store")?;
+        let store = Arc::new(store);
+        prepare_data_dir(&config.data_dir, &records).context("preparing the data dir")?;
         let adspower = (config.provider == ProviderKind::AdsPower).then(|| {
             Arc::new(AdsPowerClient::new(
                 config.adspower_url.clone(),
@@ -84,6 +91,8 @@ impl App {
                 config.adspower_rate,
             ))
         });
+        // False if the egress proxy could not take back the port the surviving browsers use.
+        let mut network = true;
         let provider: Arc<dyn BrowserProvider> = match config.provider {
             ProviderKind::AdsPower => Arc::new(
                 AdsPowerProvider::new(
@@ -101,9 +110,11 @@ impl App {
                     config.operation_timeout(),
                 )
                 .context("preparing the data dir")?
-                .with_egress_proxy(
-                    egress::proxy::start(config.egress(), cancel.clone()).context("starting the egress proxy")?,
-                ),
+                .with_egress_proxy({
+                    let (addr, same) = start_egress_proxy(&config, &store, cancel.clone())?;
+                    network = same;
+                    addr
+                }),
             ),
         };
         let breaker =
@@ -126,7 +137,8 @@ impl App {
             },
             tracker.clone(),
         )
-        .with_notifier(notifier.clone());
+        .with_notifier(notifier.clone())
+        .with_store(store);
         match (config.display_mode, &config.vnc_display, config.vnc_port) {
             (DisplayMode::PerSession, _, _) => {
                 registry = registry.with_displays(Arc::new(Displays::per_session(&config.data_dir.join("run"))));
@@ -171,6 +183,7 @@ impl App {
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
+            restore: std::sync::Mutex::new(Some((records, network))),
         }))
     }
 
@@ -241,6 +254,9 @@ impl App {
             tracing::warn!(?grace, "shutdown did not complete in the grace period; killing browsers");
             self.registry.kill_all();
         }
+        if let Some(store) = self.registry.store() {
+            store.flush().await;
+        }
         // Sessions are closed: their final events go out until the deadline, then the
         // notifier's tasks stop.
         self.notifier.drain(deadline).await;
@@ -252,6 +268,49 @@ impl App {
             self.registry.kill_all();
         }
     }
+}
+
+/// Lays out the data dir (`run`, `tmp`) and clears what an earlier run left behind, except what
+/// the recorded sessions still use: recorded processes of no session are reaped, temp dirs of
+/// no session removed.
+fn prepare_data_dir(data_dir: &std::path::Path, records: &[SessionRecord]) -> std::io::Result<()> {
+    let (run_dir, tmp_dir) = (data_dir.join("run"), data_dir.join("tmp"));
+    for dir in [&run_dir, &tmp_dir] {
+        std::fs::create_dir_all(dir)?;
+    }
+    let (groups, dirs) = crate::session::survivors(records, &tmp_dir);
+    let killed = process::reap_orphans(&run_dir, &groups);
+    if !killed.is_empty() {
+        tracing::warn!(count = killed.len(), "killed processes orphaned by a previous run");
+    }
+    for leftover in std::fs::read_dir(&tmp_dir)?.flatten().filter(|e| !dirs.contains(&e.path())) {
+        let _ = std::fs::remove_dir_all(leftover.path());
+    }
+    Ok(())
+}
+
+/// Starts the egress proxy on the port of the previous run (its surviving browsers were started
+/// with it), or on a new one, which is recorded. Says whether the old port was taken back.
+fn start_egress_proxy(
+    config: &Config,
+    store: &SessionStore,
+    cancel: CancellationToken,
+) -> anyhow::Result<(SocketAddr, bool)> {
+    const KEY: &str = "egress_proxy_port";
+    let old = store.worker_value(KEY)?.and_then(|v| <[u8; 2]>::try_from(v).ok()).map(u16::from_be_bytes);
+    let started = match old {
+        Some(port) => egress::proxy::start(config.egress(), port, cancel.clone())
+            .inspect_err(|e| tracing::error!(port, error = %e, "the egress proxy cannot take its old port back"))
+            .ok(),
+        None => None,
+    };
+    let same = started.is_some() || old.is_none();
+    let addr = match started {
+        Some(addr) => addr,
+        None => egress::proxy::start(config.egress(), 0, cancel).context("starting the egress proxy")?,
+    };
+    store.set_worker_value(KEY, &addr.port().to_be_bytes())?;
+    Ok((addr, same))
 }
 
 /// Makes AdsPower's profiles (first page of `user/list`) known to the breaker, once.
@@ -293,10 +352,45 @@ impl Server {
         };
         let addr = listener.local_addr()?;
         let _ = app.public_url.set(app.config.public_url_for(addr));
+        // Sessions of an earlier run come back before the first request (their links use the
+        // public URL, set above).
+        let pending = app.restore.lock().unwrap().take();
+        if let Some((records, network)) = pending.filter(|(records, _)| !records.is_empty()) {
+            let (reattached, failed) = app.registry.restore(records, network, app.public_url()).await;
+            tracing::info!(reattached, failed, "sessions of the previous run");
+        }
         let router = crate::api::router(app.clone());
         let serving =
             tokio::spawn(crate::api::serve::serve(listener, router, app.config.header_timeout(), app.cancel.clone()));
         Ok(Self { addr, app, serving })
+    }
+
+    /// Hands the sessions over to the next worker (`BW_HANDOVER`): stops taking new sessions
+    /// and tasks, lets running tasks finish within the grace period, stops the server, and
+    /// exits leaving every session's browser running and recorded.
+    pub async fn handover(self) {
+        let grace = self.app.config.shutdown_grace();
+        self.app.drain();
+        let tasks_done = async {
+            while self.app.active_tasks.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        if tokio::time::timeout(grace, tasks_done).await.is_err() {
+            tracing::warn!(?grace, "tasks still running after the grace period; handing over all the same");
+        }
+        self.app.cancel.cancel();
+        if let Some(pool) = &self.app.pool {
+            pool.drain().await;
+        }
+        if tokio::time::timeout(grace, self.app.registry.detach_all()).await.is_err() {
+            tracing::warn!(?grace, "an operation did not finish in the grace period");
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        self.app.notifier.drain(deadline).await;
+        if tokio::time::timeout(grace, self.serving).await.is_err() {
+            tracing::warn!("HTTP connections still open after the grace period");
+        }
     }
 
     /// Stops accepting, closes every session within the grace period, and waits for the server.

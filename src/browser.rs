@@ -42,12 +42,17 @@ pub trait BrowserProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Opens a browser with one ready page.
     async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError>;
+    /// Connects again to the browser of a session an earlier run of the worker opened, if it
+    /// still runs (`profile_id`: the session's profile).
+    async fn reattach(&self, saved: &SavedBrowser, profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError>;
 }
 
-/// Runs chromiumoxide's CDP handler until the connection fails, then fires `dead`. The
-/// handler would otherwise keep yielding errors on a closed socket (see dependencies notes).
-pub(crate) fn drive_handler(mut handler: Handler, dead: CancellationToken) -> JoinHandle<()> {
+/// Runs chromiumoxide's CDP handler until the connection fails (or the task is aborted), then
+/// fires `lost`. The handler would otherwise keep yielding errors on a closed socket (see
+/// dependencies notes).
+pub(crate) fn drive_handler(mut handler: Handler, lost: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let _lost = lost.drop_guard();
         while let Some(event) = handler.next().await {
             if let Err(e) = event
                 && matches!(e, CdpError::Ws(_) | CdpError::Io(_) | CdpError::ChannelSendError(_))
@@ -55,9 +60,97 @@ pub(crate) fn drive_handler(mut handler: Handler, dead: CancellationToken) -> Jo
                 break;
             }
         }
-        dead.cancel();
     })
 }
+
+/// Which page a new connection takes.
+#[derive(Debug, Clone)]
+pub(crate) enum PageOf {
+    /// A new `about:blank` page (a browser just launched).
+    New,
+    /// The existing page with this target id (re-attaching).
+    Target(String),
+}
+
+/// A DevTools connection to a running browser: chromiumoxide with its handler task, the
+/// confining connection, and the session's page.
+pub(crate) struct Connection {
+    browser: Browser,
+    page: Page,
+    handler: JoinHandle<()>,
+    confined: JoinHandle<()>,
+    lost: CancellationToken,
+}
+
+impl Connection {
+    /// Connects to `ws_url` within `limit` and takes the page `page`; CDP calls time out after
+    /// `op_timeout`.
+    pub(crate) async fn open(
+        ws_url: &str,
+        page: &PageOf,
+        limit: Duration,
+        op_timeout: Duration,
+    ) -> Result<Self, BrowserError> {
+        // No viewport emulation (the window size is the viewport) and certificate errors are not ignored.
+        let config = chromiumoxide::handler::HandlerConfig {
+            viewport: None,
+            ignore_https_errors: false,
+            request_timeout: op_timeout,
+            ..Default::default()
+        };
+        let (browser, handler) =
+            match tokio::time::timeout(limit, Browser::connect_with_config(ws_url.to_string(), config)).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return Err(BrowserError::Launch(format!("cannot connect to DevTools: {e}"))),
+                Err(_) => return Err(BrowserError::Timeout("DevTools connect")),
+            };
+        let lost = CancellationToken::new();
+        let handler = drive_handler(handler, lost.clone());
+        let confined = match confine::confine(ws_url).await {
+            Ok(task) => task,
+            Err(e) => {
+                handler.abort();
+                return Err(e);
+            }
+        };
+        let taken = match page {
+            PageOf::New => match tokio::time::timeout(op_timeout, browser.new_page("about:blank")).await {
+                Ok(Ok(page)) => Ok(page),
+                Ok(Err(e)) => Err(BrowserError::Launch(format!("no page: {e}"))),
+                Err(_) => Err(BrowserError::Timeout("first page")),
+            },
+            PageOf::Target(target) => existing_page(&browser, target, limit).await,
+        };
+        match taken {
+            Ok(page) => Ok(Self { browser, page, handler, confined, lost }),
+            Err(e) => {
+                handler.abort();
+                confined.abort();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The browser's page with target id `target`, once chromiumoxide has attached to it: the
+/// handler asks for target discovery on connecting and attaches to every page it learns of.
+/// (`fetch_targets` would make it start over with every target, and attach a second time.)
+async fn existing_page(browser: &Browser, target: &str, limit: Duration) -> Result<Page, BrowserError> {
+    let target_id = chromiumoxide::cdp::browser_protocol::target::TargetId::from(target.to_string());
+    let found = tokio::time::timeout(limit.min(PAGE_ATTACH), async {
+        loop {
+            if let Ok(page) = browser.get_page(target_id.clone()).await {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    found.map_err(|_| BrowserError::Launch("the session's page is gone".into()))
+}
+
+/// How long a re-attached browser's page may take to show up.
+const PAGE_ATTACH: Duration = Duration::from_secs(5);
 
 /// Protects the loopback port of a DevTools URL (`ws://127.0.0.1:PORT/devtools/…`) from
 /// every egress path for as long as the guard lives.
@@ -100,6 +193,25 @@ impl BrowserError {
     }
 }
 
+/// What a session record keeps of a browser, to re-attach it after a restart.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SavedBrowser {
+    /// The DevTools endpoint.
+    pub ws_url: String,
+    /// The session's page.
+    pub page_target: String,
+    /// A local browser's process group leader.
+    pub process: Option<process::ProcessId>,
+    /// A local browser's ephemeral user-data dir.
+    pub temp_dir: Option<std::path::PathBuf>,
+}
+
+/// Who closes a browser: the worker, by killing its process group, or its provider.
+pub(crate) enum Owner {
+    Process(BrowserProcess),
+    Provider(Release),
+}
+
 /// A provider's way of closing a browser it owns.
 pub type Release = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -112,8 +224,10 @@ pub struct BrowserHandle {
     confined: JoinHandle<()>,
     /// Keeps the DevTools port out of every page's reach while the browser lives.
     _devtools_port: Option<crate::egress::Protected>,
-    /// Fires when the process exits or the CDP connection drops.
+    /// Fires when the browser is gone (its process exited, or AdsPower reports it stopped).
     dead: CancellationToken,
+    /// Fires when the current DevTools connection drops (`reconnect` makes a new one).
+    lost: CancellationToken,
     /// The local process group, when this worker launched the browser.
     process: Option<BrowserProcess>,
     /// Hands a provider-owned browser back (AdsPower: `browser/stop`) instead of quitting it over CDP.
@@ -127,14 +241,91 @@ pub struct BrowserHandle {
 }
 
 impl BrowserHandle {
-    /// A token that is cancelled when the browser dies.
+    /// Wraps a connection to a browser that `dead` watches; `process` is the local process
+    /// group and `release` the provider's way of closing it, if any.
+    pub(crate) fn new(
+        connection: Connection,
+        ws_url: String,
+        dead: CancellationToken,
+        owner: Owner,
+        op_timeout: Duration,
+        start_ms: u64,
+    ) -> Self {
+        let Connection { browser, page, handler, confined, lost } = connection;
+        let (process, release) = match owner {
+            Owner::Process(process) => (Some(process), None),
+            Owner::Provider(release) => (None, Some(release)),
+        };
+        Self {
+            browser,
+            page,
+            handler,
+            confined,
+            _devtools_port: protect_devtools(&ws_url),
+            dead,
+            lost,
+            process,
+            release,
+            op_timeout,
+            ws_url,
+            start_ms,
+        }
+    }
+
+    /// A token that is cancelled when the browser is gone.
     pub fn dead(&self) -> CancellationToken {
         self.dead.clone()
     }
 
-    /// True once the browser process exited or the connection dropped.
+    /// A token that is cancelled when the current DevTools connection drops.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// True once the browser is gone or its connection dropped (until `reconnect`).
     pub fn is_dead(&self) -> bool {
-        self.dead.is_cancelled()
+        self.dead.is_cancelled() || self.lost.is_cancelled()
+    }
+
+    /// Connects again to a browser that still runs after its DevTools connection dropped, to
+    /// the same page.
+    pub async fn reconnect(&mut self) -> Result<(), BrowserError> {
+        if self.dead.is_cancelled() {
+            return Err(BrowserError::Disconnected);
+        }
+        let page = PageOf::Target(self.target_id());
+        let connection = Connection::open(&self.ws_url, &page, self.op_timeout, self.op_timeout).await?;
+        self.handler.abort();
+        self.confined.abort();
+        let Connection { browser, page, handler, confined, lost } = connection;
+        (self.browser, self.page, self.handler, self.confined, self.lost) = (browser, page, handler, confined, lost);
+        Ok(())
+    }
+
+    /// Drops the DevTools connection while the browser runs on, as a broken socket would (for
+    /// tests of `reconnect`).
+    #[doc(hidden)]
+    pub fn sever(&self) {
+        self.handler.abort();
+    }
+
+    /// What a session record keeps of this browser to re-attach it after a restart.
+    pub fn saved(&self) -> SavedBrowser {
+        SavedBrowser {
+            ws_url: self.ws_url.clone(),
+            page_target: self.target_id(),
+            process: self.process.as_ref().map(|p| p.id()),
+            temp_dir: self.process.as_ref().and_then(|p| p.temp_dir().map(Into::into)),
+        }
+    }
+
+    /// Leaves the browser running for the next worker (handover at exit): its process group,
+    /// pid record and temp dir stay, and a provider's browser is not stopped.
+    pub fn detach(mut self) {
+        self.release = None;
+        if let Some(process) = self.process.take() {
+            process.detach();
+        }
     }
 
     /// The browser's DevTools WebSocket endpoint.

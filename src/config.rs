@@ -91,6 +91,12 @@ pub struct Config {
     #[arg(long, env = "BW_ARTIFACTS_URL", value_parser = parse_artifacts_url)]
     pub artifacts_url: Option<url::Url>,
 
+    /// On SIGTERM, stop taking work, finish in-flight calls and exit leaving every session's
+    /// browser running for the next worker on this data dir (SPEC §3.8); without it, SIGTERM
+    /// closes every session.
+    #[arg(long, env = "BW_HANDOVER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub handover: bool,
+
     /// Development and closed networks: let pages, resume downloads and webhooks reach private
     /// and loopback addresses, except the worker's own ports (API, egress proxy, browsers'
     /// DevTools). Link-local and metadata addresses are refused regardless.

@@ -43,11 +43,17 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(addr = %server.addr, version = env!("CARGO_PKG_VERSION"), "browser-worker listening");
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        let handover = tokio::select! {
+            _ = term.recv() => server.app.config.handover,
+            _ = int.recv() => false,
+        };
+        if handover {
+            tracing::info!("SIGTERM: handing the sessions over to the next worker");
+            server.handover().await;
+        } else {
+            tracing::info!("shutting down");
+            server.stop().await;
         }
-        server.stop().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

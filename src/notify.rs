@@ -92,6 +92,28 @@ impl EventLog {
         Self { session_id, state: Mutex::new(state), live, webhook }
     }
 
+    /// Numbers later events after `last_seq` (a session re-attached after a restart goes on
+    /// from its last recorded event).
+    pub fn resume_after(&self, last_seq: u64) {
+        let mut state = self.state.lock().unwrap();
+        state.last_seq = state.last_seq.max(last_seq);
+    }
+
+    /// The number of the last event (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.state.lock().unwrap().last_seq
+    }
+
+    /// The V1 task events are tagged with.
+    pub fn task_id(&self) -> Option<String> {
+        self.state.lock().unwrap().task_id.clone()
+    }
+
+    /// Where the session's events are POSTed, if anywhere.
+    pub fn callback(&self) -> Option<&Callback> {
+        self.webhook.as_ref().map(|(_, callback)| callback)
+    }
+
     /// Tags later events with the V1 task they belong to.
     pub fn set_task(&self, task_id: Option<String>) {
         self.state.lock().unwrap().task_id = task_id;

@@ -10,6 +10,8 @@
 
 pub mod reaper;
 pub mod registry;
+mod restore;
+pub mod store;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,14 +19,15 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::browser::display::{SessionDisplay, VncAddr};
+use crate::browser::SavedBrowser;
+use crate::browser::display::{SavedDisplay, SessionDisplay, VncAddr};
 use crate::browser::humanize::Humanize;
 use crate::browser::navigation::LoadState;
 use crate::browser::page::PageInfo;
@@ -35,6 +38,8 @@ use crate::live::LiveHub;
 use crate::token::{Grant, LiveMode, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
 
 pub use registry::{CreateOptions, OnOpen, SessionRegistry};
+pub use restore::survivors;
+pub use store::{SessionRecord, SessionStore};
 
 /// A session's id (a UUID v4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
@@ -65,7 +70,7 @@ impl std::fmt::Display for SessionId {
 }
 
 /// Where a session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     Ready,
@@ -153,7 +158,7 @@ pub enum SessionError {
 }
 
 /// How long the steps of a session took, in milliseconds.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Timing {
     pub browser_start_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -193,7 +198,7 @@ pub struct SessionInfo {
 }
 
 /// How to watch (and take over) a session's display.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VncAccess {
     /// The VNC WebSocket (subprotocol `binary`), token included.
     pub ws_url: String,
@@ -209,7 +214,7 @@ pub struct VncAccess {
 }
 
 /// How to watch (and drive) a session's page through the live view (`POST …/live-token`).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LiveAccess {
     /// The live WebSocket (JPEG frames out, input in), token included.
     pub ws_url: String,
@@ -326,6 +331,15 @@ pub struct Session {
     live_clients: AtomicUsize,
     /// The screencast its live viewers share, while one is connected.
     live_hub: Mutex<Weak<LiveHub>>,
+    /// The viewport set at opening (set again on a new DevTools connection).
+    viewport: Option<(u32, u32)>,
+    /// Fires when the browser's current DevTools connection drops (the supervisor reconnects).
+    lost: Mutex<CancellationToken>,
+    /// What the session's record keeps of its browser and display.
+    saved_browser: Mutex<SavedBrowser>,
+    saved_display: Option<SavedDisplay>,
+    /// Where the session's record is written on every change.
+    store: Option<Arc<SessionStore>>,
 }
 
 /// One scope's token generation and the signal that revokes it.
@@ -384,11 +398,15 @@ impl OpGuard {
 
 impl Drop for OpGuard {
     fn drop(&mut self) {
-        self.session.touch();
-        let mut status = self.session.status.lock().unwrap();
-        if status.state == SessionState::Busy {
-            status.state = if status.block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
+        {
+            let mut status = self.session.status.lock().unwrap();
+            status.last_activity = Instant::now();
+            status.last_activity_at = Utc::now();
+            if status.state == SessionState::Busy {
+                status.state = if status.block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
+            }
         }
+        self.session.persist();
     }
 }
 
@@ -420,9 +438,69 @@ impl Session {
 
     /// Records an API call or client activity (resets the idle timer).
     pub fn touch(&self) {
-        let mut status = self.status.lock().unwrap();
-        status.last_activity = Instant::now();
-        status.last_activity_at = Utc::now();
+        {
+            let mut status = self.status.lock().unwrap();
+            status.last_activity = Instant::now();
+            status.last_activity_at = Utc::now();
+        }
+        self.persist();
+    }
+
+    /// Writes the session's record (queued; see `store`). Not once it is closing: its record is
+    /// being removed.
+    pub(crate) fn persist(&self) {
+        if let Some(store) = &self.store
+            && !self.is_closing()
+        {
+            store.put(&self.record());
+        }
+    }
+
+    /// Waits until the session's newest record is committed: a token handed out after this
+    /// still opens the session after a crash.
+    pub async fn saved(&self) {
+        if let Some(store) = &self.store {
+            store.flush().await;
+        }
+    }
+
+    /// Everything a restarted worker needs to re-attach this session.
+    pub(crate) fn record(&self) -> SessionRecord {
+        let generations = self.token_epochs.lock().unwrap().each_ref().map(|e| e.generation);
+        let (vnc, live) = (self.vnc_access(), self.live_access());
+        let browser = self.saved_browser.lock().unwrap().clone();
+        let status = self.status.lock().unwrap();
+        SessionRecord {
+            id: self.id.0,
+            profile_id: self.profile_id.clone(),
+            provider: self.provider.to_string(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            idle_timeout_secs: self.idle_timeout.as_secs(),
+            humanize: self.humanize,
+            metadata: self.metadata.clone(),
+            callback: self.events.callback().map(|c| (c.url.to_string(), c.token.clone())),
+            state: status.state,
+            block: status.block.clone(),
+            current_url: status.current_url.clone(),
+            title: status.title.clone(),
+            timing: status.timing.clone(),
+            load_state: status.load_state,
+            last_activity_at: status.last_activity_at,
+            viewport: self.viewport,
+            browser,
+            display: self.saved_display.clone(),
+            token_generations: generations,
+            vnc,
+            live,
+            last_event: self.events.last_seq(),
+            task_id: self.events.task_id(),
+        }
+    }
+
+    /// The token that fires when the browser's current DevTools connection drops.
+    fn connection_lost(&self) -> CancellationToken {
+        self.lost.lock().unwrap().clone()
     }
 
     /// The browser's DevTools WebSocket endpoint.
@@ -445,12 +523,16 @@ impl Session {
 
     /// Revokes the tokens of one epoch and returns the new generation.
     fn next_generation(&self, index: usize) -> u64 {
-        let mut epochs = self.token_epochs.lock().unwrap();
-        let epoch = &mut epochs[index];
-        epoch.revoked.cancel();
-        epoch.generation += 1;
-        epoch.revoked = CancellationToken::new();
-        epoch.generation
+        let generation = {
+            let mut epochs = self.token_epochs.lock().unwrap();
+            let epoch = &mut epochs[index];
+            epoch.revoked.cancel();
+            epoch.generation += 1;
+            epoch.revoked = CancellationToken::new();
+            epoch.generation
+        };
+        self.persist();
+        generation
     }
 
     /// Mints a live token of `mode` (older tokens of that mode are revoked; the other mode's
@@ -461,6 +543,7 @@ impl Session {
         let access = LiveAccess::new(public_url, self.id, &issuer.mint_live(self.id, mode, generation), mode);
         if mode == LiveMode::Control {
             *self.live.lock().unwrap() = Some(access.clone());
+            self.persist();
         }
         access
     }
@@ -498,6 +581,7 @@ impl Session {
         let shared = self.vnc_addr.as_ref().is_some_and(VncAddr::is_shared);
         let access = VncAccess::new(public_url, self.id, &minted, shared);
         *self.vnc.lock().unwrap() = Some(access.clone());
+        self.persist();
         access
     }
 
@@ -557,21 +641,27 @@ impl Session {
 
     /// Records where the page is now.
     pub fn set_page(&self, url: String, title: String, navigate_ms: Option<u64>) {
-        let mut status = self.status.lock().unwrap();
-        status.current_url = url;
-        status.title = title;
-        if navigate_ms.is_some() {
-            status.timing.navigate_ms = navigate_ms;
+        {
+            let mut status = self.status.lock().unwrap();
+            status.current_url = url;
+            status.title = title;
+            if navigate_ms.is_some() {
+                status.timing.navigate_ms = navigate_ms;
+            }
         }
+        self.persist();
     }
 
     /// Records where a navigation by the worker left the page, and how long it took.
     pub fn navigated(&self, page: &PageInfo, navigate_ms: u64) {
-        let mut status = self.status.lock().unwrap();
-        status.current_url = page.url.clone();
-        status.title = page.title.clone();
-        status.timing.navigate_ms = Some(navigate_ms);
-        status.load_state = page.load_state;
+        {
+            let mut status = self.status.lock().unwrap();
+            status.current_url = page.url.clone();
+            status.title = page.title.clone();
+            status.timing.navigate_ms = Some(navigate_ms);
+            status.load_state = page.load_state;
+        }
+        self.persist();
     }
 
     /// Records the result of block detection; a block keeps the session in `needs_human`.
@@ -584,6 +674,7 @@ impl Session {
             }
             std::mem::replace(&mut status.block, block.clone())
         };
+        self.persist();
         match (&previous, &block) {
             (None, Some(b)) | (Some(_), Some(b)) if previous.as_ref() != Some(b) => {
                 let kind =
@@ -610,6 +701,7 @@ impl Session {
 
     fn set_state(&self, state: SessionState) {
         self.status.lock().unwrap().state = state;
+        self.persist();
     }
 
     fn is_closing(&self) -> bool {

@@ -57,7 +57,9 @@ pub async fn live_token(
 ) -> Result<Json<LiveAccess>, ApiError> {
     let session = app.registry.get(id)?;
     session.touch();
-    Ok(Json(session.mint_live(&app.tokens, request.mode, app.public_url())))
+    let access = session.mint_live(&app.tokens, request.mode, app.public_url());
+    session.saved().await;
+    Ok(Json(access))
 }
 
 /// The session's page, live (WebSocket upgrade): binary JPEG frames and `page`/`error` JSON out,

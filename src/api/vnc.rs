@@ -173,7 +173,9 @@ pub async fn vnc_token(
         return Err(no_display());
     }
     session.touch();
-    Ok(Json(session.mint_vnc(&app.tokens, app.public_url())))
+    let access = session.mint_vnc(&app.tokens, app.public_url());
+    session.saved().await;
+    Ok(Json(access))
 }
 
 /// The viewer: noVNC's RFB client from `/vnc/static/`, connected to `/vnc/{id}` with the

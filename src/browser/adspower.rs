@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use chromiumoxide::Browser;
-use chromiumoxide::handler::HandlerConfig;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, drive_handler};
+use super::{
+    BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, Release, SavedBrowser,
+};
 
 /// How long a `/status` answer is trusted by `/health`.
 const STATUS_TTL: Duration = Duration::from_secs(5);
@@ -249,6 +249,40 @@ async fn watch_liveness(
     }
 }
 
+impl AdsPowerProvider {
+    /// Connects to the profile's running browser at `ws_url` and takes `page`; on failure the
+    /// browser is stopped.
+    async fn connect(&self, user_id: &str, ws_url: String, page: PageOf) -> Result<BrowserHandle, BrowserError> {
+        let started_at = Instant::now();
+        // Fired by closing: ends the liveness poll before `browser/stop`.
+        let closing = CancellationToken::new();
+        let stop: Release = {
+            let client = self.client.clone();
+            let user_id = user_id.to_string();
+            let closing = closing.clone();
+            Box::new(move || {
+                Box::pin(async move {
+                    closing.cancel();
+                    if let Err(e) = client.stop(&user_id).await {
+                        tracing::warn!(error = %e, "AdsPower browser/stop failed");
+                    }
+                })
+            })
+        };
+        let connection = match Connection::open(&ws_url, &page, self.launch_timeout, self.op_timeout).await {
+            Ok(connection) => connection,
+            Err(e) => {
+                stop().await;
+                return Err(e);
+            }
+        };
+        let dead = CancellationToken::new();
+        tokio::spawn(watch_liveness(self.client.clone(), user_id.to_string(), dead.clone(), closing));
+        let start_ms = started_at.elapsed().as_millis() as u64;
+        Ok(BrowserHandle::new(connection, ws_url, dead, Owner::Provider(stop), self.op_timeout, start_ms))
+    }
+}
+
 #[async_trait]
 impl BrowserProvider for AdsPowerProvider {
     fn name(&self) -> &'static str {
@@ -261,75 +295,18 @@ impl BrowserProvider for AdsPowerProvider {
             spec.profile_id.ok_or_else(|| BrowserError::Launch("the adspower provider needs a profile_id".into()))?;
         let started =
             self.client.start(&user_id, self.headless, &["--window-size=1280,900"], self.launch_timeout).await?;
-        // Fired by closing: ends the liveness poll before `browser/stop`.
-        let closing = CancellationToken::new();
-        let stop: super::Release = {
-            let client = self.client.clone();
-            let user_id = user_id.clone();
-            let closing = closing.clone();
-            Box::new(move || {
-                Box::pin(async move {
-                    closing.cancel();
-                    if let Err(e) = client.stop(&user_id).await {
-                        tracing::warn!(error = %e, "AdsPower browser/stop failed");
-                    }
-                })
-            })
-        };
-        let config = HandlerConfig {
-            viewport: None,
-            ignore_https_errors: false,
-            request_timeout: self.op_timeout,
-            ..HandlerConfig::default()
-        };
-        let connect = Browser::connect_with_config(started.ws_puppeteer.clone(), config);
-        let (browser, handler) = match tokio::time::timeout(self.launch_timeout, connect).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                stop().await;
-                return Err(BrowserError::Launch(format!("cannot connect to the profile's DevTools: {e}")));
-            }
-            Err(_) => {
-                stop().await;
-                return Err(BrowserError::Timeout("DevTools connect"));
-            }
-        };
-        let dead = CancellationToken::new();
-        let handler = drive_handler(handler, dead.clone());
-        let confined = match super::confine::confine(&started.ws_puppeteer).await {
-            Ok(task) => task,
-            Err(e) => {
-                handler.abort();
-                stop().await;
-                return Err(e);
-            }
-        };
-        let page = match tokio::time::timeout(self.op_timeout, browser.new_page("about:blank")).await {
-            Ok(Ok(page)) => page,
-            failed => {
-                handler.abort();
-                confined.abort();
-                stop().await;
-                return Err(match failed {
-                    Ok(Err(e)) => BrowserError::Launch(format!("no page: {e}")),
-                    _ => BrowserError::Timeout("first page"),
-                });
-            }
-        };
-        tracing::debug!(debug_port = ?started.debug_port, "connected to an AdsPower browser");
-        tokio::spawn(watch_liveness(self.client.clone(), user_id, dead.clone(), closing));
-        Ok(BrowserHandle {
-            browser,
-            page,
-            handler,
-            confined,
-            _devtools_port: super::protect_devtools(&started.ws_puppeteer),
-            dead,
-            process: None,
-            release: Some(stop),
-            op_timeout: self.op_timeout,
-            ws_url: started.ws_puppeteer,
-            start_ms: started_at.elapsed().as_millis() as u64,
-        })
+        tracing::debug!(debug_port = ?started.debug_port, "connecting to an AdsPower browser");
+        let mut handle = self.connect(&user_id, started.ws_puppeteer, PageOf::New).await?;
+        handle.start_ms = started_at.elapsed().as_millis() as u64;
+        Ok(handle)
+    }
+
+    async fn reattach(&self, saved: &SavedBrowser, profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError> {
+        let user_id = profile_id.ok_or(BrowserError::Disconnected)?;
+        // Still running, and where AdsPower says it is now.
+        let active = self.client.active(user_id).await?.ok_or(BrowserError::Disconnected)?;
+        let mut handle = self.connect(user_id, active.ws_puppeteer, PageOf::Target(saved.page_target.clone())).await?;
+        handle.start_ms = 0;
+        Ok(handle)
     }
 }

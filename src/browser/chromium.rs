@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chromiumoxide::Browser;
-use chromiumoxide::handler::HandlerConfig;
 use tokio_util::sync::CancellationToken;
 
-use super::{BrowserError, BrowserHandle, BrowserProvider, LaunchSpec, drive_handler, process};
+use super::{
+    BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, SavedBrowser, process,
+};
 
 /// Flags every browser gets: headless, no background traffic on a closed network, no first-run UI.
 /// Shared with `make bench` so that the baseline launches the same way.
@@ -53,7 +53,8 @@ pub struct ChromiumProvider {
 }
 
 impl ChromiumProvider {
-    /// Prepares the data dir layout and reaps browsers left by a previous run.
+    /// Prepares the data dir layout (`run`, `tmp`, `profiles`); browsers left by a previous
+    /// run are the caller's to re-attach or reap (`process::reap_orphans`).
     pub fn new(
         executable: PathBuf,
         data_dir: &std::path::Path,
@@ -65,13 +66,6 @@ impl ChromiumProvider {
         let profiles_dir = data_dir.join("profiles");
         for dir in [&run_dir, &tmp_dir, &profiles_dir] {
             std::fs::create_dir_all(dir)?;
-        }
-        let killed = process::reap_orphans(&run_dir);
-        if !killed.is_empty() {
-            tracing::warn!(count = killed.len(), "killed browsers orphaned by a previous run");
-        }
-        for leftover in std::fs::read_dir(&tmp_dir)?.flatten() {
-            let _ = std::fs::remove_dir_all(leftover.path());
         }
         Ok(Self { executable, run_dir, tmp_dir, profiles_dir, launch_timeout, op_timeout, egress_proxy: None })
     }
@@ -131,66 +125,33 @@ impl BrowserProvider for ChromiumProvider {
         let dead = CancellationToken::new();
         let (process, ws_url) =
             process::spawn(command, &self.run_dir, user_data_dir, ephemeral, self.launch_timeout, dead.clone()).await?;
-
-        // No viewport emulation (the window size is the viewport) and certificate errors are not ignored.
-        let config = HandlerConfig {
-            viewport: None,
-            ignore_https_errors: false,
-            request_timeout: self.op_timeout,
-            ..HandlerConfig::default()
-        };
-        let connected =
-            tokio::time::timeout(self.launch_timeout, Browser::connect_with_config(ws_url.clone(), config)).await;
-        let (browser, handler) = match connected {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                process.terminate().await;
-                return Err(BrowserError::Launch(format!("cannot connect to DevTools: {e}")));
-            }
-            Err(_) => {
-                process.terminate().await;
-                return Err(BrowserError::Timeout("DevTools connect"));
-            }
-        };
-        let handler = drive_handler(handler, dead.clone());
-        let confined = match super::confine::confine(&ws_url).await {
-            Ok(task) => task,
+        let connection = match Connection::open(&ws_url, &PageOf::New, self.launch_timeout, self.op_timeout).await {
+            Ok(connection) => connection,
             Err(e) => {
-                handler.abort();
                 process.terminate().await;
                 return Err(e);
             }
         };
-        let page = match first_page(&browser, self.op_timeout).await {
-            Ok(page) => page,
-            Err(e) => {
-                handler.abort();
-                confined.abort();
-                process.terminate().await;
-                return Err(e);
-            }
-        };
-        Ok(BrowserHandle {
-            browser,
-            page,
-            handler,
-            confined,
-            _devtools_port: super::protect_devtools(&ws_url),
-            dead,
-            process: Some(process),
-            release: None,
-            op_timeout: self.op_timeout,
-            ws_url,
-            start_ms: started.elapsed().as_millis() as u64,
-        })
+        let start_ms = started.elapsed().as_millis() as u64;
+        Ok(BrowserHandle::new(connection, ws_url, dead, Owner::Process(process), self.op_timeout, start_ms))
     }
-}
 
-/// Opens the session's page.
-async fn first_page(browser: &Browser, limit: Duration) -> Result<chromiumoxide::Page, BrowserError> {
-    match tokio::time::timeout(limit, browser.new_page("about:blank")).await {
-        Ok(Ok(page)) => Ok(page),
-        Ok(Err(e)) => Err(BrowserError::Launch(format!("no page: {e}"))),
-        Err(_) => Err(BrowserError::Timeout("first page")),
+    async fn reattach(&self, saved: &SavedBrowser, _profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError> {
+        let dead = CancellationToken::new();
+        let process = saved
+            .process
+            .and_then(|id| process::adopt(id, &self.run_dir, saved.temp_dir.clone(), dead.clone()))
+            .ok_or(BrowserError::Disconnected)?;
+        let page = PageOf::Target(saved.page_target.clone());
+        match Connection::open(&saved.ws_url, &page, self.launch_timeout, self.op_timeout).await {
+            Ok(connection) => {
+                let owner = Owner::Process(process);
+                Ok(BrowserHandle::new(connection, saved.ws_url.clone(), dead, owner, self.op_timeout, 0))
+            }
+            Err(e) => {
+                process.terminate().await;
+                Err(e)
+            }
+        }
     }
 }

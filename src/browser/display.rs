@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::process::{self, BrowserProcess, OutputLines};
+use serde::{Deserialize, Serialize};
+
+use super::process::{self, BrowserProcess, ProcessId};
 
 /// Screen size of per-session displays (the browser window fills it).
 pub const SCREEN: (u32, u32) = (1920, 1080);
@@ -67,7 +69,7 @@ fn reserved() -> &'static Mutex<HashSet<u32>> {
 }
 
 /// Where a display's VNC server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VncAddr {
     /// A session's own x11vnc: a Unix socket in the worker's private run dir.
     Unix(PathBuf),
@@ -106,6 +108,25 @@ struct Owned {
     x_started: bool,
     xvfb_pid: i32,
     allocator: Arc<Allocator>,
+    /// Left running for the next worker (handover): nothing is stopped or removed on drop.
+    detached: bool,
+}
+
+/// What a session record keeps of its display, to re-attach it after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedDisplay {
+    pub display: String,
+    pub vnc_addr: VncAddr,
+    /// The session's own Xvfb and x11vnc (per-session mode).
+    pub own: Option<SavedOwn>,
+}
+
+/// A per-session display's number and processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedOwn {
+    pub number: u32,
+    pub xvfb: ProcessId,
+    pub vnc: ProcessId,
 }
 
 impl Displays {
@@ -149,6 +170,54 @@ impl Displays {
                 Err(DisplayError::Failed(failures.join("; ")))
             }
         }
+    }
+}
+
+impl Displays {
+    /// Takes over the display of a session an earlier run of the worker started, if its Xvfb
+    /// and x11vnc still run (they are killed otherwise).
+    pub fn adopt(&self, saved: &SavedDisplay) -> Result<SessionDisplay, DisplayError> {
+        let dead = CancellationToken::new();
+        let Some(own) = &saved.own else {
+            // A shared display belongs to the operator; it is not ours to check.
+            return Ok(SessionDisplay {
+                display: saved.display.clone(),
+                vnc_addr: saved.vnc_addr.clone(),
+                dead,
+                owned: None,
+            });
+        };
+        let Kind::PerSession(allocator) = &self.kind else {
+            return Err(DisplayError::Failed("this worker has no per-session displays".into()));
+        };
+        let VncAddr::Unix(socket) = &saved.vnc_addr else {
+            return Err(DisplayError::Failed("a per-session display without a VNC socket".into()));
+        };
+        reserved().lock().unwrap().insert(own.number);
+        let mut owned = Owned {
+            xvfb: process::adopt(own.xvfb, &allocator.run_dir, None, dead.clone()),
+            vnc: process::adopt(own.vnc, &allocator.run_dir, None, dead.clone()),
+            number: own.number,
+            socket: socket.clone(),
+            x_started: true,
+            xvfb_pid: own.xvfb.pgid,
+            allocator: allocator.clone(),
+            detached: false,
+        };
+        if owned.xvfb.is_none() || owned.vnc.is_none() {
+            // Whatever still runs is killed by `owned`'s drop.
+            for process in [own.xvfb, own.vnc].into_iter().filter(|p| p.alive()) {
+                process::kill_group(process.pgid);
+            }
+            owned.x_started = owned.xvfb.is_some();
+            return Err(DisplayError::NotReady("Xvfb or x11vnc", own.number, "exited while the worker was down"));
+        }
+        Ok(SessionDisplay {
+            display: saved.display.clone(),
+            vnc_addr: saved.vnc_addr.clone(),
+            dead,
+            owned: Some(owned),
+        })
     }
 }
 
@@ -203,6 +272,7 @@ async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay,
         x_started: false,
         xvfb_pid: 0,
         allocator: allocator.clone(),
+        detached: false,
     };
 
     let mut xvfb = process::command(Path::new("Xvfb"), &allocator.run_dir);
@@ -211,7 +281,7 @@ async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay,
         "tcp",
         "-noreset",
     ]);
-    let (process, _) = process::spawn_helper(xvfb, &allocator.run_dir, &display, false, dead.clone())
+    let process = process::spawn_helper(xvfb, &allocator.run_dir, &display, dead.clone())
         .await
         .map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
     let pid = process.pgid();
@@ -250,12 +320,10 @@ async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay,
         "-noipv6",
         "-noxdamage",
     ]);
-    let (process, stdout) = process::spawn_helper(vnc, &allocator.run_dir, &display, true, dead.clone())
+    let process = process::spawn_helper(vnc, &allocator.run_dir, &display, dead.clone())
         .await
         .map_err(|e| DisplayError::Spawn("x11vnc", e.to_string()))?;
     owned.vnc = Some(process);
-    // Keep draining its output (any bytes, to the end) so that x11vnc never blocks on a full pipe.
-    OutputLines::new(stdout.expect("stdout is captured")).drain();
     // Ready when its socket accepts a connection.
     let listening = async {
         while tokio::net::UnixStream::connect(&vnc_socket).await.is_err() {
@@ -278,6 +346,25 @@ impl SessionDisplay {
         self.dead.clone()
     }
 
+    /// What a session record keeps of this display.
+    pub fn saved(&self) -> SavedDisplay {
+        let own = self
+            .owned
+            .as_ref()
+            .and_then(|o| Some(SavedOwn { number: o.number, xvfb: o.xvfb.as_ref()?.id(), vnc: o.vnc.as_ref()?.id() }));
+        SavedDisplay { display: self.display.clone(), vnc_addr: self.vnc_addr.clone(), own }
+    }
+
+    /// Leaves Xvfb and x11vnc running for the next worker (handover at exit).
+    pub fn detach(mut self) {
+        if let Some(mut owned) = self.owned.take() {
+            owned.detached = true;
+            for process in [owned.vnc.take(), owned.xvfb.take()].into_iter().flatten() {
+                process.detach();
+            }
+        }
+    }
+
     /// Stops x11vnc, then Xvfb, reaps them and frees the display number.
     pub async fn stop(mut self) {
         if let Some(mut owned) = self.owned.take() {
@@ -296,6 +383,9 @@ impl Drop for Owned {
     /// Processes not yet terminated are killed by their own `Drop`; the files a killed Xvfb
     /// leaves behind are removed and the reservation is freed.
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         self.vnc.take();
         self.xvfb.take();
         // A lock naming another process belongs to an X server that took the number since.

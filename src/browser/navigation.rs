@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::BrowserError;
 
 /// How far the page had got when the worker handed it over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LoadState {
     /// The `load` event fired: the document and all its sub-resources finished loading.

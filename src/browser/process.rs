@@ -13,7 +13,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -32,10 +31,32 @@ struct PidRecord {
     marker: Option<String>,
 }
 
+/// Who a process is: its pid (the group id, for a group leader) and its start time in clock
+/// ticks since boot (`/proc/<pid>/stat`), so that a recycled pid is never taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pgid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// The identity of the running process `pid`; `None` if there is none.
+    pub fn of(pid: i32) -> Option<Self> {
+        Some(Self { pgid: pid, start_time: stat_of(pid)?.start_time })
+    }
+
+    /// True while this very process runs (not a zombie, not a later process with its pid).
+    pub fn alive(self) -> bool {
+        stat_of(self.pgid).is_some_and(|s| s.start_time == self.start_time && s.state != 'Z')
+    }
+}
+
 /// A running browser process group owned by this worker.
 #[derive(Debug)]
 pub struct BrowserProcess {
     pgid: i32,
+    /// The leader's start time (with `pgid`, its `ProcessId`).
+    start_time: u64,
     /// Cancelled once the group leader has exited and been reaped.
     exited: CancellationToken,
     record: PathBuf,
@@ -85,7 +106,15 @@ pub fn become_subreaper() {
     }
 }
 
-/// Spawns `command` in its own process group, waits for its DevTools URL and supervises it.
+/// Where a browser's standard error goes, in its user-data dir (no pipe: a browser outlives
+/// the worker that started it, and a pipe would die with the worker).
+const STDERR_LOG: &str = "browser-stderr.log";
+/// How often a starting browser's `DevToolsActivePort` file, and an adopted process, are checked.
+const POLL: Duration = Duration::from_millis(25);
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// Spawns `command` (a Chromium with `--remote-debugging-port=0` and `user_data_dir`) in its
+/// own process group, waits for its DevTools URL (from `DevToolsActivePort`) and supervises it.
 /// `dead` is cancelled when the process exits.
 pub async fn spawn(
     mut command: Command,
@@ -95,57 +124,54 @@ pub async fn spawn(
     timeout: Duration,
     dead: CancellationToken,
 ) -> Result<(BrowserProcess, String), BrowserError> {
-    command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let temp_dir = ephemeral.then(|| user_data_dir.clone());
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            if let Some(dir) = &temp_dir {
-                let _ = tokio::fs::remove_dir_all(dir).await;
-            }
-            return Err(BrowserError::Launch(format!("cannot run the browser: {e}")));
+    let cleanup = |e: String| {
+        if let Some(dir) = &temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
+        BrowserError::Launch(e)
     };
+    // A persistent profile keeps the file of its previous run.
+    let port_file = user_data_dir.join("DevToolsActivePort");
+    let _ = std::fs::remove_file(&port_file);
+    let log_path = user_data_dir.join(STDERR_LOG);
+    let log = std::fs::File::create(&log_path).map_err(|e| cleanup(format!("cannot create {STDERR_LOG}: {e}")))?;
+    command.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    let mut child = command.spawn().map_err(|e| cleanup(format!("cannot run the browser: {e}")))?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
     let exited = CancellationToken::new();
+    let start_time = stat_of(pgid).map_or(0, |s| s.start_time);
     // Made before the first await, so that a cancelled launch kills the whole group (`Drop`).
-    let process = BrowserProcess { pgid, exited: exited.clone(), record, temp_dir, terminated: false };
+    let process = BrowserProcess { pgid, start_time, exited: exited.clone(), record, temp_dir, terminated: false };
     write_record(&process.record, &PidRecord { pgid, user_data_dir, marker: None }).await;
-
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = OutputLines::new(stderr);
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(timeout, async {
-        while let Some(line) = lines.next_line().await {
-            if let Some((_, ws)) = line.rsplit_once("listening on ")
-                && ws.starts_with("ws")
-            {
-                return Some(ws.trim().to_string());
-            }
-            if seen.len() < 20 {
-                seen.push(line);
-            }
-        }
-        None
-    })
-    .await;
-
     let watcher_exit = exited.clone();
     tokio::spawn(async move {
         let _ = child.wait().await;
         watcher_exit.cancel();
         dead.cancel();
     });
-    match found {
-        Ok(Some(ws_url)) => {
-            // Keep draining stderr so that Chromium never blocks on a full pipe.
-            lines.drain();
-            Ok((process, ws_url))
+
+    let found = tokio::time::timeout(timeout, async {
+        loop {
+            if let Some(ws_url) = devtools_url(&port_file) {
+                return Some(ws_url);
+            }
+            tokio::select! {
+                _ = exited.cancelled() => return devtools_url(&port_file),
+                _ = tokio::time::sleep(POLL) => {}
+            }
         }
+    })
+    .await;
+    match found {
+        Ok(Some(ws_url)) => Ok((process, ws_url)),
         Ok(None) => {
+            let output = std::fs::read(&log_path).unwrap_or_default();
+            let output = String::from_utf8_lossy(&output);
+            let lines: Vec<&str> = output.lines().take(20).collect();
             process.terminate().await;
-            Err(BrowserError::Launch(format!("the browser exited during start-up: {}", seen.join(" | "))))
+            Err(BrowserError::Launch(format!("the browser exited during start-up: {}", lines.join(" | "))))
         }
         Err(_) => {
             process.terminate().await;
@@ -154,61 +180,58 @@ pub async fn spawn(
     }
 }
 
-/// A child's output read line by line as bytes: a line that is not UTF-8 is decoded lossily
-/// instead of ending the read (`AsyncBufReadExt::lines` fails on it, and a reader that stops
-/// closes the pipe: the child dies of SIGPIPE or loses its output).
-pub struct OutputLines<R> {
-    reader: BufReader<R>,
-    line: Vec<u8>,
+/// The DevTools URL a Chromium wrote to `DevToolsActivePort` ("PORT\n/devtools/browser/ID"),
+/// once the file is complete.
+fn devtools_url(port_file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(port_file).ok()?;
+    let mut lines = text.lines();
+    let port: u16 = lines.next()?.trim().parse().ok()?;
+    let path = lines.next()?.trim();
+    path.starts_with("/devtools/browser/").then(|| format!("ws://127.0.0.1:{port}{path}"))
 }
 
-impl<R: AsyncRead + Unpin + Send + 'static> OutputLines<R> {
-    /// Reads `output` (a child's piped stdout or stderr).
-    pub fn new(output: R) -> Self {
-        Self { reader: BufReader::new(output), line: Vec::new() }
+/// Takes over a process group an earlier run of the worker started (a session re-attached
+/// after a restart): `None` unless its leader is still the recorded process. The worker is not
+/// its parent, so exit is noticed by watching `/proc` (`dead` fires then); `terminate` kills
+/// and waits for it as for a child. The pid record in `run_dir` is kept and removed as usual.
+pub fn adopt(
+    id: ProcessId,
+    run_dir: &Path,
+    temp_dir: Option<PathBuf>,
+    dead: CancellationToken,
+) -> Option<BrowserProcess> {
+    if !id.alive() {
+        return None;
     }
-
-    /// The next line without its line ending, lossily decoded; `None` at the end of the output
-    /// or on a read error.
-    pub async fn next_line(&mut self) -> Option<String> {
-        self.line.clear();
-        match self.reader.read_until(b'\n', &mut self.line).await {
-            Ok(0) | Err(_) => None,
-            Ok(_) => {
-                let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                Some(String::from_utf8_lossy(line).into_owned())
-            }
+    let exited = CancellationToken::new();
+    let watcher_exit = exited.clone();
+    tokio::spawn(async move {
+        while id.alive() {
+            tokio::time::sleep(WATCH_EVERY).await;
         }
-    }
-
-    /// Reads and discards the rest of the output, whatever its bytes, until the child closes it
-    /// (or reading fails), so that the child never blocks on a full pipe. The task ends with the
-    /// number of bytes drained.
-    pub fn drain(self) -> tokio::task::JoinHandle<u64> {
-        let mut reader = self.reader;
-        tokio::spawn(async move { tokio::io::copy_buf(&mut reader, &mut tokio::io::sink()).await.unwrap_or(0) })
-    }
+        watcher_exit.cancel();
+        dead.cancel();
+    });
+    let record = run_dir.join(format!("{}.json", id.pgid));
+    Some(BrowserProcess { pgid: id.pgid, start_time: id.start_time, exited, record, temp_dir, terminated: false })
 }
 
 /// Spawns a helper process (Xvfb, x11vnc) in its own process group with a pid record, so that it
-/// is killed and reaped like a browser (and reaped at start-up if the worker was killed).
+/// is killed and reaped like a browser (and reaped at start-up if its session has no record).
 /// `marker` is an argument of its command line that identifies it; `dead` fires when it exits.
-/// With `capture_stdout`, its standard output is returned for the caller to read.
+/// Its output goes nowhere: a pipe would die with the worker, and the helper with it.
 pub async fn spawn_helper(
     mut command: Command,
     run_dir: &Path,
     marker: &str,
-    capture_stdout: bool,
     dead: CancellationToken,
-) -> std::io::Result<(BrowserProcess, Option<tokio::process::ChildStdout>)> {
-    let stdout = if capture_stdout { Stdio::piped() } else { Stdio::null() };
-    command.process_group(0).kill_on_drop(true).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null());
+) -> std::io::Result<BrowserProcess> {
+    command.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = command.spawn()?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
+    let start_time = stat_of(pgid).map_or(0, |s| s.start_time);
     let record = run_dir.join(format!("{pgid}.json"));
     let exited = CancellationToken::new();
-    let stdout = child.stdout.take();
     let watcher_exit = exited.clone();
     tokio::spawn(async move {
         let _ = child.wait().await;
@@ -216,10 +239,10 @@ pub async fn spawn_helper(
         dead.cancel();
     });
     // The process (whose `Drop` kills the group) exists before the first await.
-    let process = BrowserProcess { pgid, exited, record, temp_dir: None, terminated: false };
+    let process = BrowserProcess { pgid, start_time, exited, record, temp_dir: None, terminated: false };
     write_record(&process.record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) })
         .await;
-    Ok((process, stdout))
+    Ok(process)
 }
 
 /// Writes a pid record (best effort: without it only the start-up reaping of orphans is lost).
@@ -232,6 +255,22 @@ async fn write_record(path: &Path, record: &PidRecord) {
 impl BrowserProcess {
     pub fn pgid(&self) -> i32 {
         self.pgid
+    }
+
+    /// The group leader's identity, for a session record.
+    pub fn id(&self) -> ProcessId {
+        ProcessId { pgid: self.pgid, start_time: self.start_time }
+    }
+
+    /// The ephemeral user-data dir removed with the group, if any.
+    pub fn temp_dir(&self) -> Option<&Path> {
+        self.temp_dir.as_deref()
+    }
+
+    /// Leaves the group running, its pid record and temp dir in place, for the next worker
+    /// (handover at exit): nothing is killed or removed when it drops.
+    pub fn detach(mut self) {
+        self.terminated = true;
     }
 
     /// Waits up to `limit` for the group leader to exit on its own.
@@ -304,25 +343,31 @@ struct ProcStat {
     ppid: i32,
     pgrp: i32,
     comm: String,
+    /// Clock ticks after boot when the process started (field 22).
+    start_time: u64,
+}
+
+/// `/proc/<pid>/stat` of one process.
+fn stat_of(pid: i32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
+    let close = stat.rfind(')')?;
+    let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
+    let fields: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+    // Fields after comm start at 3 (state); start time is field 22.
+    Some(ProcStat {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        comm,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
 }
 
 fn proc_stats() -> Vec<ProcStat> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // "pid (comm) state ppid pgrp …": comm may hold spaces, so split after the last ')'.
-            let close = stat.rfind(')')?;
-            let comm = stat.get(stat.find('(')? + 1..close)?.to_string();
-            let mut fields = stat[close + 2..].split_whitespace();
-            let state = fields.next()?.chars().next()?;
-            let ppid = fields.next()?.parse().ok()?;
-            let pgrp = fields.next()?.parse().ok()?;
-            Some(ProcStat { pid, state, ppid, pgrp, comm })
-        })
-        .collect()
+    entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).filter_map(stat_of).collect()
 }
 
 /// How often, and how far apart, a dying group is checked (about 2 s in all).
@@ -338,7 +383,9 @@ fn reap_pass(pgid: i32, with_leader: bool) -> bool {
     for member in members.iter().filter(|p| p.ppid == me && (with_leader || p.pid != pgid)) {
         let _ = waitpid(Pid::from_raw(member.pid), Some(WaitPidFlag::WNOHANG));
     }
-    members.is_empty()
+    // Members of an adopted group (a session re-attached after a restart) are not our children:
+    // their zombies are their parent's to reap.
+    members.iter().all(|p| p.state == 'Z' && p.ppid != me)
 }
 
 /// Runs a `/proc` scan (`proc_stats` reads a file per process) on a blocking thread, off the
@@ -381,10 +428,11 @@ pub async fn reap_crash_handlers() {
 }
 
 /// Kills browsers recorded by a previous run of the worker that are still alive, and removes
-/// their records. Nothing a record names is deleted: a record is only a file, and a file in
-/// `run/` may not be the worker's own (the caller clears `<data_dir>/tmp`, where every
-/// ephemeral dir lives). Returns the process groups that were killed.
-pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
+/// their records, except the groups in `keep` (those of sessions being re-attached). Nothing a
+/// record names is deleted: a record is only a file, and a file in `run/` may not be the
+/// worker's own (the caller clears `<data_dir>/tmp`, where every ephemeral dir lives). Returns
+/// the process groups that were killed.
+pub fn reap_orphans(run_dir: &Path, keep: &std::collections::HashSet<i32>) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return Vec::new() };
     let stats = proc_stats();
     let mut killed = Vec::new();
@@ -394,6 +442,9 @@ pub fn reap_orphans(run_dir: &Path) -> Vec<i32> {
             let _ = std::fs::remove_file(&path);
             continue;
         };
+        if keep.contains(&record.pgid) {
+            continue;
+        }
         let marker =
             record.marker.clone().unwrap_or_else(|| format!("--user-data-dir={}", record.user_data_dir.display()));
         // Only kill a group whose members still carry our user-data dir (pids get reused).
@@ -444,56 +495,53 @@ fn remove_x_lock(marker: Option<&str>, pid: i32) {
 mod tests {
     use super::*;
 
-    /// A fake browser: a shell script whose output all goes to stderr, as Chromium's does.
+    /// A fake browser: a shell script in `dir` (its user-data dir).
     fn fake_browser(script: &str) -> Command {
         let mut command = Command::new("/bin/sh");
-        command.arg("-c").arg(format!("exec >&2; {script}"));
+        command.arg("-c").arg(script);
         command
     }
 
-    /// 4 MB of lines of invalid UTF-8: far more than a pipe holds. A reader that stops early
-    /// closes the pipe: the writer dies of SIGPIPE (or, ignoring it, loses its output to EPIPE).
-    const FLOOD: &str = "yes \"$(printf 'x\\377\\376')\" | head -c 4000000";
-    const DEVTOOLS: &str = "printf 'DevTools listening on ws://127.0.0.1:9/devtools/browser/x\\n'";
-
     #[tokio::test]
-    async fn non_utf8_output_neither_hides_the_devtools_url_nor_stops_the_drain() {
-        let cases = [
-            ("a bad line before the URL", format!("printf 'bad \\377 line\\n'; {DEVTOOLS}")),
-            ("bad bytes only after the URL", DEVTOOLS.to_string()),
-        ];
-        for (case, start) in cases {
-            let run_dir = tempfile::tempdir().unwrap();
-            let written = run_dir.path().join("written");
-            // The fake leaves `written` behind only if all of its output was taken.
-            let script = format!("{start}; {FLOOD} && : > '{}'", written.display());
-            let dead = CancellationToken::new();
-            let limit = Duration::from_secs(30);
-            let spawned =
-                spawn(fake_browser(&script), run_dir.path(), PathBuf::new(), false, limit, dead.clone()).await;
-            let (process, ws_url) = spawned.unwrap_or_else(|e| panic!("{case}: {e}"));
-            assert_eq!(ws_url, "ws://127.0.0.1:9/devtools/browser/x", "{case}");
-            // The limit only keeps a regression (a writer blocked on a full pipe) from hanging
-            // the suite.
-            let exited = tokio::time::timeout(Duration::from_secs(120), dead.cancelled()).await;
-            assert!(exited.is_ok(), "{case}: the fake browser is still blocked on its stderr");
-            assert!(written.exists(), "{case}: the fake browser's stderr was not read to the end");
-            process.terminate().await;
-        }
+    async fn the_devtools_url_comes_from_the_port_file_and_start_up_errors_from_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let udd = dir.path().to_path_buf();
+        let limit = Duration::from_secs(20);
+        // Written in two steps, as a slow writer would: a half-written file is not taken.
+        let script = format!(
+            "printf '9' > '{0}/DevToolsActivePort'; sleep 0.2; printf '9\\n/devtools/browser/x' > '{0}/DevToolsActivePort'; exec sleep 30",
+            udd.display()
+        );
+        let dead = CancellationToken::new();
+        let (process, ws_url) =
+            spawn(fake_browser(&script), dir.path(), udd.clone(), false, limit, dead.clone()).await.unwrap();
+        assert_eq!(ws_url, "ws://127.0.0.1:9/devtools/browser/x");
+        assert!(process.id().alive());
+        let id = process.id();
+        process.terminate().await;
+        assert!(!id.alive() && dead.is_cancelled());
+
+        let failing = "echo 'no display' >&2; exit 1";
+        let error = spawn(fake_browser(failing), dir.path(), udd, false, limit, CancellationToken::new()).await;
+        let Err(error) = error else { panic!("a browser that exits without a port fails") };
+        let error = error.to_string();
+        assert!(error.contains("exited during start-up: no display"), "{error}");
     }
 
     #[tokio::test]
-    async fn helper_output_is_read_past_invalid_utf8_to_the_end() {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(format!("printf 'x11vnc \\377\\376\\r\\nPORT=5910\\n'; {FLOOD}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = OutputLines::new(child.stdout.take().unwrap());
-        assert_eq!(lines.next_line().await.as_deref(), Some("x11vnc \u{fffd}\u{fffd}"));
-        assert_eq!(lines.next_line().await.as_deref(), Some("PORT=5910"));
-        assert_eq!(lines.drain().await.unwrap(), 4_000_000, "every byte after the PORT line is drained");
-        assert!(child.wait().await.unwrap().success());
+    async fn an_adopted_group_is_watched_and_killed_and_a_recycled_pid_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
+        let id = ProcessId::of(child.id().unwrap() as i32).unwrap();
+        let stranger = ProcessId { start_time: id.start_time + 1, ..id };
+        assert!(adopt(stranger, dir.path(), None, CancellationToken::new()).is_none(), "another start time");
+
+        let dead = CancellationToken::new();
+        let adopted = adopt(id, dir.path(), None, dead.clone()).expect("the live group is adopted");
+        kill_group(id.pgid);
+        child.wait().await.unwrap();
+        let noticed = tokio::time::timeout(Duration::from_secs(10), dead.cancelled()).await;
+        assert!(noticed.is_ok(), "the exit of an adopted process is noticed");
+        adopted.terminate().await;
     }
 }

@@ -39,10 +39,10 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Starts the proxy on an ephemeral loopback port; it stops accepting when `stop` fires.
-/// Must run inside a Tokio runtime.
-pub fn start(policy: EgressPolicy, stop: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+/// Starts the proxy on loopback port `port` (0: an ephemeral one); it stops accepting when
+/// `stop` fires. Must run inside a Tokio runtime.
+pub fn start(policy: EgressPolicy, port: u16, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))?;
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
@@ -218,9 +218,10 @@ mod tests {
         let other = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let stop = CancellationToken::new();
         let policy = EgressPolicy { allow_private: false, allow: std::sync::Arc::from([listed]) };
-        let proxy = start(policy, stop.clone()).unwrap();
+        let proxy = start(policy, 0, stop.clone()).unwrap();
         // With private (and so loopback) egress allowed, the worker's own ports stay refused.
-        let open = start(EgressPolicy { allow_private: true, allow: std::sync::Arc::from([]) }, stop.clone()).unwrap();
+        let open =
+            start(EgressPolicy { allow_private: true, allow: std::sync::Arc::from([]) }, 0, stop.clone()).unwrap();
         let own = format!("GET http://{open}/ HTTP/1.1\r\nHost: {open}\r\n\r\n");
         assert!(status_line(open, &own).await.contains("403"), "the proxy reached itself");
 

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
-use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, Status, Timing};
+use super::{CloseReason, OpGuard, Session, SessionError, SessionId, SessionState, SessionStore, Status, Timing};
 use crate::breaker::Breaker;
-use crate::browser::display::Displays;
+use crate::browser::BrowserHandle;
+use crate::browser::display::{Displays, SessionDisplay};
 use crate::browser::humanize::Humanize;
 use crate::browser::pool::WarmPool;
 use crate::browser::{BrowserError, BrowserProvider, LaunchSpec};
@@ -85,28 +86,30 @@ struct Tombstone {
 
 /// All sessions of this worker.
 pub struct SessionRegistry {
-    provider: Arc<dyn BrowserProvider>,
+    pub(super) provider: Arc<dyn BrowserProvider>,
     /// Per-profile circuit breakers: checked before a profile opens, fed by blocks and failures.
     breaker: Arc<Breaker>,
     pool: Option<Arc<WarmPool>>,
-    open: DashMap<SessionId, Arc<Session>>,
+    pub(super) open: DashMap<SessionId, Arc<Session>>,
     /// Ended sessions, oldest first in the queue; a std mutex, never held across an await.
     closed: Mutex<(HashMap<SessionId, Tombstone>, VecDeque<SessionId>)>,
     /// profile id → the open session using it.
-    profiles: DashMap<String, SessionId>,
-    capacity: Arc<Semaphore>,
+    pub(super) profiles: DashMap<String, SessionId>,
+    pub(super) capacity: Arc<Semaphore>,
     max_sessions: usize,
     idle_timeout: Duration,
     max_lifetime: Duration,
     /// Parent of each session's own file dir (downloaded resumes), `<data_dir>/tmp`.
-    files_root: PathBuf,
+    pub(super) files_root: PathBuf,
     /// Delivers the webhooks of sessions with a callback.
-    notifier: Option<Arc<Notifier>>,
+    pub(super) notifier: Option<Arc<Notifier>>,
     /// Supervisor tasks (one per session, watching for a dead browser).
     tracker: TaskTracker,
-    shutting_down: AtomicBool,
+    pub(super) shutting_down: AtomicBool,
     /// Where displays come from; `None`: sessions are headless only.
-    displays: Option<Arc<Displays>>,
+    pub(super) displays: Option<Arc<Displays>>,
+    /// Where sessions' records are kept for a restarted worker.
+    pub(super) store: Option<Arc<SessionStore>>,
 }
 
 /// Releases a profile claim if session creation does not finish (error or cancelled request).
@@ -164,7 +167,19 @@ impl SessionRegistry {
             tracker,
             shutting_down: AtomicBool::new(false),
             displays: None,
+            store: None,
         }
+    }
+
+    /// Keeps every session's record in `store` (SPEC §3.8).
+    pub fn with_store(mut self, store: Arc<SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The session store, if sessions are recorded.
+    pub fn store(&self) -> Option<&Arc<SessionStore>> {
+        self.store.as_ref()
     }
 
     /// Runs `work` as a task the shutdown drain waits for (closes, creates and tasks that must
@@ -323,19 +338,16 @@ impl SessionRegistry {
 
         let now = Utc::now();
         let lifetime = chrono::Duration::from_std(self.max_lifetime).unwrap_or(chrono::Duration::MAX);
-        let session = Arc::new(Session {
+        let session = self.assemble(Opening {
             id,
             profile_id: options.profile_id,
-            provider: self.provider.name(),
             created_at: now,
             expires_at: now + lifetime,
-            deadline: Instant::now() + self.max_lifetime,
             idle_timeout: options.idle_timeout.unwrap_or(self.idle_timeout),
             humanize: options.humanize,
-            files_dir: self.files_root.join(format!("files-{id}")),
-            events: EventLog::new(id, options.callback.zip(self.notifier.clone()).map(|(c, n)| (n, c))),
             metadata: options.metadata,
-            status: Mutex::new(Status {
+            callback: options.callback,
+            status: Status {
                 state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },
                 last_activity: Instant::now(),
                 last_activity_at: now,
@@ -344,24 +356,11 @@ impl SessionRegistry {
                 timing,
                 load_state: page.load_state,
                 block,
-            }),
-            pgid: handle.pgid(),
-            dead: handle.dead(),
-            cdp_endpoint: handle.ws_url().to_string(),
-            vnc_addr: display.as_ref().map(|d| d.vnc_addr.clone()),
-            display_dead: display.as_ref().map(|d| d.dead()).unwrap_or_default(),
-            display: Mutex::new(display),
-            vnc: Mutex::new(None),
-            live: Mutex::new(None),
-            token_epochs: Mutex::new(Default::default()),
-            attached: Default::default(),
-            live_clients: Default::default(),
-            live_hub: Mutex::new(Weak::new()),
-            page_target: handle.target_id(),
-            browser: Arc::new(tokio::sync::Mutex::new(Some(handle))),
-            closing: AtomicBool::new(false),
-            ended: CancellationToken::new(),
-            permit: Mutex::new(Some(permit)),
+            },
+            viewport: options.viewport,
+            handle,
+            display,
+            permit: Some(permit),
         });
         let task_id = session.metadata.get("task_id").and_then(Value::as_str).map(str::to_string);
         session.events.set_task(task_id);
@@ -378,6 +377,9 @@ impl SessionRegistry {
             session.events.emit("captcha_detected", Value::Object(data));
         }
         self.supervise(session.clone());
+        session.persist();
+        // The caller learns the id only once a restart would find it.
+        session.saved().await;
         if self.shutting_down.load(Ordering::SeqCst) {
             // Shutdown began while this browser was starting and did not see the session.
             let _ = self.close(id, CloseReason::Shutdown).await;
@@ -401,25 +403,83 @@ impl SessionRegistry {
         Ok(ProfileClaim { registry: self, profile_id })
     }
 
-    /// Watches the browser until the session ends: if it dies first, the session fails.
-    fn supervise(self: &Arc<Self>, session: Arc<Session>) {
+    /// A session object for a browser that is open (new, or re-attached after a restart).
+    pub(super) fn assemble(&self, o: Opening) -> Arc<Session> {
+        let remaining = (o.expires_at - Utc::now()).to_std().unwrap_or_default();
+        let callback = o.callback.zip(self.notifier.clone()).map(|(c, n)| (n, c));
+        let saved_display = o.display.as_ref().map(SessionDisplay::saved);
+        Arc::new(Session {
+            id: o.id,
+            profile_id: o.profile_id,
+            provider: self.provider.name(),
+            created_at: o.created_at,
+            expires_at: o.expires_at,
+            deadline: Instant::now() + remaining,
+            idle_timeout: o.idle_timeout,
+            humanize: o.humanize,
+            files_dir: self.files_root.join(format!("files-{}", o.id)),
+            events: EventLog::new(o.id, callback),
+            metadata: o.metadata,
+            status: Mutex::new(o.status),
+            pgid: o.handle.pgid(),
+            dead: o.handle.dead(),
+            lost: Mutex::new(o.handle.lost()),
+            saved_browser: Mutex::new(o.handle.saved()),
+            saved_display,
+            cdp_endpoint: o.handle.ws_url().to_string(),
+            vnc_addr: o.display.as_ref().map(|d| d.vnc_addr.clone()),
+            display_dead: o.display.as_ref().map(|d| d.dead()).unwrap_or_default(),
+            display: Mutex::new(o.display),
+            vnc: Mutex::new(None),
+            live: Mutex::new(None),
+            token_epochs: Mutex::new(Default::default()),
+            attached: Default::default(),
+            live_clients: Default::default(),
+            live_hub: Mutex::new(Weak::new()),
+            page_target: o.handle.target_id(),
+            viewport: o.viewport,
+            browser: Arc::new(tokio::sync::Mutex::new(Some(o.handle))),
+            closing: AtomicBool::new(false),
+            ended: CancellationToken::new(),
+            permit: Mutex::new(o.permit),
+            store: self.store.clone(),
+        })
+    }
+
+    /// Watches the browser until the session ends: if it dies first, the session fails. A
+    /// DevTools connection that drops while the browser runs is made again first.
+    pub(super) fn supervise(self: &Arc<Self>, session: Arc<Session>) {
         let registry = self.clone();
         self.tracker.spawn(async move {
-            tokio::select! {
-                _ = session.ended.cancelled() => {}
-                _ = session.display_dead.cancelled() => {
-                    if !session.is_closing() {
-                        tracing::warn!(session_id = %session.id, "display (Xvfb or x11vnc) died; session failed");
-                        let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+            loop {
+                let lost = session.connection_lost();
+                tokio::select! {
+                    _ = session.ended.cancelled() => return,
+                    _ = session.display_dead.cancelled() => {
+                        if !session.is_closing() {
+                            tracing::warn!(session_id = %session.id, "display (Xvfb or x11vnc) died; session failed");
+                            let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                        }
+                        return;
+                    }
+                    _ = session.dead.cancelled() => break,
+                    _ = lost.cancelled() => {
+                        if !session.is_closing() && reconnect(&session).await {
+                            continue;
+                        }
+                        if session.is_closing() {
+                            // Closing dropped the connection; the close ends the session.
+                            session.ended.cancelled().await;
+                            return;
+                        }
+                        break;
                     }
                 }
-                _ = session.dead.cancelled() => {
-                    if !session.is_closing() {
-                        tracing::warn!(session_id = %session.id, "browser died; session failed");
-                        let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
-                        registry.profile_failed(session.profile_id.as_deref(), &BrowserError::Disconnected).await;
-                    }
-                }
+            }
+            if !session.is_closing() {
+                tracing::warn!(session_id = %session.id, "browser died; session failed");
+                let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
+                registry.profile_failed(session.profile_id.as_deref(), &BrowserError::Disconnected).await;
             }
         });
     }
@@ -537,18 +597,12 @@ impl SessionRegistry {
 
         let state = reason.final_state();
         session.set_state(state);
-        {
-            let mut closed = self.closed.lock().unwrap();
-            closed.0.insert(id, Tombstone { state, reason });
-            closed.1.push_back(id);
-            while closed.1.len() > TOMBSTONES {
-                if let Some(old) = closed.1.pop_front() {
-                    closed.0.remove(&old);
-                }
-            }
-        }
+        self.tombstone(id, state, reason);
         if let Some(profile) = &session.profile_id {
             self.profiles.remove_if(profile, |_, holder| *holder == id);
+        }
+        if let Some(store) = &self.store {
+            store.remove(id.0);
         }
         self.open.remove(&id);
         session.permit.lock().unwrap().take();
@@ -561,6 +615,23 @@ impl SessionRegistry {
         tracing::info!(session_id = %id, reason = reason.as_str(), "session closed");
         let duration_ms = (Utc::now() - session.created_at).num_milliseconds().max(0) as u64;
         Ok(ClosedSession { session_id: id, state, reason, duration_ms, artifacts: Vec::new() })
+    }
+
+    /// Remembers why a session ended (for 410 answers).
+    pub(super) fn tombstone(&self, id: SessionId, state: SessionState, reason: CloseReason) {
+        let mut closed = self.closed.lock().unwrap();
+        closed.0.insert(id, Tombstone { state, reason });
+        closed.1.push_back(id);
+        while closed.1.len() > TOMBSTONES {
+            if let Some(old) = closed.1.pop_front() {
+                closed.0.remove(&old);
+            }
+        }
+    }
+
+    /// The pid records' dir (`<data_dir>/run`, next to the sessions' files dir).
+    pub(super) fn run_dir(&self) -> PathBuf {
+        self.files_root.with_file_name("run")
     }
 
     /// Sessions the reaper should close now, with the reason.
@@ -595,4 +666,56 @@ impl SessionRegistry {
             session.display.lock().unwrap().take();
         }
     }
+}
+
+/// What a new or re-attached session starts with (`SessionRegistry::assemble`).
+pub(super) struct Opening {
+    pub id: SessionId,
+    pub profile_id: Option<String>,
+    pub created_at: chrono::DateTime<Utc>,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub idle_timeout: Duration,
+    pub humanize: Humanize,
+    pub metadata: Map<String, Value>,
+    pub callback: Option<Callback>,
+    pub status: Status,
+    pub viewport: Option<(u32, u32)>,
+    pub handle: BrowserHandle,
+    pub display: Option<SessionDisplay>,
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Connects again to the browser of a session whose DevTools connection dropped; false if the
+/// browser is gone (or will not answer). Waits for a running operation, which fails fast on
+/// the dropped connection.
+async fn reconnect(session: &Session) -> bool {
+    let mut slot = session.browser.lock().await;
+    let Some(handle) = slot.as_mut() else { return false };
+    if !handle.lost().is_cancelled() {
+        return true;
+    }
+    for attempt in 1..=3u32 {
+        match handle.reconnect().await {
+            Ok(()) => {
+                if let Some((width, height)) = session.viewport {
+                    let _ = handle.set_viewport(width, height).await;
+                }
+                *session.lost.lock().unwrap() = handle.lost();
+                *session.saved_browser.lock().unwrap() = handle.saved();
+                tracing::info!(session_id = %session.id, "DevTools connection lost and made again");
+                drop(slot);
+                session.persist();
+                return true;
+            }
+            Err(e) if handle.dead().is_cancelled() => {
+                tracing::debug!(error = %e, "the browser is gone");
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(session_id = %session.id, attempt, error = %e, "DevTools reconnect failed");
+                tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+            }
+        }
+    }
+    false
 }

@@ -49,7 +49,7 @@ async fn sigterm_closes_every_session_and_exits_0() {
 }
 
 #[tokio::test]
-async fn a_restart_reaps_browsers_orphaned_by_kill_9() {
+async fn a_restart_without_session_records_reaps_orphaned_browsers() {
     let data = tempfile::tempdir().unwrap();
     let mut worker = WorkerProcess::spawn(data.path(), &[]).await;
     worker.create().await;
@@ -57,6 +57,8 @@ async fn a_restart_reaps_browsers_orphaned_by_kill_9() {
     kill(Pid::from_raw(worker.child.id().unwrap() as i32), Signal::SIGKILL).unwrap();
     worker.child.wait().await.unwrap();
     assert!(!group_members(orphan.pgid).is_empty(), "the orphan outlives the killed worker");
+    // Without its session record, nothing is re-attached: the processes are orphans.
+    std::fs::remove_file(data.path().join("sessions.redb")).unwrap();
 
     let restarted = WorkerProcess::spawn(data.path(), &[]).await;
     let gone = eventually(Duration::from_secs(5), || {

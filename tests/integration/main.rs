@@ -24,6 +24,7 @@ mod openapi;
 mod profiles;
 mod readiness;
 mod readme;
+mod restart;
 mod sessions;
 mod takeover;
 mod tasks;

@@ -431,7 +431,15 @@ impl WorkerProcess {
         })
         .await
         .expect("worker starts listening");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // `BW_TEST_WORKER_LOG=1` shows what the worker logs after it listens.
+        let show = std::env::var_os("BW_TEST_WORKER_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if show {
+                    eprintln!("[worker] {line}");
+                }
+            }
+        });
         Self { child, base: format!("http://{addr}") }
     }
 
