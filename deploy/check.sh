@@ -6,8 +6,12 @@
 #     minimal one, with self-signed test certificates made by openssl
 #   - the site against api-spec/openapi.json: every route reaches the worker, the CDP and event
 #     routes through their WebSocket/SSE locations, /vnc/ and /live/ through their WebSocket locations
-#   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml (with the example inventory),
-#     and its settings template rendered by Ansible in both layouts (Chromium, AdsPower)
+#   - the worker's unit hands sessions over on stop/restart (SPEC §3.8): KillMode=process,
+#     BW_HANDOVER=true, no PrivateTmp (recreated on each start), /tmp writable, no RemoveIPC
+#   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml and upgrade.yml (with the
+#     example inventory), and the settings template rendered by Ansible in both layouts
+#   - upgrade.yml run against a fake worker and a fake systemctl (deploy/tests/upgrade-test.sh):
+#     drain, swap, restart, sessions back, undrain, and its refusals and failure messages
 #   - make -C deploy install into a scratch DESTDIR
 #   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys
 #   - shellcheck: every *.sh under deploy/ and scripts/
@@ -76,6 +80,39 @@ for unit in "$deploy"/systemd/*.service "$deploy"/systemd/*.timer; do units+=("$
 if ! out="$(cd "$sysroot/etc/systemd/system" && systemd-analyze verify --man=no --generators=no \
   --root="$sysroot" "${units[@]}" 2>&1)" || [ -n "$out" ]; then
   fail "systemd-analyze verify:"
+  printf '%s\n' "$out" >&2
+fi
+
+# Sessions survive a stop or restart of the unit only with these settings (see the unit's header).
+step "deploy/systemd/browser-worker.service hands sessions over"
+if ! out="$(/usr/bin/python3 - "$deploy/systemd/browser-worker.service" 2>&1 <<'EOF'
+import sys
+service, section = {}, None
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("["):
+        section = line
+    elif section == "[Service]" and "=" in line and not line.startswith("#"):
+        key, value = line.split("=", 1)
+        service.setdefault(key, []).append(value)
+def last(key):
+    return (service.get(key) or [""])[-1]
+env = " ".join(service.get("Environment", [])).split()
+rules = [
+    (last("KillMode") == "process", "KillMode=process (only the worker gets the signal)"),
+    ([v for v in env if v.startswith("BW_HANDOVER=")][-1:] == ["BW_HANDOVER=true"], "Environment=BW_HANDOVER=true"),
+    (last("PrivateTmp") in ("", "no", "false"), "no PrivateTmp (systemd recreates it on each start)"),
+    ("/tmp" in " ".join(service.get("ReadWritePaths", [])).split(), "ReadWritePaths=/tmp (Xvfb locks, Chromium's shared memory)"),
+    (last("RemoveIPC") in ("", "no", "false"), "no RemoveIPC (x11vnc's SysV shared memory)"),
+    ("RuntimeDirectory" not in service, "no RuntimeDirectory (deleted on stop)"),
+    (last("Restart") in ("on-failure", "always"), "Restart=on-failure (re-attach after a crash)"),
+]
+missing = [what for ok, what in rules if not ok]
+if missing:
+    sys.exit("needs: " + "; ".join(missing))
+EOF
+)"; then
+  fail "browser-worker.service:"
   printf '%s\n' "$out" >&2
 fi
 
@@ -162,13 +199,22 @@ EOF
 fi
 
 # --- ansible -----------------------------------------------------------------------------
-step "ansible-playbook --syntax-check deploy/ansible/playbook.yml"
-if ! out="$(cd "$deploy/ansible" && ANSIBLE_LOCAL_TEMP="$scratch/ansible" ANSIBLE_NOCOLOR=1 \
-  ansible-playbook --syntax-check -i inventory.example.ini playbook.yml 2>&1)"; then
-  fail "ansible-playbook --syntax-check:"
-  printf '%s\n' "$out" >&2
-elif grep -qi '\[WARNING\]' <<<"$out"; then
-  fail "ansible-playbook --syntax-check printed warnings:"
+for playbook in playbook.yml upgrade.yml; do
+  step "ansible-playbook --syntax-check deploy/ansible/$playbook"
+  if ! out="$(cd "$deploy/ansible" && ANSIBLE_LOCAL_TEMP="$scratch/ansible" ANSIBLE_NOCOLOR=1 \
+    ansible-playbook --syntax-check -i inventory.example.ini "$playbook" 2>&1)"; then
+    fail "ansible-playbook --syntax-check $playbook:"
+    printf '%s\n' "$out" >&2
+  elif grep -qi '\[WARNING\]' <<<"$out"; then
+    fail "ansible-playbook --syntax-check $playbook printed warnings:"
+    printf '%s\n' "$out" >&2
+  fi
+done
+
+# The rolling upgrade, run for real against a fake worker (about two minutes).
+step "deploy/tests/upgrade-test.sh (upgrade.yml against a fake worker)"
+if ! out="$(bash "$deploy/tests/upgrade-test.sh" 2>&1)"; then
+  fail "upgrade.yml against a fake worker:"
   printf '%s\n' "$out" >&2
 fi
 
@@ -278,4 +324,4 @@ if [ "$failed" != 0 ]; then
   echo "deploy/check: failed" >&2
   exit 1
 fi
-echo "deploy/check: units, nginx, ansible, cloud-init, scripts, Dockerfile and terraform checked: all good"
+echo "deploy/check: units, nginx, ansible (and the upgrade run), cloud-init, scripts, Dockerfile and terraform checked: all good"
