@@ -112,7 +112,12 @@ async fn needs_human_survives_kill_9_and_opens_only_after_resolve() {
     let (_, list) = call(&worker.base, Method::GET, "/api/v1/profiles", None).await;
     let p = profile(&list, "p-human").expect("the profile survives the kill");
     assert_eq!((p["status"].as_str(), p["consecutive_blocks"].as_u64()), (Some("needs_human"), Some(3)));
-    assert!(p["in_use_by_session"].is_null());
+    // The session survived the kill too (SPEC §3.8) and still holds the profile; closing it
+    // stops the killed worker's browser.
+    assert_eq!(p["in_use_by_session"].as_str(), Some(id), "{p}");
+    assert_eq!(call(&worker.base, Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await.0, StatusCode::OK);
+    let (_, list) = call(&worker.base, Method::GET, "/api/v1/profiles", None).await;
+    assert!(profile(&list, "p-human").unwrap()["in_use_by_session"].is_null());
     let (status, err) =
         call(&worker.base, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-human"}))).await;
     assert_eq!(status.as_u16(), 423, "{err}");
@@ -131,7 +136,7 @@ async fn needs_human_survives_kill_9_and_opens_only_after_resolve() {
         group_members(orphan.pgid).is_empty()
     })
     .await;
-    assert!(gone, "the killed worker's browser is reaped");
+    assert!(gone, "the killed worker's browser is stopped when its session closes");
 }
 
 #[tokio::test]
