@@ -104,6 +104,7 @@ async fn run() -> Result<String> {
     let provider = ChromiumProvider::new(
         common::chromium().into(),
         data.path(),
+        browser_worker::browser::sandbox::Confinement::unconfined(),
         Duration::from_secs(30),
         Duration::from_secs(30),
     )?;

@@ -23,9 +23,12 @@ use tokio_util::task::AbortOnDropHandle;
 
 use common::{API_KEY, Api, STARTUP_LIMIT, Worker};
 
-/// The worker's own launch flags (plus no start-up tab), so that the baseline starts the same browser.
+/// The worker's own launch flags (plus no start-up tab), so that the baseline starts the same
+/// browser; as root, without the sandbox (the worker's browsers run sandboxed as its browser
+/// user when there is one: see `/health`).
 fn flags() -> impl Iterator<Item = &'static str> {
-    browser_worker::browser::chromium::CHROMIUM_FLAGS.iter().copied().chain(["--no-startup-window"])
+    use browser_worker::browser::chromium::{CHROMIUM_FLAGS, NO_SANDBOX};
+    CHROMIUM_FLAGS.iter().copied().chain(["--no-startup-window", NO_SANDBOX])
 }
 const WARM_POOL: u32 = 2;
 /// Pause between two measurements so one side's teardown does not land in the other's sample.

@@ -41,6 +41,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The unprivileged user browsers run as (BW_BROWSER_USER), when this machine runs the worker as
+# root: it cannot read the worker's data dir, and Chromium's sandbox works for it.
+if [ "$(id -u)" -eq 0 ] && ! id bw-browser >/dev/null 2>&1; then
+  echo "install-deps: adding the browser user bw-browser" >&2
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin bw-browser
+fi
+
 # The JS test clients (playwright-core, puppeteer-core; they never download a browser).
 js_dir="$(dirname "$0")/../tests/js"
 if ! cmp -s "$js_dir/package-lock.json" "$js_dir/node_modules/.installed-lock.json"; then

@@ -13,12 +13,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::artifacts::Artifacts;
 use crate::breaker::Breaker;
+use crate::browser;
 use crate::browser::BrowserProvider;
 use crate::browser::adspower::{AdsPowerClient, AdsPowerProvider};
 use crate::browser::chromium::ChromiumProvider;
 use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
+use crate::browser::sandbox::Confinement;
 use crate::config::{Config, DisplayMode, ProviderKind};
 use crate::egress;
 use crate::forms::cache::MappingCache;
@@ -58,6 +60,8 @@ pub struct App {
     /// Set by `drain` (the API, or a handover): new sessions and tasks are refused, existing
     /// sessions go on (SPEC §3.8).
     draining: AtomicBool,
+    /// Who local browsers run as, sandboxed or not, with what limits (`/health`).
+    pub confinement: Confinement,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -83,7 +87,8 @@ impl App {
         let (store, records) =
             SessionStore::open(&config.data_dir.join("sessions.redb")).context("opening the session store")?;
         let store = Arc::new(store);
-        prepare_data_dir(&config.data_dir, &records).context("preparing the data dir")?;
+        let confinement = confinement(&config)?;
+        prepare_data_dir(&config.data_dir, &records, &confinement).context("preparing the data dir")?;
         let adspower = (config.provider == ProviderKind::AdsPower).then(|| {
             Arc::new(AdsPowerClient::new(
                 config.adspower_url.clone(),
@@ -106,6 +111,7 @@ impl App {
                 ChromiumProvider::new(
                     config.chromium().to_path_buf(),
                     &config.data_dir,
+                    confinement.clone(),
                     config.launch_timeout(),
                     config.operation_timeout(),
                 )
@@ -141,7 +147,9 @@ impl App {
         .with_store(store);
         match (config.display_mode, &config.vnc_display, config.vnc_port) {
             (DisplayMode::PerSession, _, _) => {
-                registry = registry.with_displays(Arc::new(Displays::per_session(&config.data_dir.join("run"))));
+                let displays = Displays::per_session(&config.data_dir, confinement.clone())
+                    .context("preparing the displays' directory")?;
+                registry = registry.with_displays(Arc::new(displays));
             }
             (DisplayMode::Shared, Some(display), Some(port)) => {
                 let vnc = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
@@ -180,6 +188,7 @@ impl App {
             tokens,
             public_url: OnceLock::new(),
             draining: AtomicBool::new(false),
+            confinement,
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
@@ -273,18 +282,67 @@ impl App {
 /// Lays out the data dir (`run`, `tmp`) and clears what an earlier run left behind, except what
 /// the recorded sessions still use: recorded processes of no session are reaped, temp dirs of
 /// no session removed.
-fn prepare_data_dir(data_dir: &std::path::Path, records: &[SessionRecord]) -> std::io::Result<()> {
+fn prepare_data_dir(
+    data_dir: &std::path::Path,
+    records: &[SessionRecord],
+    confinement: &Confinement,
+) -> anyhow::Result<()> {
     let (run_dir, tmp_dir) = (data_dir.join("run"), data_dir.join("tmp"));
     for dir in [&run_dir, &tmp_dir] {
         std::fs::create_dir_all(dir)?;
     }
+    make_private(data_dir, confinement)?;
     let (groups, dirs) = crate::session::survivors(records, &tmp_dir);
     let killed = process::reap_orphans(&run_dir, &groups);
     if !killed.is_empty() {
         tracing::warn!(count = killed.len(), "killed processes orphaned by a previous run");
     }
+    confinement.limits().remove_empty();
     for leftover in std::fs::read_dir(&tmp_dir)?.flatten().filter(|e| !dirs.contains(&e.path())) {
         let _ = std::fs::remove_dir_all(leftover.path());
+    }
+    Ok(())
+}
+
+/// Who local browsers run as and how they are limited; AdsPower's browsers are its own, so
+/// files handed to them stay the worker's.
+fn confinement(config: &Config) -> anyhow::Result<Confinement> {
+    if config.provider != ProviderKind::Chromium {
+        return Ok(Confinement::unconfined());
+    }
+    let limits = browser::limits::Limits::detect(
+        config.browser_memory_mb,
+        config.browser_pids_max,
+        config.browser_cgroup.as_deref(),
+    );
+    let confinement = Confinement::detect(config.browser_user.as_deref(), limits)?;
+    confinement.check_reachable(&config.data_dir)?;
+    tracing::info!(
+        browser_user = confinement.user().map(|u| u.name.as_str()),
+        sandbox = confinement.sandbox(),
+        limits = confinement.limits().kind(),
+        "browser confinement"
+    );
+    Ok(confinement)
+}
+
+/// The data dir: the worker's own files are private; with a browser user, the data dir lets
+/// it pass (0711) to the directories handed to it, and nothing else there is open to others.
+fn make_private(data_dir: &std::path::Path, confinement: &Confinement) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let passable = ["tmp", "profiles", "displays"];
+    let mode = if confinement.user().is_some() { 0o711 } else { 0o700 };
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("making {} private", data_dir.display()))?;
+    for entry in std::fs::read_dir(data_dir)?.flatten() {
+        if passable.iter().any(|p| entry.file_name() == *p) {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        let private = meta.permissions().mode() & !0o077;
+        if private != meta.permissions().mode() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(private))?;
+        }
     }
     Ok(())
 }

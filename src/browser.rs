@@ -5,15 +5,20 @@
 //! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
 
 pub mod adspower;
+mod child;
 pub mod chromium;
 pub mod confine;
 pub mod display;
 pub mod humanize;
+pub mod limits;
 pub mod navigation;
 pub mod page;
 pub mod pool;
 pub mod process;
+pub mod sandbox;
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -204,6 +209,9 @@ pub struct SavedBrowser {
     pub process: Option<process::ProcessId>,
     /// A local browser's ephemeral user-data dir.
     pub temp_dir: Option<std::path::PathBuf>,
+    /// A local browser's cgroup (`limits`).
+    #[serde(default)]
+    pub cage: Option<String>,
 }
 
 /// Who closes a browser: the worker, by killing its process group, or its provider.
@@ -277,6 +285,12 @@ impl BrowserHandle {
         self.dead.clone()
     }
 
+    /// Set once a local browser was stopped for exceeding its memory limit (its session fails
+    /// with `resource_limit`); never for a provider's browser.
+    pub fn limited(&self) -> Arc<AtomicBool> {
+        self.process.as_ref().map_or_else(Default::default, BrowserProcess::limited)
+    }
+
     /// A token that is cancelled when the current DevTools connection drops.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
@@ -316,6 +330,7 @@ impl BrowserHandle {
             page_target: self.target_id(),
             process: self.process.as_ref().map(|p| p.id()),
             temp_dir: self.process.as_ref().and_then(|p| p.temp_dir().map(Into::into)),
+            cage: self.process.as_ref().and_then(BrowserProcess::cage_name),
         }
     }
 

@@ -78,6 +78,27 @@ pub struct Config {
     #[arg(long, env = "BW_OPERATION_TIMEOUT_SECS", default_value_t = 60)]
     pub operation_timeout_secs: u64,
 
+    /// The unprivileged user browsers, Xvfb and x11vnc run as when the worker may switch users
+    /// (root, or CAP_SETUID + CAP_SETGID). Unset: `bw-browser` if it exists, else the worker's
+    /// own user (with a warning); empty: always the worker's own user.
+    #[arg(long, env = "BW_BROWSER_USER")]
+    pub browser_user: Option<String>,
+
+    /// Memory limit of each local browser (all its processes), in MiB; 0 for none. A browser
+    /// that reaches it is stopped and its session fails with `resource_limit`.
+    #[arg(long, env = "BW_BROWSER_MEMORY_MB", default_value_t = 2048)]
+    pub browser_memory_mb: u64,
+
+    /// Process (and thread) limit of each local browser; 0 for none.
+    #[arg(long, env = "BW_BROWSER_PIDS_MAX", default_value_t = 2048)]
+    pub browser_pids_max: u64,
+
+    /// The cgroup (a path from the hierarchy's root) under which each browser gets its own
+    /// cgroup for the limits; unset: `bw-browsers` beside the worker in its own cgroup; `off`:
+    /// no cgroups, the memory limit is set per process (`RLIMIT_DATA`).
+    #[arg(long, env = "BW_BROWSER_CGROUP")]
+    pub browser_cgroup: Option<String>,
+
     /// Time limit for launching a browser, in seconds.
     #[arg(long, env = "BW_LAUNCH_TIMEOUT_SECS", default_value_t = 20)]
     pub launch_timeout_secs: u64,

@@ -144,6 +144,12 @@ pub async fn resume_file(
         ),
         (None, None) => None,
     };
+    if path.is_some() {
+        // The browser reads it as the browser user.
+        let shared =
+            app.confinement.give(&session.files_dir).and_then(|()| app.confinement.give_tree(&session.files_dir));
+        shared.map_err(|e| FormsError::from(resume::ResumeError::Io(std::io::Error::other(e))))?;
+    }
     Ok(path)
 }
 

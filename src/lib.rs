@@ -20,7 +20,7 @@
 //! - [`notify`]: per-session events (SSE) and bounded, ordered webhooks.
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod app;

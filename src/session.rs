@@ -104,6 +104,8 @@ pub enum CloseReason {
     IdleTimeout,
     MaxLifetime,
     BrowserCrashed,
+    /// The browser reached its memory limit and was stopped.
+    ResourceLimit,
     /// The worker shut down.
     Shutdown,
 }
@@ -111,7 +113,7 @@ pub enum CloseReason {
 impl CloseReason {
     fn final_state(self) -> SessionState {
         match self {
-            CloseReason::BrowserCrashed => SessionState::Failed,
+            CloseReason::BrowserCrashed | CloseReason::ResourceLimit => SessionState::Failed,
             _ => SessionState::Closed,
         }
     }
@@ -122,6 +124,7 @@ impl CloseReason {
             CloseReason::IdleTimeout => "idle_timeout",
             CloseReason::MaxLifetime => "max_lifetime",
             CloseReason::BrowserCrashed => "browser_crashed",
+            CloseReason::ResourceLimit => "resource_limit",
             CloseReason::Shutdown => "shutdown",
         }
     }
@@ -305,6 +308,8 @@ pub struct Session {
     closing: AtomicBool,
     /// Fires when the browser dies (process exit or lost connection).
     dead: CancellationToken,
+    /// Set when the browser was stopped for reaching its memory limit (`resource_limit`).
+    pub(crate) limited: Arc<std::sync::atomic::AtomicBool>,
     /// Fires once the session is fully closed and released.
     pub(crate) ended: CancellationToken,
     /// The capacity slot, given back when the session is closed.

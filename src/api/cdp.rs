@@ -91,6 +91,11 @@ pub async fn cdp_socket(
         tracing::warn!(session_id = %session.id, error = %e, "CDP passthrough cannot reach the browser");
         ApiError::new(StatusCode::BAD_GATEWAY, "browser_disconnected", "the session's browser cannot be reached")
     })?;
+    // Downloads a client asks for are written there by the browser, as the browser user.
+    app.confinement.give(&session.files_dir).map_err(|e| {
+        tracing::warn!(session_id = %session.id, error = %e, "cannot prepare the session's files dir");
+        ApiError::internal()
+    })?;
     let policy = CdpPolicy { downloads_dir: session.files_dir.join("downloads"), files_dir: session.files_dir.clone() };
     let idle = app.config.bridge_idle_timeout();
     let limit = bridge::CDP_MAX_CLIENT_MESSAGE;

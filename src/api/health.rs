@@ -26,6 +26,14 @@ pub struct Health {
     /// `true` after `POST /api/v1/worker/drain`: the worker takes no new sessions or tasks, so
     /// a load balancer should send them elsewhere.
     pub draining: bool,
+    /// Whether local browsers run in Chromium's sandbox (`false`: `--no-sandbox`, because they
+    /// would run as root or the machine allows neither user namespaces nor the setuid helper).
+    pub sandbox: bool,
+    /// The user local browsers run as; `null`: the worker's own.
+    pub browser_user: Option<String>,
+    /// How each local browser's memory and processes are limited: `cgroup2`, `cgroup1`,
+    /// `rlimit` (memory per process only) or `none`.
+    pub browser_limits: &'static str,
     /// V1 tasks in progress.
     pub active_tasks: usize,
     /// Browsers ready in the warm pool.
@@ -50,6 +58,9 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         max_sessions: app.registry.max_sessions(),
         free_slots: app.free_slots(),
         draining: app.is_draining(),
+        sandbox: app.confinement.sandbox(),
+        browser_user: app.confinement.user().map(|u| u.name.clone()),
+        browser_limits: app.confinement.limits().kind(),
         active_tasks: app.active_tasks.load(std::sync::atomic::Ordering::SeqCst),
         warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
         uptime_seconds: app.started.elapsed().as_secs(),

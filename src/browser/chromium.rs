@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
+use super::sandbox::Confinement;
 use super::{
     BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, SavedBrowser, process,
 };
@@ -15,7 +16,6 @@ use super::{
 /// Shared with `make bench` so that the baseline launches the same way.
 pub const CHROMIUM_FLAGS: &[&str] = &[
     "--headless=new",
-    "--no-sandbox",
     "--disable-gpu",
     "--no-first-run",
     "--no-default-browser-check",
@@ -37,6 +37,10 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
+/// Turns Chromium's sandbox off: for a browser that runs as root, or where neither user
+/// namespaces nor the setuid helper work (`sandbox::Confinement`).
+pub const NO_SANDBOX: &str = "--no-sandbox";
+
 /// Launches local Chromium processes.
 pub struct ChromiumProvider {
     executable: PathBuf,
@@ -46,6 +50,8 @@ pub struct ChromiumProvider {
     tmp_dir: PathBuf,
     /// Parent of persistent profiles (`<data_dir>/profiles`).
     profiles_dir: PathBuf,
+    /// Who the browsers run as, sandboxed or not, with what limits.
+    confinement: Confinement,
     launch_timeout: Duration,
     op_timeout: Duration,
     /// The worker's egress proxy: every request of the browser goes through it.
@@ -53,21 +59,33 @@ pub struct ChromiumProvider {
 }
 
 impl ChromiumProvider {
-    /// Prepares the data dir layout (`run`, `tmp`, `profiles`); browsers left by a previous
-    /// run are the caller's to re-attach or reap (`process::reap_orphans`).
+    /// Prepares the data dir layout (`run`, `tmp`, `profiles`; the browser user may pass
+    /// through the last two, not list them); browsers left by a previous run are the caller's
+    /// to re-attach or reap (`process::reap_orphans`).
     pub fn new(
         executable: PathBuf,
         data_dir: &std::path::Path,
+        confinement: Confinement,
         launch_timeout: Duration,
         op_timeout: Duration,
     ) -> std::io::Result<Self> {
         let run_dir = data_dir.join("run");
         let tmp_dir = data_dir.join("tmp");
         let profiles_dir = data_dir.join("profiles");
-        for dir in [&run_dir, &tmp_dir, &profiles_dir] {
-            std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(&run_dir)?;
+        for dir in [&tmp_dir, &profiles_dir] {
+            confinement.pass_through(dir).map_err(std::io::Error::other)?;
         }
-        Ok(Self { executable, run_dir, tmp_dir, profiles_dir, launch_timeout, op_timeout, egress_proxy: None })
+        Ok(Self {
+            executable,
+            run_dir,
+            tmp_dir,
+            profiles_dir,
+            confinement,
+            launch_timeout,
+            op_timeout,
+            egress_proxy: None,
+        })
     }
 
     /// Sends every request of the browsers through the egress proxy at `addr`, loopback
@@ -87,14 +105,26 @@ impl BrowserProvider for ChromiumProvider {
 
     async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError> {
         let started = Instant::now();
-        let (user_data_dir, ephemeral) = match &spec.profile_id {
-            Some(id) => (self.profiles_dir.join(id), false),
-            None => (self.tmp_dir.join(uuid::Uuid::new_v4().to_string()), true),
+        let (name, ephemeral) = match &spec.profile_id {
+            Some(id) => (id.clone(), false),
+            None => (uuid::Uuid::new_v4().to_string(), true),
         };
-        tokio::fs::create_dir_all(&user_data_dir)
-            .await
-            .map_err(|e| BrowserError::Launch(format!("cannot create the profile dir: {e}")))?;
+        let user_data_dir = if ephemeral { self.tmp_dir.join(&name) } else { self.profiles_dir.join(&name) };
+        let prepared = self.confinement.give(&user_data_dir).and_then(|()| {
+            // A profile may hold files of an earlier owner (a worker without a browser user).
+            if ephemeral { Ok(()) } else { self.confinement.give_tree(&user_data_dir) }
+        });
+        prepared.map_err(|e| BrowserError::Launch(format!("cannot prepare the profile dir: {e}")))?;
+        let cage = self
+            .confinement
+            .limits()
+            .cage(&name)
+            .map_err(|e| BrowserError::Launch(format!("cannot set the browser's limits: {e}")))?;
         let mut command = process::command(&self.executable, &user_data_dir);
+        self.confinement.confine(&mut command, Some(cage.entry()));
+        if !self.confinement.sandbox() {
+            command.arg(NO_SANDBOX);
+        }
         match &spec.display {
             // Headful on the session's display, the window filling the screen.
             Some(display) => {
@@ -123,8 +153,16 @@ impl BrowserProvider for ChromiumProvider {
             // No start-up tab: the session's page is created over CDP and is the only one.
             .arg("--no-startup-window");
         let dead = CancellationToken::new();
-        let (process, ws_url) =
-            process::spawn(command, &self.run_dir, user_data_dir, ephemeral, self.launch_timeout, dead.clone()).await?;
+        let (process, ws_url) = process::spawn(
+            command,
+            &self.run_dir,
+            user_data_dir,
+            ephemeral,
+            self.launch_timeout,
+            dead.clone(),
+            Some(cage),
+        )
+        .await?;
         let connection = match Connection::open(&ws_url, &PageOf::New, self.launch_timeout, self.op_timeout).await {
             Ok(connection) => connection,
             Err(e) => {
@@ -140,7 +178,10 @@ impl BrowserProvider for ChromiumProvider {
         let dead = CancellationToken::new();
         let process = saved
             .process
-            .and_then(|id| process::adopt(id, &self.run_dir, saved.temp_dir.clone(), dead.clone()))
+            .and_then(|id| {
+                let cage = saved.cage.as_deref().map(|name| self.confinement.limits().existing(name));
+                process::adopt(id, &self.run_dir, saved.temp_dir.clone(), dead.clone(), cage)
+            })
             .ok_or(BrowserError::Disconnected)?;
         let page = PageOf::Target(saved.page_target.clone());
         match Connection::open(&saved.ws_url, &page, self.launch_timeout, self.op_timeout).await {

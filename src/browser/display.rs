@@ -1,10 +1,10 @@
 //! Virtual displays for sessions a person may take over.
 //!
 //! Per-session mode: each session gets `Xvfb :N` and `x11vnc -display :N -unixsock
-//! <data_dir>/run/vnc-N.sock -rfbport 0`, each in its own process group with a pid record
-//! (killed and reaped like a browser). The VNC server has no TCP port at all: its socket lives
-//! in the worker's private run dir, so nothing but the worker (and its user) can connect, not a
-//! page of any browser on the machine. Display numbers are reserved in this worker and checked
+//! <data_dir>/displays/N/vnc.sock -rfbport 0`, each in its own process group with a pid record
+//! (killed and reaped like a browser), both as the browser user (`sandbox`). The VNC server has
+//! no TCP port at all: its socket lives in a directory only the browser user and the worker can
+//! enter, so no page of any browser on the machine can connect. Display numbers are reserved in this worker and checked
 //! against the machine (X lock files); a start that loses a race moves on to the next number.
 //! Shared mode: every session with a display uses one existing display and VNC server (TCP).
 
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use serde::{Deserialize, Serialize};
 
 use super::process::{self, BrowserProcess, ProcessId};
+use super::sandbox::Confinement;
 
 /// Screen size of per-session displays (the browser window fills it).
 pub const SCREEN: (u32, u32) = (1920, 1080);
@@ -59,6 +60,9 @@ enum Kind {
 /// Starts displays, with pid records in `run_dir`.
 struct Allocator {
     run_dir: PathBuf,
+    /// Parent of each display's own directory (x11vnc's socket, the helpers' home).
+    displays_dir: PathBuf,
+    confinement: Confinement,
 }
 
 /// Display numbers reserved in this process (shared by every worker in it, e.g. in tests); a
@@ -71,7 +75,7 @@ fn reserved() -> &'static Mutex<HashSet<u32>> {
 /// Where a display's VNC server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VncAddr {
-    /// A session's own x11vnc: a Unix socket in the worker's private run dir.
+    /// A session's own x11vnc: a Unix socket in the display's own directory.
     Unix(PathBuf),
     /// A shared display's server (the operator's, on loopback).
     Tcp(SocketAddr),
@@ -131,9 +135,16 @@ pub struct SavedOwn {
 
 impl Displays {
     /// Each session gets its own Xvfb and x11vnc; pid records go to `run_dir`.
-    pub fn per_session(run_dir: &Path) -> Self {
-        let allocator = Allocator { run_dir: run_dir.to_path_buf() };
-        Self { kind: Kind::PerSession(Arc::new(allocator)) }
+    /// Per-session displays with pid records in `<data_dir>/run`, run as `confinement` says.
+    pub fn per_session(data_dir: &Path, confinement: Confinement) -> std::io::Result<Self> {
+        let displays_dir = data_dir.join("displays");
+        confinement.pass_through(&displays_dir).map_err(std::io::Error::other)?;
+        if confinement.user().is_some() {
+            // Xvfb as an unprivileged user cannot make X's socket directory itself.
+            x11_socket_dir()?;
+        }
+        let allocator = Allocator { run_dir: data_dir.join("run"), displays_dir, confinement };
+        Ok(Self { kind: Kind::PerSession(Arc::new(allocator)) })
     }
 
     /// Every session uses `display` (e.g. `:99`) and the VNC server at `vnc`.
@@ -195,8 +206,8 @@ impl Displays {
         };
         reserved().lock().unwrap().insert(own.number);
         let mut owned = Owned {
-            xvfb: process::adopt(own.xvfb, &allocator.run_dir, None, dead.clone()),
-            vnc: process::adopt(own.vnc, &allocator.run_dir, None, dead.clone()),
+            xvfb: process::adopt(own.xvfb, &allocator.run_dir, None, dead.clone(), None),
+            vnc: process::adopt(own.vnc, &allocator.run_dir, None, dead.clone(), None),
             number: own.number,
             socket: socket.clone(),
             x_started: true,
@@ -260,9 +271,17 @@ fn display_free(n: u32) -> bool {
 async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay, DisplayError> {
     let display = format!(":{number}");
     let dead = CancellationToken::new();
-    let vnc_socket = allocator.run_dir.join(format!("vnc-{number}.sock"));
+    let home = allocator.displays_dir.join(number.to_string());
     // A socket file left by a killed x11vnc of this number would make the new one fail.
-    let _ = tokio::fs::remove_file(&vnc_socket).await;
+    let _ = tokio::fs::remove_dir_all(&home).await;
+    allocator.confinement.give(&home).map_err(|e| DisplayError::Spawn("Xvfb", e.to_string()))?;
+    let vnc_socket = home.join("vnc.sock");
+    // The number is free (`reserve`): files left by a dead X server, perhaps another user's
+    // that an unprivileged Xvfb may not remove from the sticky /tmp, go first.
+    if display_free(number) {
+        let _ = tokio::fs::remove_file(format!("/tmp/.X{number}-lock")).await;
+        let _ = tokio::fs::remove_file(format!("/tmp/.X11-unix/X{number}")).await;
+    }
     // From here on, dropping `owned` kills what was started and frees the reservation.
     let mut owned = Owned {
         xvfb: None,
@@ -275,7 +294,8 @@ async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay,
         detached: false,
     };
 
-    let mut xvfb = process::command(Path::new("Xvfb"), &allocator.run_dir);
+    let mut xvfb = process::command(Path::new("Xvfb"), &home);
+    allocator.confinement.confine(&mut xvfb, None);
     xvfb.arg(&display).args(["-screen", "0", &format!("{}x{}x24", SCREEN.0, SCREEN.1)]).args([
         "-nolisten",
         "tcp",
@@ -309,8 +329,9 @@ async fn start(allocator: Arc<Allocator>, number: u32) -> Result<SessionDisplay,
     }
     owned.x_started = true;
 
-    let mut vnc = process::command(Path::new("x11vnc"), &allocator.run_dir);
-    // No TCP port: only the Unix socket, in the worker's private run dir. `-rfbport 0` alone
+    let mut vnc = process::command(Path::new("x11vnc"), &home);
+    allocator.confinement.confine(&mut vnc, None);
+    // No TCP port: only the Unix socket, in the display's own directory. `-rfbport 0` alone
     // still leaves libvncserver's IPv6 listener on [::]:5900; `-rfbportv6 0` closes it too.
     let socket_arg = vnc_socket.display().to_string();
     vnc.args(["-display", &display, "-unixsock", &socket_arg, "-rfbport", "0", "-rfbportv6", "0"]).args([
@@ -394,6 +415,20 @@ impl Drop for Owned {
             let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{}", self.number));
         }
         let _ = std::fs::remove_file(&self.socket);
+        if let Some(home) = self.socket.parent().filter(|d| d.starts_with(&self.allocator.displays_dir)) {
+            let _ = std::fs::remove_dir_all(home);
+        }
         self.allocator.release(self.number);
     }
+}
+
+/// `/tmp/.X11-unix`, sticky and open to all as X servers expect it.
+fn x11_socket_dir() -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new("/tmp/.X11-unix");
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))?;
+    }
+    Ok(())
 }

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
@@ -17,6 +19,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::BrowserError;
+use super::limits::Cage;
 
 /// What is written to `<data_dir>/run/<pgid>.json` while a browser runs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +67,10 @@ pub struct BrowserProcess {
     temp_dir: Option<PathBuf>,
     /// Set by `terminate`; a process dropped without it is cleaned up by `Drop`.
     terminated: bool,
+    /// The browser's cgroup (limits), removed after the group is gone.
+    cage: Option<Arc<Cage>>,
+    /// Set when the browser was stopped for exceeding its memory limit.
+    limited: Arc<AtomicBool>,
 }
 
 /// An exclusive lock on `<data_dir>/worker.lock`, held for the worker's lifetime: two workers
@@ -113,9 +120,9 @@ const STDERR_LOG: &str = "browser-stderr.log";
 const POLL: Duration = Duration::from_millis(25);
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
-/// Spawns `command` (a Chromium with `--remote-debugging-port=0` and `user_data_dir`) in its
-/// own process group, waits for its DevTools URL (from `DevToolsActivePort`) and supervises it.
-/// `dead` is cancelled when the process exits.
+/// Spawns `command` (a Chromium with `--remote-debugging-port=0` and `user_data_dir`, confined
+/// into `cage` by its `pre_exec`) in its own process group, waits for its DevTools URL (from
+/// `DevToolsActivePort`) and supervises it. `dead` is cancelled when the process exits.
 pub async fn spawn(
     mut command: Command,
     run_dir: &Path,
@@ -123,6 +130,7 @@ pub async fn spawn(
     ephemeral: bool,
     timeout: Duration,
     dead: CancellationToken,
+    cage: Option<Cage>,
 ) -> Result<(BrowserProcess, String), BrowserError> {
     let temp_dir = ephemeral.then(|| user_data_dir.clone());
     let cleanup = |e: String| {
@@ -137,13 +145,19 @@ pub async fn spawn(
     let log_path = user_data_dir.join(STDERR_LOG);
     let log = std::fs::File::create(&log_path).map_err(|e| cleanup(format!("cannot create {STDERR_LOG}: {e}")))?;
     command.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-    let mut child = command.spawn().map_err(|e| cleanup(format!("cannot run the browser: {e}")))?;
+    let cage = cage.map(Arc::new);
+    let mut child = command.spawn().map_err(|e| {
+        if let Some(cage) = &cage {
+            cage.remove();
+        }
+        cleanup(format!("cannot run the browser: {e}"))
+    })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     let record = run_dir.join(format!("{pgid}.json"));
     let exited = CancellationToken::new();
     let start_time = stat_of(pgid).map_or(0, |s| s.start_time);
     // Made before the first await, so that a cancelled launch kills the whole group (`Drop`).
-    let process = BrowserProcess { pgid, start_time, exited: exited.clone(), record, temp_dir, terminated: false };
+    let process = BrowserProcess::new(pgid, start_time, exited.clone(), record, temp_dir, cage);
     write_record(&process.record, &PidRecord { pgid, user_data_dir, marker: None }).await;
     let watcher_exit = exited.clone();
     tokio::spawn(async move {
@@ -199,6 +213,7 @@ pub fn adopt(
     run_dir: &Path,
     temp_dir: Option<PathBuf>,
     dead: CancellationToken,
+    cage: Option<Cage>,
 ) -> Option<BrowserProcess> {
     if !id.alive() {
         return None;
@@ -213,7 +228,7 @@ pub fn adopt(
         dead.cancel();
     });
     let record = run_dir.join(format!("{}.json", id.pgid));
-    Some(BrowserProcess { pgid: id.pgid, start_time: id.start_time, exited, record, temp_dir, terminated: false })
+    Some(BrowserProcess::new(id.pgid, id.start_time, exited, record, temp_dir, cage.map(Arc::new)))
 }
 
 /// Spawns a helper process (Xvfb, x11vnc) in its own process group with a pid record, so that it
@@ -239,7 +254,7 @@ pub async fn spawn_helper(
         dead.cancel();
     });
     // The process (whose `Drop` kills the group) exists before the first await.
-    let process = BrowserProcess { pgid, start_time, exited, record, temp_dir: None, terminated: false };
+    let process = BrowserProcess::new(pgid, start_time, exited, record, None, None);
     write_record(&process.record, &PidRecord { pgid, user_data_dir: PathBuf::new(), marker: Some(marker.to_string()) })
         .await;
     Ok(process)
@@ -253,6 +268,33 @@ async fn write_record(path: &Path, record: &PidRecord) {
 }
 
 impl BrowserProcess {
+    /// A supervised group; with a watched `cage`, a browser whose cgroup sees an OOM kill is
+    /// stopped whole and marked `limited`.
+    fn new(
+        pgid: i32,
+        start_time: u64,
+        exited: CancellationToken,
+        record: PathBuf,
+        temp_dir: Option<PathBuf>,
+        cage: Option<Arc<Cage>>,
+    ) -> Self {
+        let limited = Arc::new(AtomicBool::new(false));
+        if let Some(cage) = cage.clone().filter(|c| c.watched()) {
+            tokio::spawn(watch_limits(pgid, cage, exited.clone(), limited.clone()));
+        }
+        Self { pgid, start_time, exited, record, temp_dir, terminated: false, cage, limited }
+    }
+
+    /// Set once the browser was stopped for exceeding its memory limit.
+    pub fn limited(&self) -> Arc<AtomicBool> {
+        self.limited.clone()
+    }
+
+    /// The browser's cgroup name, for a session record.
+    pub fn cage_name(&self) -> Option<String> {
+        self.cage.as_ref().and_then(|c| c.name())
+    }
+
     pub fn pgid(&self) -> i32 {
         self.pgid
     }
@@ -296,6 +338,9 @@ impl BrowserProcess {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_file(&self.record).await;
+        if let Some(cage) = &self.cage {
+            cage.remove();
+        }
         reap_crash_handlers().await;
         self.terminated = true;
     }
@@ -309,7 +354,7 @@ impl Drop for BrowserProcess {
             return;
         }
         kill_group(self.pgid);
-        let (pgid, temp_dir, record) = (self.pgid, self.temp_dir.take(), self.record.clone());
+        let (pgid, temp_dir, record, cage) = (self.pgid, self.temp_dir.take(), self.record.clone(), self.cage.take());
         std::thread::spawn(move || {
             for _ in 0..REAP_TRIES {
                 if reap_pass(pgid, true) {
@@ -320,8 +365,32 @@ impl Drop for BrowserProcess {
             if let Some(dir) = temp_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
+            if let Some(cage) = cage {
+                cage.remove();
+            }
             let _ = std::fs::remove_file(record);
         });
+    }
+}
+
+/// How often a browser's cgroup is checked for OOM kills.
+const LIMIT_EVERY: Duration = Duration::from_millis(500);
+
+/// Stops group `pgid` whole once its cgroup saw an OOM kill (cgroup v1 kills one process, the
+/// biggest renderer, and leaves a browser with a dead tab), and marks it `limited`.
+async fn watch_limits(pgid: i32, cage: Arc<Cage>, exited: CancellationToken, limited: Arc<AtomicBool>) {
+    let before = cage.oom_kills();
+    loop {
+        tokio::select! {
+            _ = exited.cancelled() => return,
+            _ = tokio::time::sleep(LIMIT_EVERY) => {}
+        }
+        if cage.oom_kills() > before {
+            tracing::warn!(pgid, "browser reached its memory limit; stopped");
+            limited.store(true, Ordering::SeqCst);
+            kill_group(pgid);
+            return;
+        }
     }
 }
 
@@ -514,7 +583,7 @@ mod tests {
         );
         let dead = CancellationToken::new();
         let (process, ws_url) =
-            spawn(fake_browser(&script), dir.path(), udd.clone(), false, limit, dead.clone()).await.unwrap();
+            spawn(fake_browser(&script), dir.path(), udd.clone(), false, limit, dead.clone(), None).await.unwrap();
         assert_eq!(ws_url, "ws://127.0.0.1:9/devtools/browser/x");
         assert!(process.id().alive());
         let id = process.id();
@@ -522,7 +591,7 @@ mod tests {
         assert!(!id.alive() && dead.is_cancelled());
 
         let failing = "echo 'no display' >&2; exit 1";
-        let error = spawn(fake_browser(failing), dir.path(), udd, false, limit, CancellationToken::new()).await;
+        let error = spawn(fake_browser(failing), dir.path(), udd, false, limit, CancellationToken::new(), None).await;
         let Err(error) = error else { panic!("a browser that exits without a port fails") };
         let error = error.to_string();
         assert!(error.contains("exited during start-up: no display"), "{error}");
@@ -534,10 +603,10 @@ mod tests {
         let mut child = Command::new("sleep").arg("30").process_group(0).spawn().unwrap();
         let id = ProcessId::of(child.id().unwrap() as i32).unwrap();
         let stranger = ProcessId { start_time: id.start_time + 1, ..id };
-        assert!(adopt(stranger, dir.path(), None, CancellationToken::new()).is_none(), "another start time");
+        assert!(adopt(stranger, dir.path(), None, CancellationToken::new(), None).is_none(), "another start time");
 
         let dead = CancellationToken::new();
-        let adopted = adopt(id, dir.path(), None, dead.clone()).expect("the live group is adopted");
+        let adopted = adopt(id, dir.path(), None, dead.clone(), None).expect("the live group is adopted");
         kill_group(id.pgid);
         child.wait().await.unwrap();
         let noticed = tokio::time::timeout(Duration::from_secs(10), dead.cancelled()).await;

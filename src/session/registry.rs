@@ -423,6 +423,7 @@ impl SessionRegistry {
             status: Mutex::new(o.status),
             pgid: o.handle.pgid(),
             dead: o.handle.dead(),
+            limited: o.handle.limited(),
             lost: Mutex::new(o.handle.lost()),
             saved_browser: Mutex::new(o.handle.saved()),
             saved_display,
@@ -476,7 +477,14 @@ impl SessionRegistry {
                     }
                 }
             }
-            if !session.is_closing() {
+            if session.is_closing() {
+                return;
+            }
+            if session.limited.load(Ordering::SeqCst) {
+                // The page's doing, not the profile's: the breaker is not told.
+                tracing::warn!(session_id = %session.id, "browser reached its memory limit; session failed");
+                let _ = registry.close(session.id, CloseReason::ResourceLimit).await;
+            } else {
                 tracing::warn!(session_id = %session.id, "browser died; session failed");
                 let _ = registry.close(session.id, CloseReason::BrowserCrashed).await;
                 registry.profile_failed(session.profile_id.as_deref(), &BrowserError::Disconnected).await;
@@ -585,7 +593,8 @@ impl SessionRegistry {
             }
         };
         if let Some(handle) = slot.take() {
-            let graceful = session.profile_id.is_some() && reason != CloseReason::BrowserCrashed;
+            let graceful = session.profile_id.is_some()
+                && !matches!(reason, CloseReason::BrowserCrashed | CloseReason::ResourceLimit);
             handle.close(graceful).await;
         }
         drop(slot);

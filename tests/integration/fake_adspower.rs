@@ -19,7 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, response::IntoResponse};
-use browser_worker::browser::chromium::CHROMIUM_FLAGS;
+use browser_worker::browser::chromium::{CHROMIUM_FLAGS, NO_SANDBOX};
 use browser_worker::browser::process::{self, BrowserProcess};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -218,12 +218,14 @@ async fn start(
     let mut command = tokio::process::Command::new(&shared.options.chromium);
     command
         .args(CHROMIUM_FLAGS)
+        // AdsPower's browsers are not the worker's: they run as the app's user.
+        .arg(NO_SANDBOX)
         .arg(format!("--user-data-dir={}", user_data_dir.display()))
         .arg("--remote-debugging-port=0")
         .args(launch_args.iter().filter(|a| a.starts_with("--") && !a.starts_with("--user-data-dir")));
     let dead = CancellationToken::new();
     let run_dir = shared.dir.path().join("run");
-    match process::spawn(command, &run_dir, user_data_dir, true, Duration::from_secs(20), dead.clone()).await {
+    match process::spawn(command, &run_dir, user_data_dir, true, Duration::from_secs(20), dead.clone(), None).await {
         Ok((process, ws)) => {
             let port = ws.split(':').nth(2).and_then(|rest| rest.split('/').next()).and_then(|p| p.parse().ok());
             let running = Running { process, ws, port: port.unwrap_or_default(), dead };

@@ -296,7 +296,13 @@ async fn browsers_get_no_worker_environment_and_state_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let data_dir = app.data_dir.path();
-    assert_eq!(mode(data_dir), 0o700);
+    // The browser user may pass through the data dir (to its own directories), not list it.
+    assert_eq!(mode(data_dir), 0o711);
+    for entry in std::fs::read_dir(data_dir).unwrap().flatten() {
+        let passable = ["tmp", "profiles", "displays"].iter().any(|p| entry.file_name() == *p);
+        let open = mode(&entry.path()) & 0o077;
+        assert_eq!(open, if passable { 0o011 } else { 0 }, "{} is open to others", entry.path().display());
+    }
     for entry in std::fs::read_dir(data_dir.join("run")).unwrap().flatten() {
         assert_eq!(mode(&entry.path()) & 0o077, 0, "{} is readable by others", entry.path().display());
     }
@@ -309,7 +315,7 @@ async fn browsers_get_no_worker_environment_and_state_files_are_private() {
 async fn start_up_deletes_nothing_a_pid_record_points_at() {
     // A record dropped into run/ (by a download, before the allow-list) naming a directory
     // elsewhere: the next start must leave that directory alone.
-    let data_dir = tempfile::tempdir().unwrap();
+    let data_dir = crate::support::data_dir();
     let victim = tempfile::tempdir().unwrap();
     std::fs::write(victim.path().join("keep.txt"), "precious").unwrap();
     std::fs::create_dir_all(data_dir.path().join("run")).unwrap();

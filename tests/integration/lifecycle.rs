@@ -18,7 +18,7 @@ async fn bad_configuration_exits_2_with_one_line() {
         ("BW_CHROMIUM_PATH", "/nonexistent/chromium"),
     ] {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_browser-worker"))
-            .env("BW_DATA_DIR", tempfile::tempdir().unwrap().path())
+            .env("BW_DATA_DIR", crate::support::data_dir().path())
             .env(name, value)
             .output()
             .await
@@ -32,7 +32,7 @@ async fn bad_configuration_exits_2_with_one_line() {
 
 #[tokio::test]
 async fn sigterm_closes_every_session_and_exits_0() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let worker = WorkerProcess::spawn(data.path(), &[("BW_SHUTDOWN_GRACE_SECS", "10")]).await;
     worker.create().await;
     worker.create().await;
@@ -50,7 +50,7 @@ async fn sigterm_closes_every_session_and_exits_0() {
 
 #[tokio::test]
 async fn a_restart_without_session_records_reaps_orphaned_browsers() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let mut worker = WorkerProcess::spawn(data.path(), &[]).await;
     worker.create().await;
     let orphan = recorded_browsers(data.path()).pop().expect("a recorded browser");
@@ -75,7 +75,7 @@ async fn a_restart_without_session_records_reaps_orphaned_browsers() {
 #[tokio::test]
 async fn a_generated_key_is_stored_privately_and_printed_once() {
     use std::os::unix::fs::PermissionsExt;
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let mut printed = Vec::new();
     for _ in 0..2 {
         let mut command = WorkerProcess::command(data.path());

@@ -25,6 +25,7 @@ mod profiles;
 mod readiness;
 mod readme;
 mod restart;
+mod sandbox;
 mod sessions;
 mod takeover;
 mod tasks;

@@ -81,7 +81,7 @@ async fn a_block_cools_the_profile_and_enable_clears_it() {
 
 #[tokio::test]
 async fn needs_human_survives_kill_9_and_opens_only_after_resolve() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let base = fixtures();
     let mut worker = WorkerProcess::spawn(data.path(), &[]).await;
     let (status, session) = call(

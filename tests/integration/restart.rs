@@ -69,7 +69,7 @@ async fn all_gone(data: &Path, pgids: &[i32]) -> bool {
 
 #[tokio::test]
 async fn sessions_survive_kill_9_and_a_restart_on_the_same_data_dir() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let env = [("BW_DISPLAY_MODE", "per-session")];
     let worker = WorkerProcess::spawn(data.path(), &env).await;
     let pages = fixtures();
@@ -135,7 +135,7 @@ async fn sessions_survive_kill_9_and_a_restart_on_the_same_data_dir() {
 
 #[tokio::test]
 async fn a_browser_that_died_while_the_worker_was_down_fails_and_drain_spares_sessions() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let worker = WorkerProcess::spawn(data.path(), &[]).await;
     let doomed = create(&worker.base, json!({"url": format!("{}/pages/green.html", fixtures())})).await;
     let kept = create(&worker.base, json!({})).await;
@@ -173,7 +173,7 @@ async fn a_browser_that_died_while_the_worker_was_down_fails_and_drain_spares_se
 
 #[tokio::test]
 async fn handover_on_sigterm_leaves_the_sessions_to_the_next_worker() {
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let env = [("BW_HANDOVER", "true")];
     let worker = WorkerProcess::spawn(data.path(), &env).await;
     let session = create(&worker.base, json!({"url": format!("{}/pages/green.html", fixtures())})).await;
@@ -198,7 +198,7 @@ async fn an_adspower_session_is_reattached_after_kill_9() {
     options.api_key = Some("ads-key".into());
     let ads = FakeAdsPower::start(options, "127.0.0.1:0").await;
     let env = [("BW_PROVIDER", "adspower"), ("BW_ADSPOWER_URL", ads.base.as_str()), ("BW_ADSPOWER_API_KEY", "ads-key")];
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let worker = WorkerProcess::spawn(data.path(), &env).await;
     let url = format!("{}/pages/green.html", fixtures());
     let session = create(&worker.base, json!({"profile_id": "ads-1", "url": url})).await;

@@ -23,7 +23,7 @@ pub const KEY: &str = "test-key-0123456789abcdef";
 pub struct TestApp {
     pub server: Option<Server>,
     pub base: String,
-    pub data_dir: tempfile::TempDir,
+    pub data_dir: DataDir,
     pub client: reqwest::Client,
 }
 
@@ -39,6 +39,31 @@ pub fn test_config(data_dir: &Path, extra: &[&str]) -> Config {
     Config::try_parse_from(argv).expect("test flags parse").validated().expect("test config is valid")
 }
 
+/// A temporary data dir the browser user may pass through (as `/var/lib/browser-worker` with
+/// mode 0711): the worker refuses one it cannot reach.
+pub fn data_dir() -> DataDir {
+    use std::os::unix::fs::PermissionsExt;
+    DataDir(tempfile::Builder::new().permissions(std::fs::Permissions::from_mode(0o711)).tempdir().unwrap())
+}
+
+/// A test's data dir. Browsers outlive a killed worker (SPEC §3.8), so a test that fails half
+/// way would leave them running: dropping the dir kills every process still recorded in it.
+pub struct DataDir(tempfile::TempDir);
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        for record in recorded_browsers(self.path()) {
+            browser_worker::browser::process::kill_group(record.pgid);
+        }
+    }
+}
+
 impl TestApp {
     pub async fn start() -> Self {
         Self::start_with(&[]).await
@@ -47,7 +72,7 @@ impl TestApp {
     /// Starts a worker with extra command-line flags, e.g. `&["--max-sessions", "2"]`.
     pub async fn start_with(extra: &[&str]) -> Self {
         init();
-        let data_dir = tempfile::tempdir().unwrap();
+        let data_dir = data_dir();
         let server = Server::start(test_config(data_dir.path(), extra), vec![KEY.into()]).await.expect("server starts");
         let base = format!("http://{}", server.addr);
         Self { server: Some(server), base, data_dir, client: reqwest::Client::new() }

@@ -375,7 +375,7 @@ async fn shared_mode_shows_sessions_on_the_existing_display() {
 async fn a_restart_reaps_displays_orphaned_by_kill_9() {
     use crate::support::{KEY, WorkerProcess, recorded_browsers};
     use browser_worker::browser::process::reap_adopted;
-    let data = tempfile::tempdir().unwrap();
+    let data = crate::support::data_dir();
     let mut worker = WorkerProcess::spawn(data.path(), &[("BW_DISPLAY_MODE", "per-session")]).await;
     let created = reqwest::Client::new()
         .post(format!("{}/api/v2/sessions", worker.base))
