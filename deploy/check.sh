@@ -8,12 +8,21 @@
 #     routes through their WebSocket/SSE locations, /vnc/ and /live/ through their WebSocket locations
 #   - the worker's unit hands sessions over on stop/restart (SPEC §3.8): KillMode=process,
 #     BW_HANDOVER=true, no PrivateTmp (recreated on each start), /tmp writable, no RemoveIPC
+#   - the worker's unit runs sandboxed browsers as another user with limits: exactly the six
+#     capabilities, no RestrictNamespaces against user/pid/net, a SystemCallFilter that lets
+#     unshare/clone/setns/seccomp/chroot through (groups expanded by systemd-analyze
+#     syscall-filter), StateDirectoryMode=0711, BW_BROWSER_CGROUP writable, Wants/After/PartOf
+#     browser-worker-browsers.service; and that unit delegates memory and pids
+#   - deploy/scripts/browser-cgroup-keeper.sh against a fake cgroup tree, and
+#     deploy/docker/chromium-seccomp.py on a profile shaped like Docker's default
 #   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml and upgrade.yml (with the
-#     example inventory), and the settings template rendered by Ansible in both layouts
+#     example inventory), the settings template rendered by Ansible in both layouts, the browser
+#     user, and browser-worker-browsers.service started but never restarted or stopped
 #   - upgrade.yml run against a fake worker and a fake systemctl (deploy/tests/upgrade-test.sh):
 #     drain, swap, restart, sessions back, undrain, and its refusals and failure messages
 #   - make -C deploy install into a scratch DESTDIR
-#   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys
+#   - YAML: deploy/cloud-init.yaml parses and is a #cloud-config with known top-level keys and
+#     both system users
 #   - shellcheck: every *.sh under deploy/ and scripts/
 #   - dockerfile-utils lint on the Dockerfile (npm), when npm is there; the image is not built
 #   - terraform fmt -check (syntax and format) when terraform is on PATH; skipped otherwise
@@ -116,6 +125,216 @@ EOF
   printf '%s\n' "$out" >&2
 fi
 
+# Browsers run as bw-browser in Chromium's own sandbox, with per-browser cgroup limits, only with
+# these settings (see the headers of browser-worker.service and browser-worker-browsers.service).
+# The syscall groups are expanded by this machine's systemd-analyze, so a group that comes to
+# contain a call the sandbox needs fails here.
+step "deploy/systemd/browser-worker.service runs sandboxed browsers with limits"
+if ! out="$(/usr/bin/python3 - "$deploy/systemd" 2>&1 <<'EOF'
+import os, subprocess, sys
+units = sys.argv[1]
+def parse(name):
+    service, unit, section = {}, {}, None
+    for line in open(os.path.join(units, name)):
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            {"[Service]": service, "[Unit]": unit}.get(section, {}).setdefault(key, []).append(value)
+    return unit, service
+def last(d, key):
+    return (d.get(key) or [""])[-1]
+def words(d, key):
+    return " ".join(d.get(key, [])).split()
+def capset(d, key):
+    # Lines add up; an empty one resets; "~" would invert (not accepted here).
+    caps = set()
+    for v in d.get(key, []):
+        if not v.strip():
+            caps = set()
+        elif v.strip().startswith("~"):
+            return None
+        else:
+            caps |= set(v.split())
+    return caps
+groups = {}
+def expand(name):
+    if not name.startswith("@"):
+        return {name}
+    if name not in groups:
+        out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", name],
+                             capture_output=True, text=True, check=True).stdout
+        members = [l.strip() for l in out.splitlines()[1:] if l.strip() and not l.strip().startswith("#")]
+        groups[name] = set().union(*[expand(m) for m in members]) if members else set()
+    return groups[name]
+def syscall_filter(values):
+    # systemd's rules: the first non-empty assignment decides allow-list or deny-list (~); later
+    # ones of the same kind add to it, of the other kind remove from it; an empty one resets.
+    mode, calls = None, set()
+    for v in values:
+        v = v.strip()
+        if not v:
+            mode, calls = None, set()
+            continue
+        deny = v.startswith("~")
+        names = set().union(*[expand(n) for n in v.lstrip("~").split()])
+        if mode is None:
+            mode = "deny" if deny else "allow"
+        if (mode == "deny") == deny:
+            calls |= names
+        else:
+            calls -= names
+    return mode, calls
+
+unit, service = parse("browser-worker.service")
+keeper_unit, keeper = parse("browser-worker-browsers.service")
+keeper_name = "browser-worker-browsers.service"
+env = dict(v.split("=", 1) for v in words(service, "Environment") if "=" in v)
+needed_caps = {"CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER"}
+problems = []
+for key in ("CapabilityBoundingSet", "AmbientCapabilities"):
+    got = capset(service, key)
+    if got != needed_caps:
+        problems.append(f"{key}= exactly {' '.join(sorted(needed_caps))} (has {' '.join(sorted(got or [])) or 'none'})")
+# Chromium's namespace sandbox: user, pid and net namespaces.
+for v in service.get("RestrictNamespaces", []):
+    v = v.strip()
+    if v in ("", "no", "false"):
+        continue
+    listed = set(v.lstrip("~").split())
+    if v in ("yes", "true") or (v.startswith("~") and listed & {"user", "pid", "net"}) \
+            or (not v.startswith("~") and not {"user", "pid", "net"} <= listed):
+        problems.append(f"RestrictNamespaces={v} forbids user, pid or net namespaces (Chromium's sandbox)")
+sandbox_calls = {"unshare", "clone", "clone3", "setns", "seccomp", "chroot", "prctl",
+                 "setresuid", "setresgid", "setgroups", "kill"}
+mode, calls = syscall_filter(service.get("SystemCallFilter", []))
+refused = sandbox_calls & calls if mode == "deny" else sandbox_calls - calls if mode == "allow" else set()
+if refused:
+    problems.append(f"SystemCallFilter= refuses {' '.join(sorted(refused))} (Chromium's sandbox, the switch to the browser user)")
+if last(service, "StateDirectoryMode") != "0711":
+    problems.append("StateDirectoryMode=0711 (the browser user traverses the data dir)")
+if last(service, "ProtectProc") in ("invisible", "noaccess", "ptraceable"):
+    problems.append("ProtectProc=default (the worker watches the browsers, another user's processes, in /proc)")
+cgroup = env.get("BW_BROWSER_CGROUP", "")
+if cgroup != "/system.slice/" + keeper_name:
+    problems.append(f"Environment=BW_BROWSER_CGROUP=/system.slice/{keeper_name} (has {cgroup!r})")
+if last(service, "ProtectControlGroups") in ("yes", "true", "strict") and \
+        "/sys/fs/cgroup" + cgroup not in [p.lstrip("-") for p in words(service, "ReadWritePaths")]:
+    problems.append(f"ReadWritePaths=/sys/fs/cgroup{cgroup} (ProtectControlGroups makes the rest read-only)")
+for key in ("Wants", "After", "PartOf"):
+    if keeper_name not in words(unit, key):
+        problems.append(f"{key}={keeper_name}")
+# The unit that holds the browsers' cgroup.
+if not {"memory", "pids"} <= set(words(keeper, "Delegate")):
+    problems.append(f"{keeper_name}: Delegate=memory pids")
+if last(keeper, "User") != last(service, "User"):
+    problems.append(f"{keeper_name}: User={last(service, 'User')} (systemd chowns the delegated cgroup to it)")
+if last(keeper, "KillMode") not in ("", "control-group"):
+    problems.append(f"{keeper_name}: KillMode=control-group (a stop must leave an empty cgroup)")
+if last(keeper, "OOMPolicy") != "continue":
+    problems.append(f"{keeper_name}: OOMPolicy=continue (one browser's OOM kill must not stop them all)")
+if last(keeper, "ProtectControlGroups") in ("yes", "true", "strict"):
+    problems.append(f"{keeper_name}: no ProtectControlGroups (it writes its cgroup.subtree_control)")
+if last(keeper, "ExecStart") != "/usr/local/bin/browser-worker-cgroup-keeper":
+    problems.append(f"{keeper_name}: ExecStart=/usr/local/bin/browser-worker-cgroup-keeper")
+# Every unit sharing the data dir sets the same mode (systemd would warn, or chmod it back).
+for name in sorted(os.listdir(units)):
+    if name.endswith(".service"):
+        _, other = parse(name)
+        if "browser-worker" in words(other, "StateDirectory") and last(other, "StateDirectoryMode") != "0711":
+            problems.append(f"{name}: StateDirectoryMode=0711 (it shares the data dir)")
+if problems:
+    sys.exit("needs: " + "; ".join(problems))
+EOF
+)"; then
+  fail "browser-worker.service (sandbox and limits):"
+  printf '%s\n' "$out" >&2
+fi
+
+# The keeper script against a fake cgroup tree: it must move itself into `keeper`, enable the
+# controllers, then stay; and refuse a tree without them, or cgroup v1.
+step "deploy/scripts/browser-cgroup-keeper.sh against a fake cgroup tree"
+keeper_test() { # $1: controllers of the unit's cgroup ("" = cgroup v1); prints the script's exit or "running"
+  local tree="$scratch/cgroup-$RANDOM" pid
+  mkdir -p "$tree/system.slice/browser-worker-browsers.service"
+  if [ -n "$1" ]; then
+    echo "$1" >"$tree/cgroup.controllers"
+    echo "$1" >"$tree/system.slice/browser-worker-browsers.service/cgroup.controllers"
+  fi
+  printf '0::/system.slice/browser-worker-browsers.service\n' >"$tree/self"
+  KEEPER_CGROUP_MOUNT="$tree" KEEPER_PROC_CGROUP="$tree/self" sh "$deploy/scripts/browser-cgroup-keeper.sh" \
+    2>"$tree/log" &
+  pid=$!
+  for _ in $(seq 50); do
+    if grep -q 'ready for per-browser cgroups' "$tree/log" || ! kill -0 "$pid" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    keeper_dir="$tree/system.slice/browser-worker-browsers.service"
+    [ "$(cat "$keeper_dir/keeper/cgroup.procs")" = "$pid" ] || echo "pid $pid not in keeper/cgroup.procs"
+    [ "$(cat "$keeper_dir/cgroup.subtree_control")" = "+memory +pids" ] || echo "subtree_control: $(cat "$keeper_dir/cgroup.subtree_control")"
+    echo running
+  else
+    local rc=0
+    wait "$pid" || rc=$?
+    echo "exit $rc: $(cat "$tree/log")"
+  fi
+}
+got="$(keeper_test "cpu memory pids")"
+[ "$got" = running ] || fail "keeper with memory and pids delegated: $got"
+got="$(keeper_test "cpu memory")"
+case "$got" in "exit 1: "*"controller pids not available"*) ;; *) fail "keeper without pids: $got" ;; esac
+got="$(keeper_test "")"
+case "$got" in "exit 1: "*"no cgroup v2 hierarchy"*) ;; *) fail "keeper on cgroup v1: $got" ;; esac
+
+# The Docker seccomp profile for Chromium's sandbox, derived from a profile shaped like Docker's
+# default (its clone rule and the CAP_SYS_ADMIN / CAP_SYS_CHROOT groups).
+step "deploy/docker/chromium-seccomp.py"
+cat >"$scratch/default.json" <<'EOF'
+{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "syscalls": [
+ {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+ {"names": ["mount", "setns", "unshare"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+ {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060288, "op": "SCMP_CMP_MASKED_EQ"}],
+  "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+ {"names": ["chroot"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_CHROOT"]}}]}
+EOF
+if ! out="$(python3 "$deploy/docker/chromium-seccomp.py" "$scratch/default.json" "$scratch/chromium.json" 2>&1 \
+  && python3 - "$scratch/chromium.json" 2>&1 <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+NEWNS, NEWUSER, NEWPID, NEWNET, NEWIPC = 0x00020000, 0x10000000, 0x20000000, 0x40000000, 0x08000000
+def allowed(call, flags=0, caps=()):
+    # Docker's evaluation, for a container with `caps`: the rules that apply, any one that matches.
+    for r in p["syscalls"]:
+        if call not in r["names"] or r["action"] != "SCMP_ACT_ALLOW":
+            continue
+        if set(r.get("includes", {}).get("caps", [])) - set(caps):
+            continue
+        if set(r.get("excludes", {}).get("caps", [])) & set(caps):
+            continue
+        if all(flags & a["value"] == 0 for a in r.get("args") or []):
+            return True
+    return False
+assert p["defaultAction"] == "SCMP_ACT_ERRNO", "defaultAction changed"
+assert allowed("clone", NEWUSER | NEWPID | NEWNET), "clone with NEWUSER|NEWPID|NEWNET refused"
+assert allowed("unshare", NEWUSER), "unshare(NEWUSER) refused"
+assert allowed("chroot"), "chroot refused without CAP_SYS_CHROOT"
+for call, flags in (("clone", NEWNS), ("clone", NEWIPC), ("unshare", NEWNS), ("setns", 0), ("mount", 0)):
+    assert not allowed(call, flags), f"{call} {flags:#x} allowed"
+assert allowed("read") and allowed("clone", 0), "other rules changed"
+EOF
+)"; then
+  fail "chromium-seccomp.py:"
+  printf '%s\n' "$out" >&2
+fi
+printf '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": []}\n' >"$scratch/allow.json"
+if python3 "$deploy/docker/chromium-seccomp.py" "$scratch/allow.json" "$scratch/x.json" 2>/dev/null; then
+  fail "chromium-seccomp.py accepted a profile that allows by default"
+fi
+
 # --- nginx -------------------------------------------------------------------------------
 step "nginx -t deploy/nginx/browser-worker.conf"
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
@@ -211,6 +430,44 @@ for playbook in playbook.yml upgrade.yml; do
   fi
 done
 
+# The playbooks create the browser user, install and start the browsers' cgroup unit, and never
+# restart or stop it (that would kill every session's browser).
+step "playbooks: the browser user and browser-worker-browsers.service (started, never restarted)"
+if ! out="$(/usr/bin/python3 - "$deploy/ansible/playbook.yml" "$deploy/ansible/upgrade.yml" 2>&1 <<'EOF'
+import json, sys, yaml
+keeper = "browser-worker-browsers"
+problems = []
+for path in sys.argv[1:]:
+    for play in yaml.safe_load(open(path)):
+        tasks = play.get("tasks", []) + play.get("handlers", [])
+        units = json.dumps(play.get("vars", {}).get("bw_units", ""))
+        for task in tasks:
+            for module in ("ansible.builtin.systemd", "ansible.builtin.service", "ansible.builtin.systemd_service"):
+                args = task.get(module)
+                if not isinstance(args, dict) or args.get("state") not in ("restarted", "stopped", "reloaded"):
+                    continue
+                names = json.dumps([args.get("name"), task.get("loop"), task.get("with_items")])
+                if keeper in names or ("bw_units" in names and keeper in units):
+                    problems.append(f"{path.rsplit('/', 1)[-1]}: task '{task.get('name')}' {args['state']} {keeper}")
+            shell = json.dumps([task.get("ansible.builtin.command"), task.get("ansible.builtin.shell")])
+            if keeper in shell and any(w in shell for w in ("restart", "stop", "kill")):
+                problems.append(f"{path.rsplit('/', 1)[-1]}: task '{task.get('name')}' may restart {keeper}")
+play = yaml.safe_load(open(sys.argv[1]))[0]
+text = json.dumps(play)
+if not any(t.get("ansible.builtin.user", {}).get("name") == "bw-browser" for t in play["tasks"]):
+    problems.append("playbook.yml: no task creates the user bw-browser")
+if f"{keeper}.service" not in text or keeper not in json.dumps(play["vars"]["bw_units"]):
+    problems.append(f"playbook.yml: {keeper}.service not installed and started")
+if "browser-cgroup-keeper.sh" not in text:
+    problems.append("playbook.yml: deploy/scripts/browser-cgroup-keeper.sh not installed")
+if problems:
+    sys.exit("; ".join(problems))
+EOF
+)"; then
+  fail "playbooks:"
+  printf '%s\n' "$out" >&2
+fi
+
 # The rolling upgrade, run for real against a fake worker (about two minutes).
 step "deploy/tests/upgrade-test.sh (upgrade.yml against a fake worker)"
 if ! out="$(bash "$deploy/tests/upgrade-test.sh" 2>&1)"; then
@@ -256,6 +513,7 @@ else
     etc/systemd/system/browser-worker.service etc/systemd/system/adspower.service \
     etc/systemd/system/xvfb.service etc/systemd/system/x11vnc.service usr/local/sbin/install-adspower \
     etc/systemd/system/browser-worker-artifacts.timer \
+    etc/systemd/system/browser-worker-browsers.service usr/local/bin/browser-worker-cgroup-keeper \
     etc/nginx/sites-enabled/browser-worker etc/nginx/ssl/browser-worker.key; do
     [ -e "$scratch/destdir/$f" ] || [ -L "$scratch/destdir/$f" ] || fail "make install did not stage /$f"
   done
@@ -279,6 +537,10 @@ for f in doc.get("write_files", []):
     assert f["path"].startswith("/") and "content" in f, f"write_files entry: {f}"
 for c in doc.get("runcmd", []):
     assert isinstance(c, (str, list)), f"runcmd entry: {c!r}"
+users = {u["name"]: u for u in doc.get("users", []) if isinstance(u, dict)}
+for name in ("browser-worker", "bw-browser"):
+    assert name in users and users[name].get("system"), f"no system user {name}"
+    assert users[name].get("shell") == "/usr/sbin/nologin", f"{name} has a login shell"
 EOF
 )"; then
   fail "cloud-init.yaml:"

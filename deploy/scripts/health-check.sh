@@ -35,10 +35,16 @@ if [ "$(field draining)" = true ]; then echo "  draining: new sessions and tasks
 echo "  sessions $(field active_sessions)/$(field max_sessions), tasks $(field active_tasks)," \
   "warm pool $(field warm_pool_ready), adspower $(field adspower), version $(field version)," \
   "up $(field uptime_seconds) s"
+# Chromium's own sandbox is off when the browsers would run as root or user namespaces are not
+# available (the worker's start-up warning says which): not a fault, but worth seeing.
+case "$(field sandbox)" in
+  true) echo "  browsers sandboxed, as $(field browser_user)" ;;
+  false) echo "  browsers NOT sandboxed (--no-sandbox), as $(field browser_user): see the worker's start-up warning" ;;
+esac
 
 # The units of deploy/systemd that this machine has installed and enabled must be active.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  for unit in xvfb x11vnc adspower browser-worker nginx; do
+  for unit in xvfb x11vnc adspower browser-worker-browsers browser-worker nginx; do
     systemctl is-enabled --quiet "$unit" 2>/dev/null || continue
     if systemctl is-active --quiet "$unit"; then
       echo "unit $unit: active"
