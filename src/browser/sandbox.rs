@@ -105,12 +105,22 @@ impl Confinement {
     /// user, or a file the worker wrote for the browser).
     pub fn give_tree(&self, dir: &Path) -> Result<(), SandboxError> {
         let Some(user) = &self.user else { return Ok(()) };
+        if !dir.exists() {
+            return Ok(());
+        }
         for entry in walkdir::WalkDir::new(dir) {
             let entry = entry.map_err(|e| SandboxError::Io(dir.to_path_buf(), e.into()))?;
             let path = entry.path();
             lchown(path, Some(user.uid), Some(user.gid)).map_err(|e| SandboxError::Io(path.to_path_buf(), e))?;
         }
         Ok(())
+    }
+
+    /// Whether `dir` exists and is not the browser user's yet (a persistent profile from before
+    /// the browser user): it must be handed over whole (`give_tree`).
+    pub fn foreign(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.user.as_ref().is_some_and(|user| std::fs::metadata(dir).is_ok_and(|m| m.uid() != user.uid))
     }
 
     /// A directory shared by every browser (`<data_dir>/tmp`): others may pass, not list.

@@ -33,6 +33,27 @@ fn browser_uid() -> u32 {
         .as_raw()
 }
 
+/// The memory and process limits of the cgroup(s) `pid` is in (cgroup v2 or v1).
+fn cgroup_limits(pid: i32) -> (Option<u64>, Option<u64>) {
+    let read = |path: String| std::fs::read_to_string(path).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path_of = |controller: &str| {
+        own.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (controllers == controller || controllers.split(',').any(|c| c == controller)).then(|| path.to_string())
+        })
+    };
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = format!("/sys/fs/cgroup{}", path_of("").unwrap());
+        (read(format!("{dir}/memory.max")), read(format!("{dir}/pids.max")))
+    } else {
+        let memory = path_of("memory").map(|p| format!("/sys/fs/cgroup/memory{p}/memory.limit_in_bytes"));
+        let pids = path_of("pids").map(|p| format!("/sys/fs/cgroup/pids{p}/pids.max"));
+        (memory.and_then(read), pids.and_then(read))
+    }
+}
+
 /// Runs `argv` as the browser user and says whether it succeeded.
 async fn as_browser_user(argv: &[&str]) -> bool {
     let status = tokio::process::Command::new("setpriv")
@@ -85,6 +106,9 @@ async fn browsers_and_displays_run_sandboxed_as_the_browser_user() {
         }
     }
     assert!(renderers > 0, "no renderer found");
+    // The browser (not Xvfb or x11vnc) is in a cgroup of its own with both limits.
+    let browser = groups.iter().find(|g| !g.user_data_dir.as_os_str().is_empty()).unwrap();
+    assert_eq!(cgroup_limits(browser.pgid), (Some(2048 * 1024 * 1024), Some(2048)));
     // The page still works as before.
     assert_eq!(app.page_eval(id, "document.title").await, json!("Fixture Green"));
     app.stop().await;
@@ -93,8 +117,14 @@ async fn browsers_and_displays_run_sandboxed_as_the_browser_user() {
 #[tokio::test]
 async fn the_browser_user_reaches_only_what_it_was_given() {
     let app = TestApp::start().await;
-    app.create(json!({"url": format!("{}/pages/green.html", fixtures())})).await;
     let data = app.data_dir.path();
+    // A persistent profile from before the browser user (a file the worker's user wrote).
+    let old = data.join("profiles/p-old/Default");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("Preferences"), "{}").unwrap();
+    app.create(json!({"profile_id": "p-old", "url": format!("{}/pages/green.html", fixtures())})).await;
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(old.join("Preferences")).unwrap().uid(), browser_uid(), "the profile was handed over");
     let profile = recorded_browsers(data).pop().unwrap().user_data_dir;
     // What a browser escaping its sandbox could try, as the browser user.
     let attacks: Vec<(String, bool)> = vec![
@@ -138,5 +168,20 @@ async fn a_runaway_page_fails_its_session_with_resource_limit_and_others_go_on()
     assert_eq!(app.page_eval(&calm, "document.title").await, json!("Fixture Green"));
     let nav = json!({"url": format!("{}/pages/blue.html", fixtures())});
     assert_eq!(app.call(Method::POST, &format!("/api/v2/sessions/{calm}/navigate"), Some(nav)).await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_cgroups_the_memory_limit_is_per_process() {
+    let app = TestApp::start_with(&["--browser-cgroup", "off", "--browser-memory-mb", "4096"]).await;
+    let (_, health) = app.call(Method::GET, "/health", None).await;
+    assert_eq!(health["browser_limits"], "rlimit", "{health}");
+    app.create(json!({"url": format!("{}/pages/green.html", fixtures())})).await;
+    let browser = recorded_browsers(app.data_dir.path()).pop().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", browser.pgid)).unwrap();
+    let data = limits.lines().find(|l| l.starts_with("Max data size")).unwrap().to_string();
+    assert!(data.contains(&(4096u64 * 1024 * 1024).to_string()), "{data}");
+    // And no cgroup of its own was made.
+    assert_eq!(cgroup_limits(browser.pgid).1.filter(|max| *max == 2048), None);
     app.stop().await;
 }
