@@ -19,6 +19,8 @@ have x11vnc || missing+=(x11vnc)
 have xdotool || missing+=(xdotool)
 [ -f /usr/share/novnc/vnc.html ] || missing+=(novnc)
 have websockify || missing+=(websockify)
+# Fleet mode's tests start their own Redis (on a Unix socket) from Debian's package.
+have redis-server || missing+=(redis-server)
 # Node runs the Playwright/Puppeteer passthrough tests (tests/js).
 have npm || missing+=(nodejs npm)
 # Fonts so that pages (and screenshots) render text.

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cdp;
 pub mod events;
+pub mod fleet;
 pub mod forms;
 pub mod health;
 pub mod json;
@@ -88,6 +89,7 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(live::live_viewer))
         .routes(routes!(worker::drain_worker))
         .routes(routes!(worker::undrain_worker))
+        .routes(routes!(fleet::list_fleet))
         .routes(routes!(health::health))
         .routes(routes!(health::metrics))
 }
@@ -145,6 +147,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(app.config.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(app.clone(), fleet::redirect_to_holder))
         .layer(middleware::from_fn_with_state(app.clone(), auth::require_key))
         .layer(middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -23,6 +23,7 @@ use crate::browser::process::{self, DataDirLock};
 use crate::browser::sandbox::Confinement;
 use crate::config::{Config, DisplayMode, ProviderKind};
 use crate::egress;
+use crate::fleet::{Fleet, WorkerInfo};
 use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
@@ -52,6 +53,10 @@ pub struct App {
     pub active_tasks: std::sync::atomic::AtomicUsize,
     /// The `llm` form engine, when `BW_LLM_BASE_URL` is set.
     pub llm: Option<Arc<LlmEngine>>,
+    /// Fleet mode (`BW_REDIS_URL`): the Redis the workers share.
+    pub fleet: Option<Arc<Fleet>>,
+    /// This worker's name in the fleet (`BW_WORKER_ID`, or generated once).
+    pub worker_id: String,
     pub started: Instant,
     /// Mints and checks the session tokens of the VNC viewer and the CDP passthrough.
     pub tokens: TokenIssuer,
@@ -145,6 +150,19 @@ impl App {
         )
         .with_notifier(notifier.clone())
         .with_store(store);
+        let worker_id = config.fleet_worker_id()?;
+        let fleet = match &config.redis_url {
+            Some(url) => {
+                let ttl = std::time::Duration::from_secs(config.fleet_ttl_secs);
+                let fleet = Fleet::new(url, worker_id.clone(), config.fleet_prefix.clone(), ttl)
+                    .context("joining the fleet")?;
+                Some(Arc::new(fleet))
+            }
+            None => None,
+        };
+        if let Some(fleet) = &fleet {
+            registry = registry.with_fleet(fleet.clone());
+        }
         match (config.display_mode, &config.vnc_display, config.vnc_port) {
             (DisplayMode::PerSession, _, _) => {
                 let displays = Displays::per_session(&config.data_dir, confinement.clone())
@@ -175,6 +193,8 @@ impl App {
         });
         Ok(Arc::new(Self {
             llm,
+            fleet,
+            worker_id,
             artifacts,
             notifier,
             active_tasks: std::sync::atomic::AtomicUsize::new(0),
@@ -240,6 +260,39 @@ impl App {
     /// Sessions this worker could still open: `max_sessions` less the open ones.
     pub fn free_slots(&self) -> usize {
         self.registry.max_sessions().saturating_sub(self.registry.active())
+    }
+
+    /// What this worker announces to the fleet.
+    pub fn worker_info(&self) -> WorkerInfo {
+        WorkerInfo {
+            worker_id: self.worker_id.clone(),
+            public_url: self.public_url().to_string(),
+            max_sessions: self.registry.max_sessions(),
+            active_sessions: self.registry.active(),
+            free_slots: self.free_slots(),
+            draining: self.is_draining(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            last_seen: chrono::Utc::now(),
+        }
+    }
+
+    /// Announces this worker and its sessions to the fleet every few seconds, until shutdown.
+    fn start_heartbeat(self: &Arc<Self>) {
+        let Some(fleet) = self.fleet.clone() else { return };
+        let app = Arc::downgrade(self);
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            loop {
+                let Some(app) = app.upgrade() else { return };
+                let sessions: Vec<_> = app.registry.list().iter().map(|s| s.id).collect();
+                let _ = fleet.heartbeat(&app.worker_info(), &sessions).await;
+                drop(app);
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(fleet.renew_every()) => {}
+                }
+            }
+        });
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -417,6 +470,7 @@ impl Server {
             let (reattached, failed) = app.registry.restore(records, network, app.public_url()).await;
             tracing::info!(reattached, failed, "sessions of the previous run");
         }
+        app.start_heartbeat();
         let router = crate::api::router(app.clone());
         let serving =
             tokio::spawn(crate::api::serve::serve(listener, router, app.config.header_timeout(), app.cancel.clone()));

@@ -78,6 +78,26 @@ pub struct Config {
     #[arg(long, env = "BW_OPERATION_TIMEOUT_SECS", default_value_t = 60)]
     pub operation_timeout_secs: u64,
 
+    /// Fleet mode (SPEC §3.9): the Redis the workers share (`redis://`, `rediss://` for TLS,
+    /// credentials in the URL). Unset: this worker is on its own.
+    #[arg(long, env = "BW_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// This worker's name in the fleet (unique per worker); generated once into the data dir
+    /// when unset.
+    #[arg(long, env = "BW_WORKER_ID")]
+    pub worker_id: Option<String>,
+
+    /// How long a worker's heartbeat, a profile lease and a session's directory entry live in
+    /// the fleet without renewal (renewed every third of it): how soon a dead worker's profiles
+    /// are free again.
+    #[arg(long, env = "BW_FLEET_TTL_SECS", default_value_t = 15)]
+    pub fleet_ttl_secs: u64,
+
+    /// Prefix of this fleet's Redis keys (several fleets may share one Redis).
+    #[arg(long, env = "BW_FLEET_PREFIX", default_value = "bw")]
+    pub fleet_prefix: String,
+
     /// The unprivileged user browsers, Xvfb and x11vnc run as when the worker may switch users
     /// (root, or CAP_SETUID + CAP_SETGID). Unset: `bw-browser` if it exists, else the worker's
     /// own user (with a warning); empty: always the worker's own user.
@@ -253,6 +273,17 @@ impl Config {
         let bad = |msg: String| Err(ConfigError(msg));
         if self.max_sessions == 0 {
             return bad("BW_MAX_SESSIONS must be at least 1".into());
+        }
+        let name_ok =
+            |n: &str| (1..=64).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if let Some(id) = self.worker_id.as_deref().filter(|id| !name_ok(id)) {
+            return bad(format!("BW_WORKER_ID={id:?} must be 1-64 characters of [A-Za-z0-9._-]"));
+        }
+        if !(3..=300).contains(&self.fleet_ttl_secs) {
+            return bad(format!("BW_FLEET_TTL_SECS={} must be between 3 and 300", self.fleet_ttl_secs));
+        }
+        if !name_ok(&self.fleet_prefix) {
+            return bad(format!("BW_FLEET_PREFIX={:?} must be 1-64 characters of [A-Za-z0-9._-]", self.fleet_prefix));
         }
         const MONTH: u64 = 30 * 24 * 3600;
         if !(1..=MONTH).contains(&self.idle_timeout_secs) || !(1..=MONTH).contains(&self.max_lifetime_secs) {
@@ -439,6 +470,41 @@ impl Config {
                 Ok(bytes)
             }
             Err(e) => Err(ConfigError(format!("cannot read the token secret in {}: {e}", path.display()))),
+        }
+    }
+
+    /// This worker's name in the fleet: `BW_WORKER_ID`, or `w-` and 12 random hex digits
+    /// generated once into `<data_dir>/worker-id` (a restarted worker keeps its name, and so its
+    /// sessions' directory entries and leases). Call under the data-dir lock.
+    pub fn fleet_worker_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = &self.worker_id {
+            return Ok(id.clone());
+        }
+        let path = self.data_dir.join("worker-id");
+        match std::fs::read_to_string(&path) {
+            Ok(stored) => {
+                let id = stored.trim();
+                let valid =
+                    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if valid {
+                    Ok(id.to_string())
+                } else {
+                    Err(ConfigError(format!(
+                        "{} is not a worker id; set BW_WORKER_ID or delete the file",
+                        path.display()
+                    )))
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 6];
+                rand::rng().fill_bytes(&mut bytes);
+                let id: String =
+                    std::iter::once("w-".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+                replace_private(&path, &id)
+                    .map_err(|e| ConfigError(format!("cannot store the worker id in {}: {e}", path.display())))?;
+                Ok(id)
+            }
+            Err(e) => Err(ConfigError(format!("cannot read the worker id in {}: {e}", path.display()))),
         }
     }
 

@@ -17,6 +17,7 @@
 //!   checked input in, for any session (headless included).
 //! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC, CDP or live; newer ones revoke older).
 //! - [`egress`]: the one egress classifier and the egress proxy every local browser's traffic goes through.
+//! - [`fleet`]: fleet mode on Redis (SPEC §3.9): heartbeats, profile leases, the session directory.
 //! - [`notify`]: per-session events (SSE) and bounded, ordered webhooks.
 //! - [`error`]: `ApiError`, the JSON error envelope.
 //! - [`telemetry`]: logging and the Prometheus recorder.
@@ -31,6 +32,7 @@ pub mod browser;
 pub mod config;
 pub mod egress;
 pub mod error;
+pub mod fleet;
 pub mod flow;
 pub mod forms;
 pub mod guard;

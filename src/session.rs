@@ -8,6 +8,7 @@
 //! A session's browser sits behind an async mutex: an operation takes it with `try_lock` (a
 //! second concurrent call gets `SessionError::Busy`), and closing takes it for good.
 
+mod leases;
 pub mod reaper;
 pub mod registry;
 mod restore;
@@ -106,6 +107,9 @@ pub enum CloseReason {
     BrowserCrashed,
     /// The browser reached its memory limit and was stopped.
     ResourceLimit,
+    /// The profile's fleet lease was lost (expired, taken by another worker, Redis flushed):
+    /// the session stops rather than run the profile twice.
+    LeaseLost,
     /// The worker shut down.
     Shutdown,
 }
@@ -113,7 +117,7 @@ pub enum CloseReason {
 impl CloseReason {
     fn final_state(self) -> SessionState {
         match self {
-            CloseReason::BrowserCrashed | CloseReason::ResourceLimit => SessionState::Failed,
+            CloseReason::BrowserCrashed | CloseReason::ResourceLimit | CloseReason::LeaseLost => SessionState::Failed,
             _ => SessionState::Closed,
         }
     }
@@ -125,6 +129,7 @@ impl CloseReason {
             CloseReason::MaxLifetime => "max_lifetime",
             CloseReason::BrowserCrashed => "browser_crashed",
             CloseReason::ResourceLimit => "resource_limit",
+            CloseReason::LeaseLost => "lease_lost",
             CloseReason::Shutdown => "shutdown",
         }
     }
@@ -158,6 +163,8 @@ pub enum SessionError {
     Browser(#[from] BrowserError),
     #[error(transparent)]
     Profile(#[from] crate::breaker::BreakerError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 /// How long the steps of a session took, in milliseconds.

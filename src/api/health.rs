@@ -26,6 +26,9 @@ pub struct Health {
     /// `true` after `POST /api/v1/worker/drain`: the worker takes no new sessions or tasks, so
     /// a load balancer should send them elsewhere.
     pub draining: bool,
+    /// Fleet mode: `connected` (Redis answered the last call), `unreachable`, or
+    /// `not_configured` (no `BW_REDIS_URL`).
+    pub fleet: &'static str,
     /// Whether local browsers run in Chromium's sandbox (`false`: `--no-sandbox`, because they
     /// would run as root or the machine allows neither user namespaces nor the setuid helper).
     pub sandbox: bool,
@@ -58,6 +61,11 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         max_sessions: app.registry.max_sessions(),
         free_slots: app.free_slots(),
         draining: app.is_draining(),
+        fleet: match &app.fleet {
+            None => "not_configured",
+            Some(fleet) if fleet.reachable() => "connected",
+            Some(_) => "unreachable",
+        },
         sandbox: app.confinement.sandbox(),
         browser_user: app.confinement.user().map(|u| u.name.clone()),
         browser_limits: app.confinement.limits().kind(),

@@ -112,9 +112,10 @@ impl BrowserProvider for ChromiumProvider {
         let user_data_dir = if ephemeral { self.tmp_dir.join(&name) } else { self.profiles_dir.join(&name) };
         // A profile may hold files of an earlier owner (a worker without a browser user).
         let foreign = self.confinement.foreign(&user_data_dir);
-        let prepared = self.confinement.give(&user_data_dir).and_then(|()| {
-            if foreign { self.confinement.give_tree(&user_data_dir) } else { Ok(()) }
-        });
+        let prepared = self
+            .confinement
+            .give(&user_data_dir)
+            .and_then(|()| if foreign { self.confinement.give_tree(&user_data_dir) } else { Ok(()) });
         prepared.map_err(|e| BrowserError::Launch(format!("cannot prepare the profile dir: {e}")))?;
         let cage = self
             .confinement

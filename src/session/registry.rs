@@ -104,12 +104,14 @@ pub struct SessionRegistry {
     /// Delivers the webhooks of sessions with a callback.
     pub(super) notifier: Option<Arc<Notifier>>,
     /// Supervisor tasks (one per session, watching for a dead browser).
-    tracker: TaskTracker,
+    pub(super) tracker: TaskTracker,
     pub(super) shutting_down: AtomicBool,
     /// Where displays come from; `None`: sessions are headless only.
     pub(super) displays: Option<Arc<Displays>>,
     /// Where sessions' records are kept for a restarted worker.
     pub(super) store: Option<Arc<SessionStore>>,
+    /// Fleet mode: profile leases and the session directory.
+    pub(super) fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// Releases a profile claim if session creation does not finish (error or cancelled request).
@@ -168,7 +170,15 @@ impl SessionRegistry {
             shutting_down: AtomicBool::new(false),
             displays: None,
             store: None,
+            fleet: None,
         }
+    }
+
+    /// Takes a fleet lease for every profile session and names its sessions in the fleet's
+    /// directory (SPEC §3.9).
+    pub fn with_fleet(mut self, fleet: Arc<crate::fleet::Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Keeps every session's record in `store` (SPEC §3.8).
@@ -266,6 +276,8 @@ impl SessionRegistry {
         if let Some(profile) = &options.profile_id {
             self.breaker.admit(profile).await?;
         }
+        // Given back if the session does not open (dropped), kept by the session otherwise.
+        let lease = self.take_lease(options.profile_id.as_deref(), id).await?;
 
         let display = match (&self.displays, options.display) {
             (Some(displays), true) => Some(
@@ -369,6 +381,7 @@ impl SessionRegistry {
         }
         self.open.insert(id, session.clone());
         claim.keep();
+        let leased = lease.map(super::leases::LeaseGuard::keep).is_some();
         let block = session.block();
         session.events.emit("state_change", serde_json::json!({"state": session.state(), "block": block}));
         if block.as_ref().is_some_and(|b| b.reason == guard::BlockReason::Captcha) {
@@ -377,6 +390,10 @@ impl SessionRegistry {
             session.events.emit("captcha_detected", Value::Object(data));
         }
         self.supervise(session.clone());
+        if leased {
+            self.watch_lease(session.clone());
+        }
+        self.announce(id).await;
         session.persist();
         // The caller learns the id only once a restart would find it.
         session.saved().await;
@@ -613,6 +630,7 @@ impl SessionRegistry {
         if let Some(store) = &self.store {
             store.remove(id.0);
         }
+        self.let_go(id, session.profile_id.as_deref()).await;
         self.open.remove(&id);
         session.permit.lock().unwrap().take();
         // The closing event is final: it is still delivered while the session's other

@@ -12,9 +12,11 @@ use serde_json::json;
 
 use super::registry::Opening;
 use super::{
-    CloseReason, LiveAccess, Session, SessionId, SessionRecord, SessionRegistry, SessionState, Status, VncAccess,
+    CloseReason, LiveAccess, Session, SessionError, SessionId, SessionRecord, SessionRegistry, SessionState, Status,
+    VncAccess,
 };
 use crate::browser::process::{self, ProcessId};
+use crate::fleet::FleetError;
 use crate::notify::{Callback, EventLog};
 use crate::token::Minted;
 
@@ -135,6 +137,20 @@ impl SessionRegistry {
         self.open.insert(id, session.clone());
         self.supervise(session.clone());
         session.persist();
+        if let Some(profile) = &record.profile_id
+            && self.fleet.is_some()
+        {
+            match self.retake_lease(id, profile).await {
+                Err(SessionError::Fleet(FleetError::Held { worker_id, .. })) => {
+                    tracing::warn!(session_id = %id, profile, worker_id, "the profile's lease went to another worker meanwhile");
+                    let _ = self.close(id, CloseReason::LeaseLost).await;
+                    return Ok(session);
+                }
+                // Unreachable: renewal is retried while the session goes on.
+                Ok(()) | Err(_) => self.watch_lease(session.clone()),
+            }
+        }
+        self.announce(id).await;
         Ok(session)
     }
 

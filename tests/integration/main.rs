@@ -11,6 +11,7 @@ mod events;
 mod fake_adspower;
 mod fake_llm;
 mod fill_inputs;
+mod fleet;
 mod flows;
 mod forms;
 mod guard;
