@@ -128,8 +128,21 @@ impl App {
                 }),
             ),
         };
-        let breaker =
-            Arc::new(Breaker::open(&config.data_dir.join("profiles.redb")).context("opening the profile store")?);
+        let worker_id = config.fleet_worker_id()?;
+        let fleet = match &config.redis_url {
+            Some(url) => {
+                let ttl = std::time::Duration::from_secs(config.fleet_ttl_secs);
+                let fleet = Fleet::new(url, worker_id.clone(), config.fleet_prefix.clone(), ttl)
+                    .context("joining the fleet")?;
+                Some(Arc::new(fleet))
+            }
+            None => None,
+        };
+        let mut breaker = Breaker::open(&config.data_dir.join("profiles.redb")).context("opening the profile store")?;
+        if let Some(fleet) = &fleet {
+            breaker = breaker.shared_by(fleet.clone());
+        }
+        let breaker = Arc::new(breaker);
         let tracker = TaskTracker::new();
         // Pooled browsers are ephemeral; AdsPower sessions always have a profile.
         let pool = (config.warm_pool > 0 && config.provider == ProviderKind::Chromium)
@@ -150,16 +163,6 @@ impl App {
         )
         .with_notifier(notifier.clone())
         .with_store(store);
-        let worker_id = config.fleet_worker_id()?;
-        let fleet = match &config.redis_url {
-            Some(url) => {
-                let ttl = std::time::Duration::from_secs(config.fleet_ttl_secs);
-                let fleet = Fleet::new(url, worker_id.clone(), config.fleet_prefix.clone(), ttl)
-                    .context("joining the fleet")?;
-                Some(Arc::new(fleet))
-            }
-            None => None,
-        };
         if let Some(fleet) = &fleet {
             registry = registry.with_fleet(fleet.clone());
         }

@@ -89,6 +89,9 @@ pub enum BreakerError {
     InvalidState(String),
     #[error("the profile store failed: {0}")]
     Store(String),
+    /// Fleet mode: the shared store (Redis) did not answer.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 impl From<redb::Error> for BreakerError {
@@ -257,11 +260,13 @@ impl ProfileRecord {
     }
 }
 
-/// The persisted breakers of every known profile.
+/// The persisted breakers of every known profile: in the embedded store, or in fleet mode in
+/// Redis (`shared`), where every worker sees every block and `disable`.
 pub struct Breaker {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
     draw: Arc<dyn Draw>,
+    shared: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Breaker {
@@ -276,7 +281,13 @@ impl Breaker {
         let txn = db.begin_write().map_err(redb::Error::from)?;
         txn.open_table(PROFILES).map_err(redb::Error::from)?;
         txn.commit().map_err(redb::Error::from)?;
-        Ok(Self { db: Arc::new(db), clock, draw })
+        Ok(Self { db: Arc::new(db), clock, draw, shared: None })
+    }
+
+    /// Keeps the records in the fleet's Redis instead (SPEC §3.9).
+    pub fn shared_by(mut self, fleet: Arc<crate::fleet::Fleet>) -> Self {
+        self.shared = Some(fleet);
+        self
     }
 
     /// The breaker's current time.
@@ -286,6 +297,9 @@ impl Breaker {
 
     /// Reads one profile (never creates it).
     pub async fn get(&self, profile_id: &str) -> Result<ProfileRecord, BreakerError> {
+        if let Some(fleet) = &self.shared {
+            return shared::get(fleet, profile_id).await;
+        }
         let db = self.db.clone();
         let id = profile_id.to_string();
         blocking(move || {
@@ -300,6 +314,9 @@ impl Breaker {
 
     /// Every known profile, by id.
     pub async fn list(&self) -> Result<Vec<ProfileRecord>, BreakerError> {
+        if let Some(fleet) = &self.shared {
+            return shared::list(fleet).await;
+        }
         let db = self.db.clone();
         blocking(move || {
             let txn = db.begin_read()?;
@@ -383,48 +400,69 @@ impl Breaker {
     /// unknown profile known; otherwise it is `NotFound`. A change that fails writes nothing.
     async fn update<F>(&self, profile_id: &str, create: bool, change: F) -> Result<ProfileRecord, BreakerError>
     where
-        F: FnOnce(&mut ProfileRecord, DateTime<Utc>, &dyn Draw) -> Result<(), BreakerError> + Send + 'static,
+        F: Fn(&mut ProfileRecord, DateTime<Utc>, &dyn Draw) -> Result<(), BreakerError> + Send + Sync + 'static,
     {
+        if let Some(fleet) = &self.shared {
+            return shared::update(fleet, self.clock.as_ref(), self.draw.as_ref(), profile_id, create, &change).await;
+        }
         let db = self.db.clone();
         let clock = self.clock.clone();
         let draw = self.draw.clone();
         let id = profile_id.to_string();
         blocking(move || {
             let txn = db.begin_write()?;
-            let now = clock.now();
-            let record = {
-                let mut table = txn.open_table(PROFILES)?;
-                let existing = table.get(id.as_str())?.map(|v| decode(v.value())).transpose()?;
-                let is_new = existing.is_none();
-                let mut record = match existing {
-                    Some(record) => record,
-                    None if create => ProfileRecord::new(&id, now),
-                    None => return Err(BreakerError::NotFound.into()),
-                };
-                let before = record.clone();
-                let outcome = change(&mut record, now, draw.as_ref());
-                if is_new || record != before {
-                    record.updated_at = now;
-                    let bytes = serde_json::to_vec(&record).map_err(|e| BreakerError::Store(e.to_string()))?;
-                    table.insert(id.as_str(), bytes.as_slice())?;
-                }
-                outcome.map(|_| record)
+            let existing = {
+                let table = txn.open_table(PROFILES)?;
+                table.get(id.as_str())?.map(|v| decode(v.value())).transpose()?
             };
-            match record {
-                Ok(record) => {
-                    txn.commit()?;
-                    Ok(record)
-                }
-                // The expired-cooldown reset inside `can_run` is still worth keeping.
-                Err(BreakerError::Unavailable(u)) => {
-                    txn.commit()?;
-                    Err(BreakerError::Unavailable(u).into())
-                }
-                Err(e) => Err(e.into()),
+            let (write, outcome) = apply(&id, existing, create, clock.now(), draw.as_ref(), &change)?;
+            // A failed change writes nothing, except the expired-cooldown reset inside `can_run`.
+            if !keeps(&outcome) {
+                return Err(outcome.err().unwrap_or(BreakerError::NotFound).into());
             }
+            if let Some(record) = write {
+                let bytes = serde_json::to_vec(&record).map_err(|e| BreakerError::Store(e.to_string()))?;
+                txn.open_table(PROFILES)?.insert(id.as_str(), bytes.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(outcome?)
         })
         .await
     }
+}
+
+/// Whether a transition's writes are kept: on success, and on `Unavailable` (which may have
+/// ended an expired cooldown).
+fn keeps(outcome: &Result<ProfileRecord, BreakerError>) -> bool {
+    matches!(outcome, Ok(_) | Err(BreakerError::Unavailable(_)))
+}
+
+/// One transition applied to `existing` (a new record if `create`): the changed record (to
+/// write, when it changed) and the outcome. Shared by both stores.
+fn apply<F>(
+    id: &str,
+    existing: Option<ProfileRecord>,
+    create: bool,
+    now: DateTime<Utc>,
+    draw: &dyn Draw,
+    change: &F,
+) -> Result<(Option<ProfileRecord>, Result<ProfileRecord, BreakerError>), BreakerError>
+where
+    F: Fn(&mut ProfileRecord, DateTime<Utc>, &dyn Draw) -> Result<(), BreakerError>,
+{
+    let is_new = existing.is_none();
+    let mut record = match existing {
+        Some(record) => record,
+        None if create => ProfileRecord::new(id, now),
+        None => return Err(BreakerError::NotFound),
+    };
+    let before = record.clone();
+    let outcome = change(&mut record, now, draw);
+    let write = (is_new || record != before).then(|| {
+        record.updated_at = now;
+        record.clone()
+    });
+    Ok((write, outcome.map(|_| record)))
 }
 
 fn decode(bytes: &[u8]) -> Result<ProfileRecord, BreakerError> {
@@ -476,5 +514,6 @@ macro_rules! redb_errors {
 }
 redb_errors!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
+mod shared;
 #[cfg(test)]
 mod tests;

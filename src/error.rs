@@ -130,15 +130,7 @@ impl From<SessionError> for ApiError {
             E::Busy => Self::new(StatusCode::CONFLICT, "session_busy", message),
             E::ProfileInUse { session_id } => Self::new(StatusCode::CONFLICT, "profile_in_use", message)
                 .with_details(json!({"session_id": session_id})),
-            E::Fleet(crate::fleet::FleetError::Held { worker_id, session_id, .. }) => {
-                Self::new(StatusCode::CONFLICT, "profile_in_use", message)
-                    .with_details(json!({"session_id": session_id, "worker_id": worker_id}))
-            }
-            E::Fleet(crate::fleet::FleetError::Unavailable(_) | crate::fleet::FleetError::Url(_)) => {
-                let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "fleet_unavailable", message);
-                err.retry_after = Some(5);
-                err
-            }
+            E::Fleet(f) => f.into(),
             E::Capacity { max, retry_after_secs } => {
                 let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "capacity_exhausted", message)
                     .with_details(json!({"max_sessions": max}));
@@ -194,6 +186,23 @@ impl From<BreakerError> for ApiError {
             E::Store(_) => {
                 tracing::error!(error = %message, "profile store failed");
                 Self::internal()
+            }
+            E::Fleet(f) => f.into(),
+        }
+    }
+}
+
+impl From<crate::fleet::FleetError> for ApiError {
+    fn from(e: crate::fleet::FleetError) -> Self {
+        use crate::fleet::FleetError as E;
+        let message = e.to_string();
+        match e {
+            E::Held { worker_id, session_id, .. } => Self::new(StatusCode::CONFLICT, "profile_in_use", message)
+                .with_details(json!({"session_id": session_id, "worker_id": worker_id})),
+            E::Unavailable(_) | E::Url(_) => {
+                let mut err = Self::new(StatusCode::SERVICE_UNAVAILABLE, "fleet_unavailable", message);
+                err.retry_after = Some(5);
+                err
             }
         }
     }

@@ -54,6 +54,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0"#;
+/// Writes ARGV[2] to KEYS[1] only if it still holds ARGV[1] ("" for absent): one atomic
+/// step of a read-change-write (the breaker's transitions).
+const SWAP: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0"#;
 /// Deletes a lease only for its holder.
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -71,6 +80,7 @@ pub struct Fleet {
     reachable: AtomicBool,
     renew: redis::Script,
     release: redis::Script,
+    swap: redis::Script,
 }
 
 impl Fleet {
@@ -91,6 +101,7 @@ impl Fleet {
             reachable: AtomicBool::new(false),
             renew: redis::Script::new(RENEW),
             release: redis::Script::new(RELEASE),
+            swap: redis::Script::new(SWAP),
         })
     }
 
@@ -152,10 +163,34 @@ impl Fleet {
 
     /// Every worker whose heartbeat is current.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, FleetError> {
+        let values = self.values("worker").await?;
+        let mut workers: Vec<WorkerInfo> = values.iter().filter_map(|v| serde_json::from_str(v).ok()).collect();
+        workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+        Ok(workers)
+    }
+
+    /// The value of the shared record `kind`/`name` (e.g. a profile's breaker).
+    pub async fn value(&self, kind: &str, name: &str) -> Result<Option<String>, FleetError> {
         let mut conn = self.conn.clone();
-        let pattern = self.key("worker", "*");
+        self.call("reading a shared record", conn.get(self.key(kind, name))).await
+    }
+
+    /// Replaces the shared record `kind`/`name` with `new` if it still is `old` (`None`:
+    /// absent); `Ok(false)` when another writer was first.
+    pub async fn swap(&self, kind: &str, name: &str, old: Option<&str>, new: &str) -> Result<bool, FleetError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.swap.key(self.key(kind, name));
+        invocation.arg(old.unwrap_or("")).arg(new);
+        let swapped: i64 = self.call("writing a shared record", invocation.invoke_async(&mut conn)).await?;
+        Ok(swapped == 1)
+    }
+
+    /// The values of every record of `kind`.
+    pub async fn values(&self, kind: &str) -> Result<Vec<String>, FleetError> {
+        let mut conn = self.conn.clone();
+        let pattern = self.key(kind, "*");
         let keys: Vec<String> = self
-            .call("listing workers", async {
+            .call("listing shared records", async {
                 let mut keys = Vec::new();
                 let mut iter = conn.scan_match::<_, String>(&pattern).await?;
                 while let Some(key) = futures::StreamExt::next(&mut iter).await {
@@ -168,11 +203,8 @@ impl Fleet {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let values: Vec<Option<String>> = self.call("reading workers", conn.mget(&keys)).await?;
-        let mut workers: Vec<WorkerInfo> =
-            values.into_iter().flatten().filter_map(|v| serde_json::from_str(&v).ok()).collect();
-        workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
-        Ok(workers)
+        let values: Vec<Option<String>> = self.call("reading shared records", conn.mget(&keys)).await?;
+        Ok(values.into_iter().flatten().collect())
     }
 
     /// Takes the lease of `profile` for `session`, or says who holds it.

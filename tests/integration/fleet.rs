@@ -172,11 +172,16 @@ async fn a_killed_workers_lease_expires_and_redis_outages_fail_closed() {
     // The holder dies without a word: its lease lapses after the TTL (3 s here).
     let Member { worker, _data } = first;
     drop(worker);
-    let taken = eventually_async(Duration::from_secs(15), || async {
-        call(&second.worker.base, Method::POST, "/api/v2/sessions", Some(body.clone())).await.0 == StatusCode::CREATED
+    let taken = std::sync::Mutex::new(None);
+    let free = eventually_async(Duration::from_secs(15), || async {
+        let (status, created, _) =
+            call(&second.worker.base, Method::POST, "/api/v2/sessions", Some(body.clone())).await;
+        *taken.lock().unwrap() = created["session_id"].as_str().map(str::to_string);
+        status == StatusCode::CREATED
     })
     .await;
-    assert!(taken, "the dead worker's profile is free after the TTL");
+    assert!(free, "the dead worker's profile is free after the TTL");
+    let leased = taken.into_inner().unwrap().unwrap();
     drop(_data);
 
     // Redis goes away: sessions held here go on, creates that need a lease fail closed.
@@ -214,15 +219,58 @@ async fn a_killed_workers_lease_expires_and_redis_outages_fail_closed() {
     })
     .await;
     assert!(recovered, "the worker finds Redis again");
-    let (_, list, _) = call(&second.worker.base, Method::GET, "/api/v2/sessions", None).await;
     let lost = eventually_async(Duration::from_secs(15), || async {
-        let (_, list, _) = call(&second.worker.base, Method::GET, "/api/v2/sessions", None).await;
-        list["sessions"].as_array().unwrap().iter().all(|s| s["profile_id"] != "p-lease")
+        let (status, gone, _) =
+            call(&second.worker.base, Method::GET, &format!("/api/v2/sessions/{leased}"), None).await;
+        status == StatusCode::GONE && gone["error"]["details"]["reason"] == "lease_lost"
     })
     .await;
-    assert!(lost, "the session whose lease was lost is stopped: {list}");
+    assert!(lost, "the session whose lease was lost is stopped");
     let (status, _, _) =
         call(&second.worker.base, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-other"}))).await;
     assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(second.worker.terminate().await.0, Some(0));
+}
+
+#[tokio::test]
+async fn a_block_or_a_disable_seen_by_one_worker_holds_on_all() {
+    let redis = Redis::start().await;
+    let first = member(&redis, "w1").await;
+    let second = member(&redis, "w2").await;
+    let (a, b) = (first.worker.base.as_str(), second.worker.base.as_str());
+
+    // A CAPTCHA on the first worker cools the profile on the second.
+    let captcha = json!({"profile_id": "p-blocked", "url": format!("{}/pages/captcha-recaptcha.html", fixtures())});
+    let (status, blocked, _) = call(a, Method::POST, "/api/v2/sessions", Some(captcha)).await;
+    assert_eq!(status, StatusCode::CREATED, "{blocked}");
+    let id = blocked["session_id"].as_str().unwrap();
+    assert_eq!(call(a, Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await.0, StatusCode::OK);
+    let (status, refused, _) =
+        call(b, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-blocked"}))).await;
+    assert_eq!(status, StatusCode::LOCKED, "{refused}");
+    assert_eq!(refused["error"]["details"]["state"], "cooling");
+    let (_, profiles, _) = call(b, Method::GET, "/api/v1/profiles", None).await;
+    let listed = profiles["profiles"].as_array().unwrap().iter().find(|p| p["profile_id"] == "p-blocked").cloned();
+    assert_eq!(listed.map(|p| p["consecutive_blocks"].clone()), Some(json!(1)), "{profiles}");
+
+    // A disable on one refuses creates on the other; an enable there lets them in again.
+    let (status, _, _) = call(a, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-off"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, list, _) = call(a, Method::GET, "/api/v2/sessions", None).await;
+    for session in list["sessions"].as_array().unwrap() {
+        let id = session["session_id"].as_str().unwrap();
+        assert_eq!(call(a, Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await.0, StatusCode::OK);
+    }
+    assert_eq!(call(a, Method::POST, "/api/v1/profiles/p-off/disable", None).await.0, StatusCode::OK);
+    let (status, refused, _) = call(b, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-off"}))).await;
+    assert_eq!(
+        (status, refused["error"]["details"]["state"].as_str()),
+        (StatusCode::LOCKED, Some("disabled")),
+        "{refused}"
+    );
+    assert_eq!(call(b, Method::POST, "/api/v1/profiles/p-off/enable", None).await.0, StatusCode::OK);
+    let (status, _, _) = call(a, Method::POST, "/api/v2/sessions", Some(json!({"profile_id": "p-off"}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first.worker.terminate().await.0, Some(0));
     assert_eq!(second.worker.terminate().await.0, Some(0));
 }
