@@ -199,9 +199,14 @@ impl Api<'_> {
     /// `POST /api/v2/sessions` with `{}`: the new session's id, and the time from sending the
     /// request until the 201 body had arrived.
     pub async fn create(&self) -> Result<(String, Duration)> {
+        self.create_with(serde_json::json!({})).await
+    }
+
+    /// `create` with a request body of its own (e.g. a `profile_id`).
+    pub async fn create_with(&self, body: serde_json::Value) -> Result<(String, Duration)> {
         let start = Instant::now();
         let create = self.http.post(format!("{}/api/v2/sessions", self.base)).bearer_auth(API_KEY);
-        let response = create.json(&serde_json::json!({})).send().await.context("POST /api/v2/sessions")?;
+        let response = create.json(&body).send().await.context("POST /api/v2/sessions")?;
         let status = response.status();
         let body = response.text().await.context("reading the create response")?;
         let elapsed = start.elapsed();

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, ensure};
 use browser_worker::fleet::Fleet;
 use browser_worker::session::SessionId;
 
-use common::{API_KEY, Worker};
+use common::{Api, Worker};
 
 const MAX_SESSIONS: usize = 2;
 /// Pause between two measurements so one side's teardown does not land in the other's sample.
@@ -46,8 +46,13 @@ async fn run() -> Result<String> {
     let mut alone = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
     let env = [("BW_REDIS_URL", url.as_str()), ("BW_WORKER_ID", "bench-1")];
     let mut member = Worker::start_with(&bin, &chromium, MAX_SESSIONS, 0, &http, &env).await?;
-    create_delete(&http, &alone.base, "p-warm-up").await?;
-    create_delete(&http, &member.base, "p-warm-up").await?;
+    for base in [&alone.base, &member.base] {
+        // Untimed warm-up: an ephemeral session and a profile session on each.
+        let api = Api { http: &http, base };
+        let (id, _) = api.create().await?;
+        api.delete(&id).await?;
+        create_delete(&http, base, "p-warm-up").await?;
+    }
     let (mut standalone, mut fleetwide) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for fleet_turn in [round % 2 == 0, round % 2 == 1] {
@@ -74,17 +79,9 @@ async fn run() -> Result<String> {
 
 /// `POST /api/v2/sessions` on `profile`, timed until the 201 body has arrived; then an untimed DELETE.
 async fn create_delete(http: &reqwest::Client, base: &str, profile: &str) -> Result<Duration> {
-    let start = Instant::now();
-    let body = serde_json::json!({"profile_id": profile});
-    let response = http.post(format!("{base}/api/v2/sessions")).bearer_auth(API_KEY).json(&body).send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    let elapsed = start.elapsed();
-    ensure!(status == 201, "POST /api/v2/sessions returned {status}: {text}");
-    let created: serde_json::Value = serde_json::from_str(&text)?;
-    let id = created["session_id"].as_str().context("no session_id")?;
-    let deleted = http.delete(format!("{base}/api/v2/sessions/{id}")).bearer_auth(API_KEY).send().await?;
-    ensure!(deleted.status() == 200, "DELETE answered {}", deleted.status());
+    let api = Api { http, base };
+    let (id, elapsed) = api.create_with(serde_json::json!({"profile_id": profile})).await?;
+    api.delete(&id).await?;
     Ok(elapsed)
 }
 
