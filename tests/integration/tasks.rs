@@ -133,7 +133,8 @@ async fn a_page_that_never_loads_times_out_and_counts_against_the_profile() {
     let mut body = task("t-timeout", "greenhouse/post");
     body["job_url"] = json!(format!("{}/hang", fixtures()));
     body["profile_id"] = json!("p-timeout");
-    body["policy"]["timeout_seconds"] = json!(2);
+    // Long enough for the session to open on a loaded machine (the page is what never loads).
+    body["policy"]["timeout_seconds"] = json!(6);
     let (status, result) = run(&app, body).await;
     assert_eq!(status, StatusCode::OK, "{result}");
     assert_eq!((result["success"].as_bool(), result["error"].as_str()), (Some(false), Some("timeout")), "{result}");
