@@ -16,8 +16,10 @@
 #   - deploy/scripts/browser-cgroup-keeper.sh against a fake cgroup tree, and
 #     deploy/docker/chromium-seccomp.py on a profile shaped like Docker's default
 #   - ansible-playbook --syntax-check: deploy/ansible/playbook.yml and upgrade.yml (with the
-#     example inventory), the settings template rendered by Ansible in both layouts, the browser
-#     user, and browser-worker-browsers.service started but never restarted or stopped
+#     example inventory), the settings template rendered by Ansible in both layouts and with and
+#     without a fleet's Redis, the settings file 0600 and unlogged, no Redis password outside the
+#     vault, the browser user, and browser-worker-browsers.service started but never restarted or
+#     stopped
 #   - upgrade.yml run against a fake worker and a fake systemctl (deploy/tests/upgrade-test.sh):
 #     drain, swap, restart, sessions back, undrain, and its refusals and failure messages
 #   - make -C deploy install into a scratch DESTDIR
@@ -484,8 +486,12 @@ render_env() { # $1: output file, $2: extra vars (JSON)
 }
 common='"bw_api_keys": "k1-0123456789abcdef", "bw_token_secret": "s", "bw_public_url": "https://w",
   "bw_max_sessions": 3, "bw_adspower_api_key": "ads-key", "bw_extra_env": {"BW_LLM_MODEL": "m"}'
+# Fleet mode: with a Redis URL (TLS, a password in it) and a prefix, without a prefix, without Redis.
+redis='"bw_redis_url": "rediss://bw:redis-pass@redis.internal:6380/2", "bw_worker_id": "worker-7"'
 if ! render_env "$scratch/env.chromium" "{$common, \"bw_adspower\": false, \"bw_display_mode\": \"per-session\"}" \
-  || ! render_env "$scratch/env.adspower" "{$common, \"bw_adspower\": true, \"bw_display_mode\": \"none\"}"; then
+  || ! render_env "$scratch/env.adspower" "{$common, $redis, \"bw_adspower\": true, \"bw_display_mode\": \"none\"}" \
+  || ! render_env "$scratch/env.fleet" "{$common, $redis, \"bw_adspower\": false, \"bw_display_mode\": \"none\",
+       \"bw_fleet_prefix\": \"jobs-eu\", \"bw_fleet_ttl_secs\": 30}"; then
   fail "ansible could not render templates/env.j2"
 else
   expect() { # $1: file, then the exact lines it must have; and every line is a comment or KEY=value
@@ -498,6 +504,44 @@ else
   expect "$scratch/env.adspower" BW_PROVIDER=adspower BW_ADSPOWER_API_KEY=ads-key BW_DISPLAY_MODE=shared \
     BW_VNC_DISPLAY=:99 BW_VNC_PORT=5900
   if grep -q '^BW_PROVIDER' "$scratch/env.chromium"; then fail "env.chromium names a provider"; fi
+  expect "$scratch/env.fleet" BW_REDIS_URL=rediss://bw:redis-pass@redis.internal:6380/2 BW_WORKER_ID=worker-7 \
+    BW_FLEET_PREFIX=jobs-eu BW_FLEET_TTL_SECS=30 BW_DISPLAY_MODE=none BW_LLM_MODEL=m
+  expect "$scratch/env.adspower" BW_REDIS_URL=rediss://bw:redis-pass@redis.internal:6380/2 BW_WORKER_ID=worker-7
+  if grep -q '^BW_FLEET_' "$scratch/env.adspower"; then fail "env.adspower has fleet settings that were not set"; fi
+  if grep -qE '^BW_(REDIS_URL|WORKER_ID|FLEET_)' "$scratch/env.chromium"; then fail "env.chromium has fleet settings without bw_redis_url"; fi
+fi
+
+# The settings file holds the API keys and the Redis password: the playbook writes it 0600 and
+# root's, without logging it; the fleet's variables default to no Redis, and the worker id to the
+# host's inventory name; no inventory or Terraform file carries a Redis password (the vault does).
+step "playbook.yml: /etc/browser-worker/env is 0600 and unlogged; the Redis password only in the vault"
+if ! out="$(/usr/bin/python3 - "$deploy/ansible/playbook.yml" 2>&1 <<'EOF'
+import sys, yaml
+play = yaml.safe_load(open(sys.argv[1]))[0]
+problems = []
+tasks = [t for t in play["tasks"] if (t.get("ansible.builtin.template") or {}).get("dest") == "/etc/browser-worker/env"]
+if len(tasks) != 1:
+    problems.append("no single template task writes /etc/browser-worker/env")
+for t in tasks:
+    args = t["ansible.builtin.template"]
+    if str(args.get("mode")) != "0600" or args.get("owner") != "root":
+        problems.append(f"/etc/browser-worker/env is written mode {args.get('mode')} owner {args.get('owner')} (needs 0600, root)")
+    if t.get("no_log") is not True:
+        problems.append("the env template task needs no_log: true (a diff would show the secrets)")
+v = play["vars"]
+if v.get("bw_redis_url") != "":
+    problems.append(f"bw_redis_url defaults to {v.get('bw_redis_url')!r} (needs an empty string: no Redis unless the vault has one)")
+if "inventory_hostname" not in str(v.get("bw_worker_id")):
+    problems.append("bw_worker_id does not default to inventory_hostname")
+if problems:
+    sys.exit("; ".join(problems))
+EOF
+)"; then
+  fail "playbook.yml settings file:"
+  printf '%s\n' "$out" >&2
+fi
+if grep -rnE 'rediss?://[^ "@/]*:[^ "@/]*@' "$deploy/ansible/inventory.example.ini" "$deploy/terraform"; then
+  fail "a Redis URL with a password outside the vault (above)"
 fi
 
 # --- make install (staged) ---------------------------------------------------------------

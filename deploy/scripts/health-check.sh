@@ -3,7 +3,8 @@
 # units that are installed. Prints one line per check.
 # Usage: health-check.sh [URL]   (default http://127.0.0.1:8080/health; for nginx's self-signed
 #        certificate: HEALTH_INSECURE=1 health-check.sh https://127.0.0.1/health)
-# Exit codes: 0 healthy, 1 degraded (shutting down, AdsPower unreachable) or a unit not active,
+# Exit codes: 0 healthy, 1 degraded (shutting down, AdsPower unreachable), the fleet's Redis
+# unreachable (the worker refuses sessions with a profile meanwhile) or a unit not active,
 # 2 the worker did not answer (or not with its health JSON).
 set -euo pipefail
 
@@ -40,6 +41,16 @@ echo "  sessions $(field active_sessions)/$(field max_sessions), tasks $(field a
 case "$(field sandbox)" in
   true) echo "  browsers sandboxed, as $(field browser_user)" ;;
   false) echo "  browsers NOT sandboxed (--no-sandbox), as $(field browser_user): see the worker's start-up warning" ;;
+esac
+# Fleet mode (BW_REDIS_URL): a worker that cannot reach Redis keeps its sessions but refuses new
+# ones with a profile (503 fleet_unavailable) until it can.
+case "$(field fleet)" in
+  connected) echo "  fleet: connected to Redis" ;;
+  unreachable)
+    echo "  fleet: Redis UNREACHABLE: sessions with a profile are refused (check BW_REDIS_URL, the network, TLS)"
+    status=1
+    ;;
+  not_configured) echo "  fleet: none (no BW_REDIS_URL: the worker stands alone)" ;;
 esac
 
 # The units of deploy/systemd that this machine has installed and enabled must be active.

@@ -161,3 +161,16 @@ resource "aws_iam_instance_profile" "worker" {
   name  = "${var.project_name}-profile"
   role  = aws_iam_role.worker[0].name
 }
+
+# Only with redis_security_group_id: the workers may reach the fleet's Redis (SPEC §3.9). The
+# workers' egress is open already; this is the Redis side.
+resource "aws_security_group_rule" "redis_from_workers" {
+  count                    = var.redis_security_group_id != "" ? 1 : 0
+  description              = "${var.project_name}: workers to the fleet's Redis"
+  type                     = "ingress"
+  from_port                = var.redis_port
+  to_port                  = var.redis_port
+  protocol                 = "tcp"
+  security_group_id        = var.redis_security_group_id
+  source_security_group_id = aws_security_group.worker.id
+}

@@ -55,3 +55,49 @@ variable "artifacts_bucket" {
   type        = string
   default     = ""
 }
+
+# Fleet mode (README "Running a fleet"): the workers share a Redis that the orchestrator runs;
+# Terraform does not create it. Its password never passes through Terraform (nor its state): the
+# whole URL goes in Ansible's secrets.yml (vault) as bw_redis_url; `terraform output
+# redis_url_without_password` shows the rest of it.
+variable "redis_host" {
+  description = "Host name or address of the fleet's Redis. Empty: each worker stands alone."
+  type        = string
+  default     = ""
+}
+
+variable "redis_port" {
+  description = "Port of the fleet's Redis."
+  type        = number
+  default     = 6379
+}
+
+variable "redis_tls" {
+  description = "TLS to Redis (rediss://). Turn off only for a Redis on a private network you trust: the password crosses it."
+  type        = bool
+  default     = true
+}
+
+variable "redis_db" {
+  description = "Redis database number."
+  type        = number
+  default     = 0
+}
+
+variable "redis_username" {
+  description = "Redis ACL user (Redis 6+); empty: the default user (requirepass). Its password goes in the vault only."
+  type        = string
+  default     = ""
+}
+
+variable "redis_security_group_id" {
+  description = "Optional: security group of the Redis (in this VPC); the workers are let in on redis_port. Empty: open it yourself."
+  type        = string
+  default     = ""
+}
+
+variable "fleet_prefix" {
+  description = "BW_FLEET_PREFIX, one per fleet sharing a Redis; empty: the worker's default (bw)."
+  type        = string
+  default     = ""
+}

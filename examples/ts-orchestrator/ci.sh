@@ -2,7 +2,9 @@
 # CI: the TypeScript orchestrator (src/ci.ts) against a live worker. Builds the worker (debug),
 # starts it on 127.0.0.1 with a temporary data dir, runs one application through the session API
 # and one through POST /api/v1/tasks (checking the webhooks), stops the worker with SIGTERM and
-# fails if any of its processes (Chromium) survived. `make ts-example` runs this.
+# fails if any of its processes (Chromium) survived. The worker has no Redis: GET /api/v1/fleet
+# lists it alone and work is placed on it; src/fleet-checks.ts covers several workers with fakes.
+# `make ts-example` runs this.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

@@ -1,9 +1,10 @@
 // Runs the orchestrator against a live worker (BW_URL, BW_KEY): one application through the
 // session API, one through POST /api/v1/tasks with webhooks to our own receiver, then checks what
-// the demo site and the receiver got. Exits non-zero on the first failed check. ci.sh starts the
-// worker; started by hand, give the demo site and the receiver fixed ports (BW_EXAMPLE_SITE_PORT,
-// BW_EXAMPLE_HOOK_PORT) and list them in the worker's BW_EGRESS_ALLOW (pages, resumes and webhooks
-// reach loopback only at listed addresses).
+// the demo site and the receiver got; and fleet placement, against the real worker (alone, it
+// lists itself) and against fake workers (src/fleet-checks.ts). Exits non-zero on the first
+// failed check. ci.sh starts the worker; started by hand, give the demo site and the receiver
+// fixed ports (BW_EXAMPLE_SITE_PORT, BW_EXAMPLE_HOOK_PORT) and list them in the worker's
+// BW_EGRESS_ALLOW (pages, resumes and webhooks reach loopback only at listed addresses).
 
 import { randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { strict as assert } from "node:assert";
 
 import { type Applicant, WorkerClient, WorkerError } from "./client.ts";
 import { DEMO_DIR, DemoSite } from "./demo-site.ts";
+import { checkFleetRouting, checkPlacements } from "./fleet-checks.ts";
 import { mintCallbackToken, WebhookReceiver, type WorkerEvent } from "./webhooks.ts";
 import { applyViaSession } from "./workflow.ts";
 
@@ -69,6 +71,19 @@ async function main(): Promise<void> {
     assert.ok(client.isWorkerHealthy(), "worker reports healthy");
     console.log(`worker ${baseUrl} healthy; demo site ${demo}; webhooks to ${callbackUrl}`);
 
+    // Fleet mode: this worker has no Redis, so it stands alone and lists itself; work goes to it
+    // at the configured URL. The choice among several workers and the 307s: fake workers.
+    assert.equal((await client.healthCheck()).fleet, "not_configured");
+    const fleet = await client.fleet();
+    assert.equal(fleet.fleet, false, JSON.stringify(fleet));
+    assert.deepEqual(fleet.workers.map((w) => w.worker_id), [fleet.worker_id], "alone, the worker lists itself");
+    const [self] = fleet.workers;
+    assert.equal(self.draining, false);
+    assert.equal(self.free_slots, self.max_sessions - self.active_sessions);
+    checkPlacements();
+    await checkFleetRouting();
+    console.log(`fleet: alone as ${fleet.worker_id} (${self.free_slots} free slots); placement table and 307s to fake workers checked`);
+
     // 4xx rules: a bad key and an unknown session fail at once with the worker's error code.
     const stranger = new WorkerClient({ baseUrl, apiKey: "not-the-key-0123456789" });
     await assert.rejects(stranger.createSession(), (e) => e instanceof WorkerError && e.code === "unauthorized");
@@ -80,6 +95,7 @@ async function main(): Promise<void> {
     // 1. Step by step through the session API.
     console.log("== session API ==");
     const app = await applyViaSession(client, `${demo}/`, applicant, resume, (line) => console.log(`  ${line}`));
+    assert.deepEqual(client.lastPlacement, { baseUrl: baseUrl.replace(/\/+$/, ""), workerId: fleet.worker_id, reason: "single" }, "the session went to the worker itself");
     assert.equal(app.confirmation.confirmation_id, "DEMO-1001");
     assert.deepEqual(
       app.steps.map((s) => s.outcome),
@@ -108,6 +124,7 @@ async function main(): Promise<void> {
       `  success ${result.success}, confirmation ${result.confirmation_id}, ${result.filled_fields.length} fields, ${result.duration_ms} ms`,
     );
     assert.equal(result.success, true, JSON.stringify(result));
+    assert.deepEqual(client.lastPlacement, { baseUrl: baseUrl.replace(/\/+$/, ""), workerId: fleet.worker_id, reason: "single" }, "the task went to the worker itself");
     assert.equal(result.next_action, "continue");
     assert.equal(result.confirmation_id, "DEMO-1002");
     assert.equal(site.applications[1]?.email, applicant.user_data.email);
