@@ -71,18 +71,20 @@ impl SessionRegistry {
         });
     }
 
-    /// Names a new session in the fleet's directory (best effort: the heartbeat does it too).
+    /// Names a new session in the fleet's directory (best effort, and not while Redis is known
+    /// to be down, so that creates do not wait for it: the heartbeat names it too).
     pub(super) async fn announce(&self, session: SessionId) {
-        if let Some(fleet) = &self.fleet
+        if let Some(fleet) = self.fleet.as_ref().filter(|f| f.reachable())
             && let Err(e) = fleet.hold(session).await
         {
             tracing::warn!(session_id = %session, error = %e, "session not announced to the fleet yet");
         }
     }
 
-    /// A closed session leaves the directory and gives its lease back.
+    /// A closed session leaves the directory and gives its lease back (not while Redis is known
+    /// to be down, so that closes do not wait for it: both expire by themselves).
     pub(super) async fn let_go(&self, session: SessionId, profile: Option<&str>) {
-        let Some(fleet) = &self.fleet else { return };
+        let Some(fleet) = self.fleet.as_ref().filter(|f| f.reachable()) else { return };
         if let Some(profile) = profile {
             fleet.release(profile, session).await;
         }
