@@ -370,6 +370,7 @@ fn confinement(config: &Config) -> anyhow::Result<Confinement> {
         config.browser_memory_mb,
         config.browser_pids_max,
         config.browser_cgroup.as_deref(),
+        &config.fleet_worker_id()?,
     );
     let confinement = Confinement::detect(config.browser_user.as_deref(), limits)?;
     confinement.check_reachable(&config.data_dir)?;

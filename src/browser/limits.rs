@@ -38,9 +38,10 @@ enum Backend {
 
 impl Limits {
     /// Decides how limits are applied: `memory_mb`/`pids_max` of 0 mean none; `cgroup` is
-    /// `BW_BROWSER_CGROUP` (`off` forces the per-process fallback). Warns once when cgroups
-    /// cannot be used.
-    pub fn detect(memory_mb: u64, pids_max: u64, cgroup: Option<&str>) -> Self {
+    /// `BW_BROWSER_CGROUP` (`off` forces the per-process fallback); `worker` names this
+    /// worker's own cgroup under it (workers sharing the parent never touch each other's
+    /// browsers' cgroups). Warns once when cgroups cannot be used.
+    pub fn detect(memory_mb: u64, pids_max: u64, cgroup: Option<&str>, worker: &str) -> Self {
         let memory = (memory_mb > 0).then(|| memory_mb * 1024 * 1024);
         let pids = (pids_max > 0).then_some(pids_max);
         let backend = if memory.is_none() && pids.is_none() {
@@ -48,7 +49,7 @@ impl Limits {
         } else if cgroup == Some("off") {
             Backend::Rlimit
         } else {
-            match cgroup_backend(cgroup) {
+            match cgroup_backend(cgroup, worker) {
                 Ok(backend) => backend,
                 Err(e) => {
                     tracing::warn!(error = %e, "browsers' cgroups unavailable: their memory is limited per process and their process count not at all");
@@ -208,20 +209,23 @@ fn oom_kill_count(text: &str) -> u64 {
     text.lines().filter_map(|line| line.strip_prefix("oom_kill ")).filter_map(|n| n.trim().parse::<u64>().ok()).sum()
 }
 
-fn cgroup_backend(configured: Option<&str>) -> Result<Backend, String> {
+fn cgroup_backend(configured: Option<&str>, worker: &str) -> Result<Backend, String> {
     let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
     let root = Path::new(ROOT);
     if root.join("cgroup.controllers").exists() {
         let path = own_path(&own, |controllers| controllers.is_empty()).ok_or("no cgroup v2 entry")?;
-        let parent = parent_dir(root, configured, &path, true);
-        prepare_v2(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        let shared = parent_dir(root, configured, &path, true);
+        let parent = shared.join(worker);
+        for dir in [&shared, &parent] {
+            prepare_v2(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         return Ok(Backend::V2(parent));
     }
     let mut dirs = Vec::new();
     for controller in ["memory", "pids"] {
         let path =
             own_path(&own, |c| c.split(',').any(|c| c == controller)).ok_or(format!("no cgroup v1 {controller}"))?;
-        let parent = parent_dir(&root.join(controller), configured, &path, false);
+        let parent = parent_dir(&root.join(controller), configured, &path, false).join(worker);
         std::fs::create_dir_all(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         dirs.push(parent);
     }

@@ -75,7 +75,7 @@ impl Confinement {
     /// The worker's own user, no sandbox, no limits: for tools that start a browser of their
     /// own (the fake AdsPower, the bench's baseline).
     pub fn unconfined() -> Self {
-        Self { user: None, sandbox: false, limits: Limits::detect(0, 0, None) }
+        Self { user: None, sandbox: false, limits: Limits::detect(0, 0, None, "") }
     }
 
     pub fn user(&self) -> Option<&BrowserUser> {
