@@ -36,13 +36,15 @@ FROM debian:bookworm-slim
 # tini as PID 1 (signals and orphan reaping); curl for the health check.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        chromium fonts-liberation fonts-noto-color-emoji ca-certificates curl tini \
+        chromium fonts-liberation fonts-noto-color-emoji ca-certificates curl tini tzdata \
         xvfb x11vnc novnc \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --uid 10002 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin bw-browser \
     && install -d -m 0711 /var/lib/browser-worker
 COPY --from=build /src/target/release/browser-worker /usr/local/bin/browser-worker
+# WebRTC sends no UDP around the proxy (Chromium's managed policy).
+COPY deploy/chromium/browser-worker-policy.json /etc/chromium/policies/managed/browser-worker.json
 
 # Root in the container (see the top); the browsers run as bw-browser.
 USER root

@@ -21,6 +21,11 @@ have xdotool || missing+=(xdotool)
 have websockify || missing+=(websockify)
 # Fleet mode's tests start their own Redis (on a Unix socket) from Debian's package.
 have redis-server || missing+=(redis-server)
+# Per-session proxies: the tests chain through real proxies (tinyproxy: HTTP, microsocks:
+# SOCKS5); the IANA zone table (tzdata) gives a proxy country its time zone.
+have tinyproxy || missing+=(tinyproxy)
+have microsocks || missing+=(microsocks)
+[ -f /usr/share/zoneinfo/zone1970.tab ] || missing+=(tzdata)
 # Node runs the Playwright/Puppeteer passthrough tests (tests/js).
 have npm || missing+=(nodejs npm)
 # Fonts so that pages (and screenshots) render text.
@@ -48,6 +53,20 @@ fi
 if [ "$(id -u)" -eq 0 ] && ! id bw-browser >/dev/null 2>&1; then
   echo "install-deps: adding the browser user bw-browser" >&2
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin bw-browser
+fi
+
+# Chromium's managed policy: WebRTC sends no UDP around the proxy (no host candidates, so a
+# page never learns this machine's addresses). Chromium no longer honours the command-line
+# switch for it; the policy cannot be changed by a page, a profile or a CDP client.
+policy_src="$(dirname "$0")/../deploy/chromium/browser-worker-policy.json"
+policy_dst=/etc/chromium/policies/managed/browser-worker.json
+if ! cmp -s "$policy_src" "$policy_dst"; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "install-deps: installing Chromium's policy $policy_dst" >&2
+    install -D -m 0644 "$policy_src" "$policy_dst"
+  else
+    echo "install-deps: as root, install $policy_src as $policy_dst" >&2
+  fi
 fi
 
 # The JS test clients (playwright-core, puppeteer-core; they never download a browser).

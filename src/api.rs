@@ -78,6 +78,7 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(profiles::resolve_profile))
         .routes(routes!(profiles::disable_profile))
         .routes(routes!(profiles::enable_profile))
+        .routes(routes!(profiles::set_profile_proxy, profiles::clear_profile_proxy))
         .routes(routes!(cdp::cdp_socket))
         .routes(routes!(cdp::json_version))
         .routes(routes!(cdp::cdp_token))

@@ -16,19 +16,20 @@ use crate::breaker::Breaker;
 use crate::browser;
 use crate::browser::BrowserProvider;
 use crate::browser::adspower::{AdsPowerClient, AdsPowerProvider};
-use crate::browser::chromium::ChromiumProvider;
+use crate::browser::chromium::{ChromiumProvider, EgressPoint};
 use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::browser::sandbox::Confinement;
 use crate::config::{Config, DisplayMode, ProviderKind};
 use crate::egress;
+use crate::egress::route::{ProxySpec, SessionProxy};
 use crate::fleet::{Fleet, WorkerInfo};
 use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
 use crate::session::registry::Limits;
-use crate::session::{OnOpen, SessionRecord, SessionRegistry, SessionStore, reaper};
+use crate::session::{OnOpen, SessionError, SessionRecord, SessionRegistry, SessionStore, reaper};
 use crate::token::{LiveMode, TokenIssuer};
 
 /// Artifacts older than this are deleted at start-up (they show the applicant's data).
@@ -67,6 +68,8 @@ pub struct App {
     draining: AtomicBool,
     /// Who local browsers run as, sandboxed or not, with what limits (`/health`).
     pub confinement: Confinement,
+    /// Chromium's managed policy keeps WebRTC's UDP off the host's addresses (`/health`).
+    pub webrtc_policy: bool,
     /// Cancelled at shutdown: stops the reaper, the pool filler and the HTTP server.
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -121,13 +124,22 @@ impl App {
                     config.operation_timeout(),
                 )
                 .context("preparing the data dir")?
-                .with_egress_proxy({
-                    let (addr, same) = start_egress_proxy(&config, &store, cancel.clone())?;
+                .with_egress({
+                    let shared_route = egress::route::Route::new(config.default_proxy());
+                    let (addr, same) = start_egress_proxy(&config, &shared_route, &store, cancel.clone())?;
                     network = same;
-                    addr
+                    EgressPoint { policy: config.egress(), shared: addr, shared_route, stop: cancel.clone() }
                 }),
             ),
         };
+        let webrtc_policy = config.provider != ProviderKind::Chromium || browser::chromium::webrtc_policy_installed();
+        if !webrtc_policy {
+            tracing::warn!(
+                dir = browser::chromium::POLICY_DIR,
+                "Chromium's WebRTC policy is not installed: pages may learn this machine's addresses \
+                 (install deploy/chromium/browser-worker-policy.json there, or run scripts/install-deps.sh)"
+            );
+        }
         let worker_id = config.fleet_worker_id()?;
         let fleet = match &config.redis_url {
             Some(url) => {
@@ -212,6 +224,7 @@ impl App {
             public_url: OnceLock::new(),
             draining: AtomicBool::new(false),
             confinement,
+            webrtc_policy,
             cancel,
             tracker,
             _data_dir_lock: data_dir_lock,
@@ -222,6 +235,30 @@ impl App {
     /// Base URL for links handed to clients (`BW_PUBLIC_URL`, or the bound address).
     pub fn public_url(&self) -> &str {
         self.public_url.get_or_init(|| self.config.public_url_for(self.config.bind))
+    }
+
+    /// The proxy a new session's traffic goes through: its own, else its profile's default
+    /// (`PUT /api/v1/profiles/{id}/proxy`); `None` leaves it to the worker's default.
+    /// AdsPower profiles carry their own proxy, set in AdsPower.
+    pub async fn session_proxy(
+        &self,
+        spec: Option<ProxySpec>,
+        profile_id: Option<&str>,
+    ) -> Result<Option<Arc<SessionProxy>>, SessionError> {
+        let spec = match (spec, profile_id) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(profile)) if self.config.provider == ProviderKind::Chromium => {
+                self.breaker.get(profile).await.ok().and_then(|record| record.proxy)
+            }
+            (None, _) => None,
+        };
+        let Some(spec) = spec else { return Ok(None) };
+        if self.config.provider == ProviderKind::AdsPower {
+            return Err(SessionError::Invalid("AdsPower profiles carry their own proxy: set it in AdsPower".into()));
+        }
+        let proxy =
+            SessionProxy::new(spec, &self.config.egress()).map_err(|e| SessionError::Invalid(format!("proxy: {e}")))?;
+        Ok(Some(Arc::new(proxy)))
     }
 
     /// Mints a new session's takeover links under the public URL (its VNC token when it has a
@@ -408,13 +445,14 @@ fn make_private(data_dir: &std::path::Path, confinement: &Confinement) -> anyhow
 /// with it), or on a new one, which is recorded. Says whether the old port was taken back.
 fn start_egress_proxy(
     config: &Config,
+    route: &Arc<egress::route::Route>,
     store: &SessionStore,
     cancel: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, bool)> {
     const KEY: &str = "egress_proxy_port";
     let old = store.worker_value(KEY)?.and_then(|v| <[u8; 2]>::try_from(v).ok()).map(u16::from_be_bytes);
     let started = match old {
-        Some(port) => egress::proxy::start(config.egress(), port, cancel.clone())
+        Some(port) => egress::proxy::start(config.egress(), route.clone(), port, cancel.clone())
             .inspect_err(|e| tracing::error!(port, error = %e, "the egress proxy cannot take its old port back"))
             .ok(),
         None => None,
@@ -422,7 +460,7 @@ fn start_egress_proxy(
     let same = started.is_some() || old.is_none();
     let addr = match started {
         Some(addr) => addr,
-        None => egress::proxy::start(config.egress(), 0, cancel).context("starting the egress proxy")?,
+        None => egress::proxy::start(config.egress(), route.clone(), 0, cancel).context("starting the egress proxy")?,
     };
     store.set_worker_value(KEY, &addr.port().to_be_bytes())?;
     Ok((addr, same))

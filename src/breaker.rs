@@ -68,6 +68,10 @@ pub struct ProfileRecord {
     pub cooldown_until: Option<DateTime<Utc>>,
     pub last_block_reason: Option<BlockReason>,
     pub updated_at: DateTime<Utc>,
+    /// The proxy sessions on this profile use unless they name one (credentials included:
+    /// this record stays in the worker's store, or the fleet's Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::egress::route::ProxySpec>,
 }
 
 /// Why a profile may not run now.
@@ -167,6 +171,7 @@ impl ProfileRecord {
             cooldown_until: None,
             last_block_reason: None,
             updated_at: now,
+            proxy: None,
         }
     }
 
@@ -391,6 +396,19 @@ impl Breaker {
     pub async fn enable(&self, profile_id: &str) -> Result<ProfileRecord, BreakerError> {
         self.update(profile_id, false, |record, _, _| {
             record.enable();
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets (or with `None` clears) the profile's default proxy; the profile becomes known.
+    pub async fn set_proxy(
+        &self,
+        profile_id: &str,
+        proxy: Option<crate::egress::route::ProxySpec>,
+    ) -> Result<ProfileRecord, BreakerError> {
+        self.update(profile_id, true, move |record, _, _| {
+            record.proxy = proxy.clone();
             Ok(())
         })
         .await

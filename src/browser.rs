@@ -38,6 +38,8 @@ pub struct LaunchSpec {
     pub profile_id: Option<String>,
     /// An X display (e.g. `:100`) to run headful on; `None` runs headless.
     pub display: Option<String>,
+    /// The session's own upstream proxy (and identity); `None`: the worker's default, if any.
+    pub proxy: Option<Arc<crate::egress::route::SessionProxy>>,
 }
 
 /// Something that can open browsers: the local Chromium launcher, later AdsPower.
@@ -181,6 +183,10 @@ pub enum BrowserError {
     NotInteractive,
     #[error("the browser reported an error: {0}")]
     Cdp(String),
+    /// The session's upstream proxy failed (down, wrong credentials, timed out): the page
+    /// could not be reached through it. Never the profile's fault.
+    #[error("{0}")]
+    Proxy(String),
     /// The provider (AdsPower) failed; `profile_fault` when it refused this profile.
     #[error("{message}")]
     Provider { message: String, profile_fault: bool },
@@ -193,7 +199,10 @@ impl BrowserError {
         match self {
             BrowserError::Launch(_) | BrowserError::Disconnected | BrowserError::Timeout(_) => true,
             BrowserError::Provider { profile_fault, .. } => *profile_fault,
-            BrowserError::Navigation(_) | BrowserError::NotInteractive | BrowserError::Cdp(_) => false,
+            BrowserError::Navigation(_)
+            | BrowserError::NotInteractive
+            | BrowserError::Cdp(_)
+            | BrowserError::Proxy(_) => false,
         }
     }
 }
@@ -212,6 +221,24 @@ pub struct SavedBrowser {
     /// A local browser's cgroup (`limits`).
     #[serde(default)]
     pub cage: Option<String>,
+    /// A local browser's own egress listener and the proxy it chains to.
+    #[serde(default)]
+    pub egress: Option<SavedEgress>,
+}
+
+/// A browser's own egress listener, to start again on the same port after a restart.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SavedEgress {
+    pub port: u16,
+    pub proxy: crate::egress::route::ProxySpec,
+}
+
+/// Where a local browser's traffic goes: the route of its egress listener (its own while the
+/// browser lives, or the worker's shared one) and the language its pages are told.
+pub(crate) struct Egress {
+    pub route: Arc<crate::egress::route::Route>,
+    /// The browser's own listener (stopped when the handle goes).
+    pub own: Option<(u16, tokio_util::sync::DropGuard)>,
 }
 
 /// Who closes a browser: the worker, by killing its process group, or its provider.
@@ -246,6 +273,8 @@ pub struct BrowserHandle {
     ws_url: String,
     /// How long the launch took, for the session's `timing.browser_start_ms`.
     pub start_ms: u64,
+    /// A local browser's egress route (`None` for a provider's browser).
+    egress: Option<Egress>,
 }
 
 impl BrowserHandle {
@@ -277,7 +306,38 @@ impl BrowserHandle {
             op_timeout,
             ws_url,
             start_ms,
+            egress: None,
         }
+    }
+
+    /// Sets the browser's egress route and tells its page the proxy's language.
+    pub(crate) async fn with_egress(mut self, egress: Egress) -> Result<Self, BrowserError> {
+        self.egress = Some(egress);
+        self.present().await?;
+        Ok(self)
+    }
+
+    /// The proxy the browser's traffic goes through, as the API shows it.
+    pub fn proxy(&self) -> Option<crate::egress::route::ProxyView> {
+        self.route()?.proxy().map(|p| p.view())
+    }
+
+    fn route(&self) -> Option<&Arc<crate::egress::route::Route>> {
+        self.egress.as_ref().map(|e| &e.route)
+    }
+
+    /// Applies the proxy's locale to the page's `Intl` and `navigator.language` (the time
+    /// zone and `Accept-Language` are the browser process's, set at launch). CDP overrides
+    /// last as long as the connection: applied again on `reconnect`.
+    async fn present(&self) -> Result<(), BrowserError> {
+        let Some(locale) = self.route().and_then(|r| r.proxy()).and_then(|p| p.identity.as_ref()?.locale.clone())
+        else {
+            return Ok(());
+        };
+        let params =
+            chromiumoxide::cdp::browser_protocol::emulation::SetLocaleOverrideParams::builder().locale(locale).build();
+        let page = &self.page;
+        self.cdp("set locale", || async { page.execute(params.clone()).await.map(|_| ()) }).await
     }
 
     /// A token that is cancelled when the browser is gone.
@@ -313,7 +373,7 @@ impl BrowserHandle {
         self.confined.abort();
         let Connection { browser, page, handler, confined, lost } = connection;
         (self.browser, self.page, self.handler, self.confined, self.lost) = (browser, page, handler, confined, lost);
-        Ok(())
+        self.present().await
     }
 
     /// Drops the DevTools connection while the browser runs on, as a broken socket would (for
@@ -331,6 +391,10 @@ impl BrowserHandle {
             process: self.process.as_ref().map(|p| p.id()),
             temp_dir: self.process.as_ref().and_then(|p| p.temp_dir().map(Into::into)),
             cage: self.process.as_ref().and_then(BrowserProcess::cage_name),
+            egress: self.egress.as_ref().and_then(|e| {
+                let (port, _) = e.own.as_ref()?;
+                Some(SavedEgress { port: *port, proxy: e.route.proxy()?.spec().clone() })
+            }),
         }
     }
 

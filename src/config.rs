@@ -150,6 +150,12 @@ pub struct Config {
     #[arg(long, env = "BW_EGRESS_ALLOW", value_delimiter = ',')]
     pub egress_allow: Vec<SocketAddr>,
 
+    /// Upstream proxy for every local-Chromium session that names none of its own (nor has a
+    /// profile default): a URL (`http://user:pass@host:port`, `socks5://…`) or a JSON object
+    /// like the API's `proxy` (`{"url": …, "country": "DE"}`). Warm-pool browsers use it too.
+    #[arg(long, env = "BW_DEFAULT_PROXY", hide_env_values = true, value_parser = parse_proxy)]
+    pub default_proxy: Option<crate::egress::route::ProxySpec>,
+
     /// OpenAI-compatible API base for the `llm` form engine (e.g. `https://api.openai.com/v1`,
     /// `http://127.0.0.1:8000/v1`); the engine is off when unset.
     #[arg(long, env = "BW_LLM_BASE_URL")]
@@ -296,6 +302,11 @@ impl Config {
         if timeouts.iter().any(|t| !(1..=3600).contains(t)) {
             return bad("operation, launch and shutdown timeouts must be between 1 and 3600 seconds".into());
         }
+        if let Some(spec) = &self.default_proxy
+            && let Err(e) = crate::egress::route::SessionProxy::new(spec.clone(), &self.egress())
+        {
+            return bad(format!("BW_DEFAULT_PROXY: {e}"));
+        }
         if self.body_limit_bytes < 1024 {
             return bad("BW_BODY_LIMIT_BYTES must be at least 1024".into());
         }
@@ -406,6 +417,12 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    /// The checked default proxy (`validated` made sure it is valid).
+    pub fn default_proxy(&self) -> Option<std::sync::Arc<crate::egress::route::SessionProxy>> {
+        let spec = self.default_proxy.clone()?;
+        crate::egress::route::SessionProxy::new(spec, &self.egress()).ok().map(std::sync::Arc::new)
     }
 
     pub fn egress(&self) -> crate::egress::EgressPolicy {
@@ -581,6 +598,23 @@ fn parse_artifacts_url(text: &str) -> Result<url::Url, String> {
         Ok(url)
     } else {
         Err("BW_ARTIFACTS_URL must be an s3:// or file:// URL".into())
+    }
+}
+
+/// `BW_DEFAULT_PROXY`: a proxy URL, or a JSON object like the API's `proxy`. Errors never
+/// repeat the value (it holds credentials).
+fn parse_proxy(text: &str) -> Result<crate::egress::route::ProxySpec, String> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        serde_json::from_str(text).map_err(|e| format!("not a proxy object (line {}, column {})", e.line(), e.column()))
+    } else {
+        Ok(crate::egress::route::ProxySpec {
+            url: text.into(),
+            country: None,
+            timezone: None,
+            locale: None,
+            bypass: vec![],
+        })
     }
 }
 

@@ -17,7 +17,10 @@
 //! a checked address, so DNS cannot swap it afterwards. Anything that cannot be classified is
 //! refused (fail closed).
 
+pub mod identity;
 pub mod proxy;
+pub mod route;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -211,12 +214,16 @@ impl EgressPolicy {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(EgressError::Scheme);
         }
-        let port = url.port_or_known_default().unwrap_or(80);
-        match url.host() {
-            Some(url::Host::Ipv4(ip)) => self.allow_addr(SocketAddr::new(ip.into(), port)),
-            Some(url::Host::Ipv6(ip)) => self.allow_addr(SocketAddr::new(ip.into(), port)),
-            Some(url::Host::Domain(name)) => refuse_metadata_name(name),
-            None => Err(EgressError::Resolve("no host".into())),
+        let host = url.host_str().ok_or_else(|| EgressError::Resolve("no host".into()))?;
+        self.precheck_host(host, url.port_or_known_default().unwrap_or(80))
+    }
+
+    /// Checks `host:port` without resolving a name: an address literal must be allowed, a
+    /// metadata name is refused.
+    pub fn precheck_host(&self, host: &str, port: u16) -> Result<(), EgressError> {
+        match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            Ok(ip) => self.allow_addr(SocketAddr::new(ip, port)),
+            Err(_) => refuse_metadata_name(host),
         }
     }
 }

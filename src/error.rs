@@ -166,6 +166,7 @@ impl From<BrowserError> for ApiError {
             E::Navigation(_) => Self::new(StatusCode::BAD_GATEWAY, "navigation_failed", message),
             E::Cdp(_) => Self::new(StatusCode::BAD_GATEWAY, "browser_error", message),
             E::Provider { .. } => Self::new(StatusCode::BAD_GATEWAY, "adspower_error", message),
+            E::Proxy(_) => Self::new(StatusCode::BAD_GATEWAY, "proxy_error", message),
         }
     }
 }

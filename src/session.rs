@@ -34,6 +34,7 @@ use crate::browser::navigation::LoadState;
 use crate::browser::page::PageInfo;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
+use crate::egress::route::ProxyView;
 use crate::guard::Block;
 use crate::live::LiveHub;
 use crate::token::{Grant, LiveMode, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
@@ -205,6 +206,9 @@ pub struct SessionInfo {
     pub load_state: Option<LoadState>,
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
+    /// The upstream proxy the session's traffic leaves through (password shown as `***`),
+    /// with the time zone and language its pages see; null: straight from the worker.
+    pub proxy: Option<ProxyView>,
 }
 
 /// How to watch (and take over) a session's display.
@@ -301,6 +305,8 @@ pub struct Session {
     pub humanize: Humanize,
     /// The session's own files (downloaded resumes); removed when it closes.
     pub files_dir: PathBuf,
+    /// The upstream proxy its traffic leaves through, as shown (no password).
+    proxy: Option<ProxyView>,
     /// Its events (replayed to SSE subscribers, sent to its webhook).
     pub events: crate::notify::EventLog,
     pub(crate) metadata: Map<String, Value>,
@@ -445,6 +451,7 @@ impl Session {
             timing: status.timing.clone(),
             load_state: status.load_state,
             metadata: self.metadata.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 

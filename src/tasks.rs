@@ -90,6 +90,8 @@ pub struct TaskRequest {
     pub action: Option<TaskAction>,
     /// Input policy (an extension of the seed's contract; default `human`).
     pub humanize: Option<crate::browser::humanize::Humanize>,
+    /// An upstream proxy for the task's session (as on `POST /api/v2/sessions`).
+    pub proxy: Option<crate::egress::route::ProxySpec>,
     /// The open session to finish (`action: "submit_only"`).
     #[schema(value_type = Option<String>)]
     pub session_id: Option<uuid::Uuid>,
@@ -220,6 +222,10 @@ pub fn validate(task: &TaskRequest, egress: &crate::egress::EgressPolicy) -> Res
         crate::session::validate_profile_id(profile)?;
     }
     crate::session::parse_target_url(&task.job_url, egress)?;
+    if let Some(spec) = &task.proxy {
+        crate::egress::route::SessionProxy::new(spec.clone(), egress)
+            .map_err(|e| TaskError::Invalid(format!("proxy: {e}")))?;
+    }
     Ok(())
 }
 
@@ -317,6 +323,7 @@ async fn steps(
                 display: app.registry.displays_by_default(),
                 // Every task may stop for a person: the live view works with or without a display.
                 on_open: Some(app.mint_takeover()),
+                proxy: app.session_proxy(task.proxy.clone(), task.profile_id.as_deref()).await?,
                 ..CreateOptions::default()
             };
             let session = match app.registry.create(options).await {

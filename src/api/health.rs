@@ -37,6 +37,10 @@ pub struct Health {
     /// How each local browser's memory and processes are limited: `cgroup2`, `cgroup1`,
     /// `rlimit` (memory per process only) or `none`.
     pub browser_limits: &'static str,
+    /// Whether Chromium's managed policy keeps WebRTC's UDP from going around the egress
+    /// proxy (`false`: pages may gather this machine's addresses; install
+    /// `deploy/chromium/browser-worker-policy.json`).
+    pub webrtc_policy: bool,
     /// V1 tasks in progress.
     pub active_tasks: usize,
     /// Browsers ready in the warm pool.
@@ -69,6 +73,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         sandbox: app.confinement.sandbox(),
         browser_user: app.confinement.user().map(|u| u.name.clone()),
         browser_limits: app.confinement.limits().kind(),
+        webrtc_policy: app.webrtc_policy,
         active_tasks: app.active_tasks.load(std::sync::atomic::Ordering::SeqCst),
         warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
         uptime_seconds: app.started.elapsed().as_secs(),

@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::json::ApiJson;
 use crate::app::App;
 use crate::breaker::{BreakerError, ProfileRecord, ProfileState};
+use crate::egress::route::{ProxySpec, ProxyView, SessionProxy};
 use crate::error::{ApiError, ErrorBody};
 use crate::guard::BlockReason;
 use crate::session::{SessionId, validate_profile_id};
@@ -35,6 +37,8 @@ pub struct Profile {
     pub last_block_reason: Option<BlockReason>,
     /// The open session using the profile now.
     pub in_use_by_session: Option<SessionId>,
+    /// The proxy its sessions use unless they name one (password shown as `***`).
+    pub proxy: Option<ProxyView>,
 }
 
 /// `GET /api/v1/profiles` answer.
@@ -45,7 +49,18 @@ pub struct ProfileList {
 
 fn view(app: &App, record: ProfileRecord) -> Profile {
     let now = app.breaker.now();
+    let proxy = record.proxy.clone().map(|spec| match SessionProxy::new(spec.clone(), &app.config.egress()) {
+        Ok(proxy) => proxy.view(),
+        Err(e) => ProxyView {
+            url: format!("<no longer valid: {e}>"),
+            country: spec.country,
+            timezone: None,
+            locale: None,
+            bypass: vec![],
+        },
+    });
     Profile {
+        proxy,
         retry_after_secs: record.retry_after_secs(now),
         in_use_by_session: app.registry.profile_holder(&record.profile_id),
         profile_id: record.profile_id,
@@ -111,5 +126,32 @@ pub async fn enable_profile(
     ProfileIdPath(id): ProfileIdPath,
 ) -> Result<Json<Profile>, ApiError> {
     let record = app.breaker.enable(&id).await?;
+    Ok(Json(view(&app, record)))
+}
+
+/// Set the profile's default proxy: sessions on the profile use it unless they name their own
+/// (local Chromium; AdsPower profiles carry their own). The profile becomes known.
+#[utoipa::path(put, path = "/api/v1/profiles/{id}/proxy", tag = "profiles", params(("id" = String, Path)),
+    request_body = ProxySpec,
+    responses((status = 200, body = Profile), (status = 422, body = ErrorBody, description = "validation_failed")))]
+pub async fn set_profile_proxy(
+    State(app): State<Arc<App>>,
+    ProfileIdPath(id): ProfileIdPath,
+    ApiJson(spec): ApiJson<ProxySpec>,
+) -> Result<Json<Profile>, ApiError> {
+    app.session_proxy(Some(spec.clone()), None).await?;
+    let record = app.breaker.set_proxy(&id, Some(spec)).await?;
+    Ok(Json(view(&app, record)))
+}
+
+/// Remove the profile's default proxy.
+#[utoipa::path(delete, path = "/api/v1/profiles/{id}/proxy", tag = "profiles", params(("id" = String, Path)),
+    responses((status = 200, body = Profile), (status = 404, body = ErrorBody, description = "profile_not_found")))]
+pub async fn clear_profile_proxy(
+    State(app): State<Arc<App>>,
+    ProfileIdPath(id): ProfileIdPath,
+) -> Result<Json<Profile>, ApiError> {
+    app.breaker.get(&id).await?;
+    let record = app.breaker.set_proxy(&id, None).await?;
     Ok(Json(view(&app, record)))
 }

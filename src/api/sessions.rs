@@ -47,6 +47,9 @@ pub struct CreateSessionRequest {
     /// Sent as `Authorization: Bearer` with each webhook.
     pub callback_token: Option<String>,
     pub viewport: Option<Viewport>,
+    /// An upstream proxy for this session's traffic, with the identity of its exit (local
+    /// Chromium only); omitted: the profile's default proxy, else `BW_DEFAULT_PROXY`, else none.
+    pub proxy: Option<crate::egress::route::ProxySpec>,
     /// Caller's own data, returned as given (e.g. `task_id`, `user_id`).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
@@ -145,6 +148,7 @@ impl CreateSessionRequest {
             display,
             metadata: self.metadata.unwrap_or_default(),
             on_open: None,
+            proxy: None,
         })
     }
 }
@@ -192,7 +196,9 @@ pub async fn create_session(
     OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     super::worker::refuse_if_draining(&app)?;
+    let proxy = request.proxy.clone();
     let mut options = request.into_options(&app)?;
+    options.proxy = app.session_proxy(proxy, options.profile_id.as_deref()).await?;
     check_callback(&app, &options.callback).await?;
     // The takeover links exist before the first events: a first page may be a CAPTCHA.
     options.on_open = Some(app.mint_takeover());

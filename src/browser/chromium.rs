@@ -1,7 +1,9 @@
 //! The local Chromium provider: launches Debian's Chromium in its own process group with a
 //! fresh (ephemeral) or persistent (per `profile_id`) user-data dir and connects over CDP.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -9,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::sandbox::Confinement;
 use super::{
-    BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, SavedBrowser, process,
+    BrowserError, BrowserHandle, BrowserProvider, Connection, Egress, LaunchSpec, Owner, PageOf, SavedBrowser, process,
 };
+use crate::egress::EgressPolicy;
+use crate::egress::route::{Route, SessionProxy};
 
 /// Flags every browser gets: headless, no background traffic on a closed network, no first-run UI.
 /// Shared with `make bench` so that the baseline launches the same way.
@@ -37,6 +41,23 @@ pub const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
+/// Chromium's managed policy directory (Debian's build).
+pub const POLICY_DIR: &str = "/etc/chromium/policies/managed";
+
+/// Whether Chromium's managed policy keeps WebRTC's UDP from going around the proxy (no host
+/// candidates: a page never learns this machine's addresses). This Chromium no longer honours
+/// `--force-webrtc-ip-handling-policy`; the `WebRtcIPHandling` policy it does, and no page,
+/// profile or CDP client can change it. `scripts/install-deps.sh` and the deploy kit install
+/// `deploy/chromium/browser-worker-policy.json`.
+pub fn webrtc_policy_installed() -> bool {
+    let enforces = |path: PathBuf| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|policy| policy["WebRtcIPHandling"] == "disable_non_proxied_udp")
+    };
+    std::fs::read_dir(POLICY_DIR).into_iter().flatten().flatten().any(|entry| enforces(entry.path()))
+}
+
 /// Turns Chromium's sandbox off: for a browser that runs as root, or where neither user
 /// namespaces nor the setuid helper work (`sandbox::Confinement`).
 pub const NO_SANDBOX: &str = "--no-sandbox";
@@ -55,7 +76,33 @@ pub struct ChromiumProvider {
     launch_timeout: Duration,
     op_timeout: Duration,
     /// The worker's egress proxy: every request of the browser goes through it.
-    egress_proxy: Option<std::net::SocketAddr>,
+    egress: Option<EgressPoint>,
+}
+
+/// Where the browsers' traffic leaves: the worker's shared egress listener (straight out, or
+/// through `BW_DEFAULT_PROXY`), and what a browser's own listener needs (a session with its
+/// own proxy gets one, chained to that proxy).
+pub struct EgressPoint {
+    pub policy: EgressPolicy,
+    pub shared: SocketAddr,
+    pub shared_route: Arc<Route>,
+    /// Stops every listener (the worker is shutting down).
+    pub stop: CancellationToken,
+}
+
+impl EgressPoint {
+    /// The listener for a browser: its own for a session proxy (on `port`, 0 for a new one),
+    /// else the shared one.
+    fn listener(&self, proxy: Option<Arc<SessionProxy>>, port: u16) -> Result<(SocketAddr, Egress), BrowserError> {
+        let Some(proxy) = proxy else {
+            return Ok((self.shared, Egress { route: self.shared_route.clone(), own: None }));
+        };
+        let route = Route::new(Some(proxy));
+        let stop = self.stop.child_token();
+        let addr = crate::egress::proxy::start(self.policy.clone(), route.clone(), port, stop.clone())
+            .map_err(|e| BrowserError::Launch(format!("cannot start the session's egress listener: {e}")))?;
+        Ok((addr, Egress { route, own: Some((addr.port(), stop.drop_guard())) }))
+    }
 }
 
 impl ChromiumProvider {
@@ -76,24 +123,53 @@ impl ChromiumProvider {
         for dir in [&tmp_dir, &profiles_dir] {
             confinement.pass_through(dir).map_err(std::io::Error::other)?;
         }
-        Ok(Self {
-            executable,
-            run_dir,
-            tmp_dir,
-            profiles_dir,
-            confinement,
-            launch_timeout,
-            op_timeout,
-            egress_proxy: None,
-        })
+        Ok(Self { executable, run_dir, tmp_dir, profiles_dir, confinement, launch_timeout, op_timeout, egress: None })
     }
 
-    /// Sends every request of the browsers through the egress proxy at `addr`, loopback
-    /// included (`<-loopback>` removes Chromium's implicit bypass), and keeps WebRTC from
-    /// sending UDP around it.
-    pub fn with_egress_proxy(mut self, addr: std::net::SocketAddr) -> Self {
-        self.egress_proxy = Some(addr);
+    /// Sends every request of the browsers through the egress proxy (`EgressPoint`), loopback
+    /// included (`<-loopback>` removes Chromium's implicit bypass; WebRTC's UDP is kept off by
+    /// the managed policy, `webrtc_policy_installed`).
+    pub fn with_egress(mut self, egress: EgressPoint) -> Self {
+        self.egress = Some(egress);
         self
+    }
+
+    /// Points `command` at the egress listener `addr` and gives it the identity of the proxy
+    /// behind it: the time zone for every process (`TZ`, so workers and frames see it too) and
+    /// the languages for `Accept-Language` and `navigator.languages`.
+    fn route_through(command: &mut tokio::process::Command, addr: SocketAddr, egress: &Egress) {
+        command.args([
+            format!("--proxy-server=http://{addr}"),
+            "--proxy-bypass-list=<-loopback>".into(),
+            "--disable-quic".into(),
+        ]);
+        let identity = egress.route.proxy().and_then(|p| p.identity.as_ref());
+        if let Some(zone) = identity.and_then(|i| i.timezone.as_deref()) {
+            command.env("TZ", zone);
+        }
+        if let Some(identity) = identity
+            && let (Some(locale), Some(languages)) = (&identity.locale, identity.languages())
+        {
+            command.arg(format!("--lang={locale}")).arg(format!("--accept-lang={languages}"));
+        }
+    }
+}
+
+impl ChromiumProvider {
+    /// A surviving browser's egress after a restart: its own listener again on its port with
+    /// its proxy, or the shared one. A listener that cannot be started again leaves the browser
+    /// without a network (its pages fail), which is logged.
+    fn egress_again(&self, point: &EgressPoint, saved: &SavedBrowser) -> Result<Egress, BrowserError> {
+        let Some(own) = &saved.egress else { return Ok(point.listener(None, 0)?.1) };
+        let proxy = SessionProxy::new(own.proxy.clone(), &point.policy)
+            .map_err(|e| BrowserError::Launch(format!("the session's saved proxy is no longer valid: {e}")))?;
+        match point.listener(Some(Arc::new(proxy)), own.port) {
+            Ok((_, egress)) => Ok(egress),
+            Err(e) => {
+                tracing::error!(port = own.port, error = %e, "a session's egress listener cannot take its port back");
+                Err(e)
+            }
+        }
     }
 }
 
@@ -141,14 +217,14 @@ impl BrowserProvider for ChromiumProvider {
                 command.args(CHROMIUM_FLAGS);
             }
         }
-        if let Some(proxy) = self.egress_proxy {
-            command.args([
-                format!("--proxy-server=http://{proxy}"),
-                "--proxy-bypass-list=<-loopback>".into(),
-                "--force-webrtc-ip-handling-policy=disable_non_proxied_udp".into(),
-                "--disable-quic".into(),
-            ]);
-        }
+        let egress = match &self.egress {
+            Some(point) => {
+                let (addr, egress) = point.listener(spec.proxy.clone(), 0)?;
+                Self::route_through(&mut command, addr, &egress);
+                Some(egress)
+            }
+            None => None,
+        };
         command
             .arg(format!("--user-data-dir={}", user_data_dir.display()))
             .arg("--remote-debugging-port=0")
@@ -173,7 +249,11 @@ impl BrowserProvider for ChromiumProvider {
             }
         };
         let start_ms = started.elapsed().as_millis() as u64;
-        Ok(BrowserHandle::new(connection, ws_url, dead, Owner::Process(process), self.op_timeout, start_ms))
+        let handle = BrowserHandle::new(connection, ws_url, dead, Owner::Process(process), self.op_timeout, start_ms);
+        match egress {
+            Some(egress) => handle.with_egress(egress).await,
+            None => Ok(handle),
+        }
     }
 
     async fn reattach(&self, saved: &SavedBrowser, _profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError> {
@@ -189,7 +269,11 @@ impl BrowserProvider for ChromiumProvider {
         match Connection::open(&saved.ws_url, &page, self.launch_timeout, self.op_timeout).await {
             Ok(connection) => {
                 let owner = Owner::Process(process);
-                Ok(BrowserHandle::new(connection, saved.ws_url.clone(), dead, owner, self.op_timeout, 0))
+                let handle = BrowserHandle::new(connection, saved.ws_url.clone(), dead, owner, self.op_timeout, 0);
+                match self.egress.as_ref().map(|point| self.egress_again(point, saved)).transpose()? {
+                    Some(egress) => handle.with_egress(egress).await,
+                    None => Ok(handle),
+                }
             }
             Err(e) => {
                 process.terminate().await;

@@ -41,7 +41,7 @@ pub struct PageInfo {
 impl BrowserHandle {
     /// Runs one CDP call with the operation timeout; retries briefly on "context not found",
     /// which Chromium reports for a moment after a navigation.
-    async fn cdp<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, BrowserError>
+    pub(super) async fn cdp<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, BrowserError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, CdpError>>,
@@ -79,11 +79,23 @@ impl BrowserHandle {
     pub async fn navigate(&self, url: &str) -> Result<PageInfo, BrowserError> {
         let deadline = tokio::time::Instant::now() + self.op_timeout;
         let target = self.page.target_id().inner().clone();
-        tokio::select! {
-            _ = self.dead.cancelled() => return Err(BrowserError::Disconnected),
-            result = navigation::navigate(&self.ws_url, &target, url, deadline) => result?,
+        let mark = self.route().map(|r| r.mark());
+        let navigated = async {
+            tokio::select! {
+                _ = self.dead.cancelled() => return Err(BrowserError::Disconnected),
+                result = navigation::navigate(&self.ws_url, &target, url, deadline) => result?,
+            }
+            self.settle(deadline).await
         }
-        self.settle(deadline).await
+        .await;
+        // The page may show the proxy's error, or a network error: either way the proxy failed.
+        match (self.route(), mark) {
+            (Some(route), Some(mark)) => match route.failure_since(mark) {
+                Some(failure) => Err(BrowserError::Proxy(failure)),
+                None => navigated,
+            },
+            _ => navigated,
+        }
     }
 
     /// Runs `ready.js` on the current document until `deadline`, again when the page replaced

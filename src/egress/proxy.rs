@@ -10,6 +10,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,6 +21,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::route::{Route, SessionProxy};
+use super::upstream::{Counted, Stream, UpstreamError};
 use super::{EgressError, EgressPolicy};
 
 /// Time to connect to a destination.
@@ -39,9 +42,14 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Starts the proxy on loopback port `port` (0: an ephemeral one); it stops accepting when
-/// `stop` fires. Must run inside a Tokio runtime.
-pub fn start(policy: EgressPolicy, port: u16, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+/// Starts the proxy on loopback port `port` (0: an ephemeral one), sending traffic out by
+/// `route`; it stops accepting when `stop` fires. Must run inside a Tokio runtime.
+pub fn start(
+    policy: EgressPolicy,
+    route: Arc<Route>,
+    port: u16,
+    stop: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, port))?;
     listener.set_nonblocking(true)?;
     let listener = TcpListener::from_std(listener)?;
@@ -61,9 +69,9 @@ pub fn start(policy: EgressPolicy, port: u16, stop: CancellationToken) -> std::i
                     }
                 },
             };
-            let policy = policy.clone();
+            let out = Out { policy: policy.clone(), route: route.clone() };
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request| serve(policy.clone(), request));
+                let service = hyper::service::service_fn(move |request| serve(out.clone(), request));
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
@@ -76,22 +84,35 @@ pub fn start(policy: EgressPolicy, port: u16, stop: CancellationToken) -> std::i
     Ok(addr)
 }
 
+/// The rules and the route of one listener.
+#[derive(Clone)]
+struct Out {
+    policy: EgressPolicy,
+    route: Arc<Route>,
+}
+
+/// How a destination is reached.
+enum Hop<'a> {
+    /// Straight to these checked addresses.
+    Direct(Vec<SocketAddr>),
+    /// Through `proxy` at its checked address, asking it for `target` (a name the proxy
+    /// resolves, or an address checked here).
+    Via { proxy: &'a SessionProxy, addr: SocketAddr, target: String },
+}
+
 /// Answers one proxy request.
-async fn serve(policy: EgressPolicy, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let answer = if request.method() == Method::CONNECT {
-        tunnel(policy, request).await
-    } else {
-        forward(policy, request).await
-    };
+async fn serve(out: Out, request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let answer =
+        if request.method() == Method::CONNECT { tunnel(&out, request).await } else { forward(&out, request).await };
     Ok(answer.unwrap_or_else(|refusal| refusal))
 }
 
 /// `CONNECT host:port`: checks the destination, answers 200 and relays bytes both ways.
-async fn tunnel(policy: EgressPolicy, request: Request<Incoming>) -> Result<Response<Body>, Response<Body>> {
+async fn tunnel(out: &Out, request: Request<Incoming>) -> Result<Response<Body>, Response<Body>> {
     let authority =
         request.uri().authority().ok_or_else(|| plain(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
     let port = authority.port_u16().ok_or_else(|| plain(StatusCode::BAD_REQUEST, "CONNECT needs a port"))?;
-    let mut upstream = connect(&policy, authority.host(), port).await?;
+    let mut upstream = open(out, authority.host(), port).await?;
     tokio::spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
@@ -103,14 +124,16 @@ async fn tunnel(policy: EgressPolicy, request: Request<Incoming>) -> Result<Resp
     Ok(Response::new(Body::empty()))
 }
 
-/// An absolute-form `http://` request: checked, sent on a pinned connection, answer relayed.
-async fn forward(policy: EgressPolicy, mut request: Request<Incoming>) -> Result<Response<Body>, Response<Body>> {
+/// An absolute-form `http://` request: checked, sent in origin form on a pinned connection
+/// (or a tunnel through the upstream proxy), answer relayed.
+async fn forward(out: &Out, mut request: Request<Incoming>) -> Result<Response<Body>, Response<Body>> {
     let uri = request.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(plain(StatusCode::BAD_REQUEST, "only absolute http:// requests and CONNECT are proxied"));
     }
     let authority = uri.authority().ok_or_else(|| plain(StatusCode::BAD_REQUEST, "the request names no host"))?;
-    let upstream = connect(&policy, authority.host(), authority.port_u16().unwrap_or(80)).await?;
+    let port = authority.port_u16().unwrap_or(80);
+    let upstream = open(out, authority.host(), port).await?;
     let host = header::HeaderValue::from_str(authority.as_str())
         .map_err(|_| plain(StatusCode::BAD_REQUEST, "the request's host is not a valid header"))?;
     let origin_form = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -131,9 +154,38 @@ async fn forward(policy: EgressPolicy, mut request: Request<Incoming>) -> Result
     Ok(response.map(Body::new))
 }
 
-/// Resolves and checks `host:port`, then connects to a checked address.
-async fn connect(policy: &EgressPolicy, host: &str, port: u16) -> Result<TcpStream, Response<Body>> {
-    let addrs = policy.resolve(host, port).await.map_err(refused)?;
+/// A checked connection to `host:port`: direct, or a tunnel through the route's proxy.
+async fn open(out: &Out, host: &str, port: u16) -> Result<Box<dyn Stream>, Response<Body>> {
+    Ok(match hop(out, host, port).await? {
+        Hop::Direct(addrs) => Box::new(connect(addrs).await?),
+        Hop::Via { proxy, addr, target } => {
+            let stream = proxy.upstream.tunnel(addr, &target, port).await.map_err(|e| failed(out, e))?;
+            Box::new(Counted::new(stream, &proxy.upstream.label()))
+        }
+    })
+}
+
+/// Checks `host:port` against the rules and picks the way out. Through a proxy on this host's
+/// networks (loopback, private) the destination is resolved and checked here and the proxy
+/// gets the checked address; through a proxy out on the internet the proxy resolves names
+/// (no DNS from the worker's network for the session's pages), and address literals and
+/// metadata names are still refused here.
+async fn hop<'a>(out: &'a Out, host: &str, port: u16) -> Result<Hop<'a>, Response<Body>> {
+    let Some(proxy) = out.route.via(host, port) else {
+        return Ok(Hop::Direct(out.policy.resolve(host, port).await.map_err(refused)?));
+    };
+    let addr = out.policy.resolve(&proxy.upstream.host, proxy.upstream.port).await.map_err(refused)?[0];
+    let target = if super::classify(addr.ip()) == super::AddrClass::Public {
+        out.policy.precheck_host(host, port).map_err(refused)?;
+        host.trim_start_matches('[').trim_end_matches(']').to_string()
+    } else {
+        out.policy.resolve(host, port).await.map_err(refused)?[0].ip().to_string()
+    };
+    Ok(Hop::Via { proxy, addr, target })
+}
+
+/// Connects to the first of the checked addresses that answers.
+async fn connect(addrs: Vec<SocketAddr>) -> Result<TcpStream, Response<Body>> {
     let mut last = String::from("no address");
     for addr in addrs {
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
@@ -146,6 +198,12 @@ async fn connect(policy: &EgressPolicy, host: &str, port: u16) -> Result<TcpStre
         }
     }
     Err(plain(StatusCode::BAD_GATEWAY, &format!("cannot connect to the destination: {last}")))
+}
+
+/// The answer when the upstream proxy failed (counted on the route).
+fn failed(out: &Out, error: UpstreamError) -> Response<Body> {
+    out.route.failed(&error);
+    plain(StatusCode::BAD_GATEWAY, &format!("browser-worker upstream proxy: {error}"))
 }
 
 /// The answer to a destination the rules refuse.
@@ -218,10 +276,15 @@ mod tests {
         let other = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let stop = CancellationToken::new();
         let policy = EgressPolicy { allow_private: false, allow: std::sync::Arc::from([listed]) };
-        let proxy = start(policy, 0, stop.clone()).unwrap();
+        let proxy = start(policy, Route::new(None), 0, stop.clone()).unwrap();
         // With private (and so loopback) egress allowed, the worker's own ports stay refused.
-        let open =
-            start(EgressPolicy { allow_private: true, allow: std::sync::Arc::from([]) }, 0, stop.clone()).unwrap();
+        let open = start(
+            EgressPolicy { allow_private: true, allow: std::sync::Arc::from([]) },
+            Route::new(None),
+            0,
+            stop.clone(),
+        )
+        .unwrap();
         let own = format!("GET http://{open}/ HTTP/1.1\r\nHost: {open}\r\n\r\n");
         assert!(status_line(open, &own).await.contains("403"), "the proxy reached itself");
 

@@ -64,6 +64,8 @@ pub struct CreateOptions {
     pub metadata: Map<String, Value>,
     /// Mints the session's takeover links before its first events (`OnOpen`).
     pub on_open: Option<OnOpen>,
+    /// The session's own upstream proxy; `None`: the profile's default, else the worker's.
+    pub proxy: Option<Arc<crate::egress::route::SessionProxy>>,
 }
 
 /// What `DELETE` reports.
@@ -291,7 +293,7 @@ impl SessionRegistry {
             }
             (_, false) => None,
         };
-        let pooled = if options.profile_id.is_none() && display.is_none() {
+        let pooled = if options.profile_id.is_none() && display.is_none() && options.proxy.is_none() {
             self.pool.as_ref().and_then(|p| p.take())
         } else {
             None
@@ -303,6 +305,7 @@ impl SessionRegistry {
                 let spec = LaunchSpec {
                     profile_id: options.profile_id.clone(),
                     display: display.as_ref().map(|d| d.display.clone()),
+                    proxy: options.proxy.clone(),
                 };
                 match self.provider.launch(spec).await {
                     Ok(handle) => handle,
@@ -443,6 +446,7 @@ impl SessionRegistry {
             limited: o.handle.limited(),
             lost: Mutex::new(o.handle.lost()),
             saved_browser: Mutex::new(o.handle.saved()),
+            proxy: o.handle.proxy(),
             saved_display,
             cdp_endpoint: o.handle.ws_url().to_string(),
             vnc_addr: o.display.as_ref().map(|d| d.vnc_addr.clone()),

@@ -23,6 +23,7 @@ mod live;
 mod llm;
 mod openapi;
 mod profiles;
+mod proxies;
 mod readiness;
 mod readme;
 mod restart;
