@@ -25,6 +25,9 @@ enum Rule {
     /// Target attachment: only the flat protocol (messages of attached targets then pass
     /// through this filter too; the nested `sendMessageToTarget` form would not).
     Flatten,
+    /// A new browser context: never with a proxy of its own (it would send the context's
+    /// traffic around the egress proxy: its rules and the session's upstream proxy).
+    Context,
     /// Refused with an error answer.
     Deny,
 }
@@ -94,7 +97,7 @@ const RULES: &[(&str, Rule)] = &[
     ("Target.closeTarget", Rule::Allow),
     ("Target.detachFromTarget", Rule::Allow),
     ("Target.getBrowserContexts", Rule::Allow),
-    ("Target.createBrowserContext", Rule::Allow),
+    ("Target.createBrowserContext", Rule::Context),
     ("Target.disposeBrowserContext", Rule::Allow),
     ("Target.attachToBrowserTarget", Rule::Allow),
     ("Target.autoAttachRelated", Rule::Allow),
@@ -217,6 +220,15 @@ impl CdpPolicy {
                     Err(format!("{method}: only files of this session ({}) can be chosen", self.files_dir.display()))
                 }
             }
+            Rule::Context => match ["proxyServer", "proxyBypassList", "originsWithUniversalNetworkAccess"]
+                .iter()
+                .find(|key| params.contains_key(**key))
+            {
+                Some(key) => Err(format!(
+                    "{method}: {key} is not allowed (the session's traffic leaves through its egress proxy)"
+                )),
+                None => Ok(()),
+            },
             Rule::Flatten => {
                 if params.get("flatten") == Some(&Value::Bool(true)) {
                     Ok(())
@@ -270,6 +282,13 @@ mod tests {
         (r#"{"id":1,"method":"Target.setAutoAttach","params":{"autoAttach":true,"flatten":true}}"#, true),
         (r#"{"id":1,"method":"Target.createTarget","params":{"url":"about:blank"}}"#, true),
         (r#"{"id":1,"method":"Browser.getVersion"}"#, true),
+        (r#"{"id":1,"method":"Target.createBrowserContext","params":{"disposeOnDetach":true}}"#, true),
+        (r#"{"id":1,"method":"Target.createBrowserContext","params":{"proxyServer":"direct://"}}"#, false),
+        (r#"{"id":1,"method":"Target.createBrowserContext","params":{"proxyBypassList":"<-loopback>"}}"#, false),
+        (
+            r#"{"id":1,"method":"Target.createBrowserContext","params":{"originsWithUniversalNetworkAccess":["*"]}}"#,
+            false,
+        ),
         (r#"{"id":1,"method":"Browser.close"}"#, false),
         (r#"{"id":1,"method":"Browser.clos\u0065"}"#, false),
         (r#"{"id":1,"method":"Browser.crash"}"#, false),

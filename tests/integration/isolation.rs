@@ -227,6 +227,8 @@ async fn a_cdp_token_reads_no_files_closes_no_browser_and_drops_no_downloads_out
         json!({"id": 5, "method": "Browser.close"}),
         json!({"id": 6, "method": "Target.exposeDevToolsProtocol", "params": {"targetId": "x"}}),
         json!({"id": 7, "method": "DOM.setFileInputFiles", "params": {"files": [format!("{}/api-key", data_dir.display())], "backendNodeId": 1}}),
+        // A context with a proxy of its own would send its pages around the egress proxy.
+        json!({"id": 11, "method": "Target.createBrowserContext", "params": {"proxyServer": "direct://"}}),
     ];
     for message in refused {
         let id = message["id"].as_u64().unwrap();
