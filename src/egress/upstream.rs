@@ -286,6 +286,71 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-connection fake proxy that reads what the client sends, answers `reply` (never, if
+    /// `None`) and hands back what it read.
+    async fn fake_proxy(
+        replies: Vec<Option<&'static [u8]>>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            for reply in replies {
+                let mut buf = [0; 1024];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                seen.extend_from_slice(&buf[..n]);
+                match reply {
+                    Some(bytes) => socket.write_all(bytes).await.unwrap(),
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            seen
+        });
+        (addr, served)
+    }
+
+    /// (scheme, what the proxy answers to each message, expected failure kind or `ok`).
+    const ANSWERS: &[(&str, &[Option<&[u8]>], &str)] = &[
+        ("http", &[Some(b"HTTP/1.1 200 Connection established\r\n\r\n")], "ok"),
+        ("http", &[Some(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")], "auth"),
+        ("http", &[Some(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")], "auth"),
+        ("http", &[Some(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")], "refused"),
+        ("http", &[Some(b"SSH-2.0-OpenSSH_9.2\r\n")], "protocol"),
+        ("http", &[None], "timeout"),
+        // SOCKS5: method user/password chosen, then the credentials refused (RFC 1929).
+        ("socks5", &[Some(&[5, 2]), Some(&[1, 1])], "auth"),
+        ("socks5", &[Some(&[5, 2]), Some(&[1, 0]), Some(&[5, 5, 0, 1, 0, 0, 0, 0, 0, 0])], "refused"),
+        ("socks5", &[Some(&[5, 2]), Some(&[1, 0]), Some(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 80])], "ok"),
+        ("socks5", &[Some(b"HTTP/1.1 400 Bad Request\r\n\r\n")], "protocol"),
+    ];
+
+    #[tokio::test(start_paused = true)]
+    async fn proxy_answers_are_told_apart_and_credentials_are_sent() {
+        for (scheme, replies, expected) in ANSWERS {
+            let (addr, served) = fake_proxy(replies.to_vec()).await;
+            let upstream = Upstream::parse(&format!("{scheme}://bw:s3cret@{addr}")).unwrap();
+            let outcome = upstream.tunnel(addr, "example.com", 443).await;
+            let kind = outcome.as_ref().map_or_else(|e| e.kind(), |_| "ok");
+            assert_eq!(kind, *expected, "{scheme} {replies:?}: {:?}", outcome.err());
+            if let Err(e) = &outcome {
+                assert!(!e.to_string().contains("s3cret"), "{e}");
+            }
+            if *expected != "timeout" {
+                let seen = served.await.unwrap();
+                if *scheme == "http" {
+                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                    assert!(text.starts_with("connect example.com:443 http/1.1"), "{text}");
+                    assert!(text.contains("proxy-authorization: basic ync6cznjcmv0"), "{text}");
+                }
+            }
+        }
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let upstream = Upstream::parse(&format!("http://{closed}")).unwrap();
+        assert_eq!(upstream.tunnel(closed, "example.com", 443).await.err().map(|e| e.kind()), Some("unreachable"));
+    }
 
     /// (URL, parsed as (scheme, host, port, user, password) or an error) — the parser's cases.
     #[test]
