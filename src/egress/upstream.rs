@@ -313,7 +313,8 @@ mod tests {
     }
 
     /// (scheme, what the proxy answers to each message, expected failure kind or `ok`).
-    const ANSWERS: &[(&str, &[Option<&[u8]>], &str)] = &[
+    type Answer = (&'static str, &'static [Option<&'static [u8]>], &'static str);
+    const ANSWERS: &[Answer] = &[
         ("http", &[Some(b"HTTP/1.1 200 Connection established\r\n\r\n")], "ok"),
         ("http", &[Some(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")], "auth"),
         ("http", &[Some(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")], "auth"),

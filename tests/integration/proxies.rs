@@ -38,7 +38,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{KEY, TestApp, WorkerProcess, data_dir, eventually, eventually_async, fixtures};
+use crate::support::{
+    KEY, TestApp, WorkerProcess, data_dir, evaluate_over_cdp, eventually, eventually_async, fixtures,
+};
+use crate::tasks::{run as run_task, task};
 
 /// The proxies' user name (not a secret: it shows in redacted URLs).
 const USER: &str = "bw-user";
@@ -135,10 +138,10 @@ impl Tinyproxy {
     }
 }
 
-/// Debian's `microsocks`, SOCKS5 with user/password, killed when dropped.
+/// Debian's `microsocks`, SOCKS5 with user/password, killed when dropped (or `stop`ped).
 struct Microsocks {
     port: u16,
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
 }
 
 impl Microsocks {
@@ -155,11 +158,22 @@ impl Microsocks {
             .spawn()
             .expect("microsocks runs (scripts/install-deps.sh installs it)");
         wait_listening(port, "microsocks").await;
-        Self { port, _child: child }
+        Self { port, child }
     }
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it and waits until it is gone: its port refuses connections from then on.
+    async fn stop(mut self) {
+        self.child.kill().await.expect("microsocks is killed");
+        let port = self.port;
+        let closed = eventually_async(Duration::from_secs(10), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err()
+        })
+        .await;
+        assert!(closed, "nothing listens on 127.0.0.1:{port} any more");
     }
 }
 
@@ -347,11 +361,43 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// A script that returns what the page's code sees of its identity.
+const IDENTITY_SCRIPT: &str = "({timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone, \
+                               language: navigator.language, languages: navigator.languages})";
+
 /// What the page's code sees of its identity.
 async fn page_identity(app: &TestApp, id: &str) -> Value {
-    let script = "({timeZone: Intl.DateTimeFormat().resolvedOptions().timeZone, \
-                   language: navigator.language, languages: navigator.languages})";
-    app.page_eval(id, script).await
+    app.page_eval(id, IDENTITY_SCRIPT).await
+}
+
+/// Sends a JSON body to the worker binary at `base` and returns (status, parsed body).
+async fn call_at(base: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request is answered");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `kill -9` of a worker binary: its browsers live on (SPEC §3.8), its listeners are gone.
+async fn kill_9(mut worker: WorkerProcess) {
+    let pid = nix::unistd::Pid::from_raw(worker.child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    worker.child.wait().await.unwrap();
+}
+
+/// The profile `id` in a `GET /api/v1/profiles` answer.
+fn profile_in<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
+    list["profiles"].as_array()?.iter().find(|p| p["profile_id"] == id)
+}
+
+/// Asserts that the page server saw `target` and only from `peer`.
+fn assert_seen_from(pages: &PageServer, target: &str, peer: IpAddr) {
+    let visits = pages.visits_to(target);
+    assert!(!visits.is_empty(), "the page server saw no request for {target}");
+    assert!(visits.iter().all(|v| v.peer == peer), "{target} wanted from {peer} only: {visits:?}");
 }
 
 /// Checks a session's `proxy` object: the URL redacted, the identity fields as expected.
@@ -505,7 +551,9 @@ async fn a_proxy_that_refuses_the_credentials_or_is_not_there_answers_502_proxy_
     ];
     let mut problems = Vec::new();
     for (n, (what, url, addr, _)) in cases.iter().enumerate() {
-        let body = json!({"url": pages.url(&format!("/identity?case={n}")), "proxy": {"url": url}});
+        // On a profile: a proxy failure is not the profile's (its breaker counts nothing).
+        let body =
+            json!({"url": pages.url(&format!("/identity?case={n}")), "proxy": {"url": url}, "profile_id": "p-fails"});
         let (status, answer) = app.call(Method::POST, "/api/v2/sessions", Some(body)).await;
         let message = answer["error"]["message"].as_str().unwrap_or_default();
         if status != StatusCode::BAD_GATEWAY
@@ -520,6 +568,13 @@ async fn a_proxy_that_refuses_the_credentials_or_is_not_there_answers_502_proxy_
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+    let (_, profiles) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    let profile = &profiles["profiles"][0];
+    assert_eq!(
+        (profile["profile_id"].as_str(), profile["consecutive_failures"].as_u64()),
+        (Some("p-fails"), Some(0)),
+        "{profiles}"
+    );
     // Nothing went around the proxy, and no browser is left behind.
     assert!(pages.visits().is_empty(), "requests reached the page without the proxy: {:?}", pages.visits());
     let gone = eventually(Duration::from_secs(10), || app.browsers().is_empty()).await;
@@ -628,13 +683,7 @@ impl LoggedWorker {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(KEY);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request is answered");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        call_at(&self.base, method, path, body).await
     }
 
     /// SIGTERM, then the exit code and the whole log.
@@ -694,4 +743,188 @@ async fn credentials_stay_out_of_the_log_and_a_default_proxy_serves_sessions_wit
     assert!(log.contains("browser-worker listening"), "the whole log was read:\n{log}");
     assert_no_secret(&log, DEFAULT_PASSWORD, "the worker's log");
     assert_no_secret(&log, SESSION_PASSWORD, "the worker's log");
+}
+
+#[tokio::test]
+async fn a_proxied_session_keeps_its_proxy_and_identity_across_a_kill_9_restart() {
+    const PASSWORD: &str = "restart-Secret-3141";
+    let pages = PageServer::start().await;
+    let proxy = Tinyproxy::start(PASSWORD, &[pages.addr.port()]).await;
+    let data = data_dir();
+    let fixture_addr = fixtures().trim_start_matches("http://");
+    let allow = [fixture_addr, &proxy.addr(), &pages.egress()].join(",");
+    let env = [("BW_EGRESS_ALLOW", allow.as_str())];
+    let worker = WorkerProcess::spawn(data.path(), &env).await;
+    let body = json!({
+        "url": pages.url("/identity?at=create"),
+        "proxy": {"url": proxy_url("http", PASSWORD, proxy.port), "country": "DE"},
+    });
+    let (status, session) = call_at(&worker.base, Method::POST, "/api/v2/sessions", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["session_id"].as_str().unwrap().to_string();
+    let identity = [("country", "DE"), ("timezone", "Europe/Berlin"), ("locale", "de-DE")];
+    assert_proxy_json(&session, &redacted_url("http", proxy.port), &identity, PASSWORD);
+    assert_seen_from(&pages, "/identity?at=create", PROXIED_FROM);
+
+    // The browser outlives the worker; the new one takes the session's own egress listener
+    // back on its port, chained to the same proxy (straight out, the page would see 127.0.0.1).
+    kill_9(worker).await;
+    let restarted = WorkerProcess::spawn(data.path(), &env).await;
+    let (status, got) = call_at(&restarted.base, Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["proxy"], session["proxy"], "the same proxy view after the restart: {got}");
+    assert_no_secret(&got.to_string(), PASSWORD, "the session JSON after the restart");
+    let navigate = format!("/api/v2/sessions/{id}/navigate");
+    let (status, nav) =
+        call_at(&restarted.base, Method::POST, &navigate, Some(json!({"url": pages.url("/identity?at=restart")})))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{nav}");
+    assert_seen_from(&pages, "/identity?at=restart", PROXIED_FROM);
+    pages.assert_all_proxied();
+
+    // The page still sees the German identity (through a CDP client of the new worker).
+    let (status, cdp) = call_at(&restarted.base, Method::POST, &format!("/api/v2/sessions/{id}/cdp-token"), None).await;
+    assert_eq!(status, StatusCode::OK, "{cdp}");
+    let seen = evaluate_over_cdp(cdp["cdp_url"].as_str().unwrap(), IDENTITY_SCRIPT).await;
+    assert_eq!(seen["timeZone"], "Europe/Berlin", "{seen}");
+    assert_eq!(seen["language"], "de-DE", "{seen}");
+
+    let (status, closed) = call_at(&restarted.base, Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    let browsers = crate::support::recorded_browsers(data.path());
+    assert!(browsers.is_empty(), "no browser is left behind: {browsers:?}");
+    assert_eq!(restarted.terminate().await.0, Some(0));
+}
+
+#[tokio::test]
+async fn a_profile_default_proxy_serves_the_profiles_sessions_and_no_other() {
+    const PASSWORD: &str = "profile-Secret-2718";
+    let pages = PageServer::start().await;
+    let proxy = Microsocks::start(PASSWORD).await;
+    let app = worker_allowing(&[&proxy.addr(), &pages.egress()]).await;
+    let redacted = redacted_url("socks5", proxy.port);
+    let identity = [("timezone", "Asia/Tokyo"), ("locale", "ja-JP")];
+
+    let spec = json!({"url": proxy_url("socks5", PASSWORD, proxy.port), "timezone": "Asia/Tokyo", "locale": "ja-JP"});
+    let (status, profile) = app.call(Method::PUT, "/api/v1/profiles/p-proxied/proxy", Some(spec)).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_proxy_json(&profile, &redacted, &identity, PASSWORD);
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    assert_proxy_json(profile_in(&list, "p-proxied").expect("the profile is listed"), &redacted, &identity, PASSWORD);
+    assert_no_secret(&list.to_string(), PASSWORD, "the profile list");
+
+    // A session on the profile naming no proxy goes through the profile's.
+    let session = app.create(json!({"profile_id": "p-proxied", "url": pages.url("/identity?profile=proxied")})).await;
+    assert_proxy_json(&session, &redacted, &identity, PASSWORD);
+    assert_seen_from(&pages, "/identity?profile=proxied", PROXIED_FROM);
+    assert_eq!(app.delete(session["session_id"].as_str().unwrap()).await.0, StatusCode::OK);
+
+    // A session on another profile (no default) goes straight out.
+    let session = app.create(json!({"profile_id": "p-direct", "url": pages.url("/identity?profile=direct")})).await;
+    assert!(session["proxy"].is_null(), "{session}");
+    assert_seen_from(&pages, "/identity?profile=direct", IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(app.delete(session["session_id"].as_str().unwrap()).await.0, StatusCode::OK);
+
+    let (status, cleared) = app.call(Method::DELETE, "/api/v1/profiles/p-proxied/proxy", None).await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert!(cleared["proxy"].is_null(), "{cleared}");
+    // (what, path, body, status, error code)
+    let cases = [
+        (
+            "a country of several zones without a time zone",
+            "/api/v1/profiles/p-proxied/proxy",
+            json!({"url": proxy_url("socks5", PASSWORD, proxy.port), "country": "US"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            "a profile id that names none",
+            "/api/v1/profiles/..%2Fx/proxy",
+            json!({"url": proxy_url("socks5", PASSWORD, proxy.port)}),
+            StatusCode::NOT_FOUND,
+            "profile_not_found",
+        ),
+    ];
+    for (what, path, body, want, code) in cases {
+        let (status, answer) = app.call(Method::PUT, path, Some(body)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (want, Some(code)), "{what}: {answer}");
+        assert_no_secret(&answer.to_string(), PASSWORD, what);
+    }
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    assert!(profile_in(&list, "p-proxied").is_some_and(|p| p["proxy"].is_null()), "a refused PUT sets nothing: {list}");
+    assert!(profile_in(&list, "..").is_none() && profile_in(&list, "../x").is_none(), "{list}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_proxy_that_dies_mid_session_fails_navigation_but_not_the_profile_or_the_session() {
+    const PASSWORD: &str = "dying-Secret-1618";
+    let pages = PageServer::start().await;
+    let proxy = Microsocks::start(PASSWORD).await;
+    let addr = proxy.addr();
+    let app = worker_allowing(&[&addr, &pages.egress()]).await;
+    let body = json!({
+        "profile_id": "p-dying",
+        "url": pages.url("/identity?proxy=up"),
+        "proxy": {"url": proxy_url("socks5", PASSWORD, proxy.port)},
+    });
+    let session = app.create(body).await;
+    let id = session["session_id"].as_str().unwrap().to_string();
+    assert_seen_from(&pages, "/identity?proxy=up", PROXIED_FROM);
+
+    proxy.stop().await;
+    let navigate = format!("/api/v2/sessions/{id}/navigate");
+    let (status, answer) =
+        app.call(Method::POST, &navigate, Some(json!({"url": pages.url("/identity?proxy=down")}))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("proxy_error")), "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&addr), "the error names the proxy {addr}: {answer}");
+    assert_no_secret(&answer.to_string(), PASSWORD, "the proxy error");
+    assert!(pages.visits_to("/identity?proxy=down").is_empty(), "went around the dead proxy: {:?}", pages.visits());
+
+    // The proxy's failure is not the profile's, and the session stays open.
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    let profile = profile_in(&list, "p-dying").expect("the profile is listed");
+    assert_eq!(
+        (profile["consecutive_failures"].as_u64(), profile["status"].as_str()),
+        (Some(0), Some("healthy")),
+        "{profile}"
+    );
+    let (status, got) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!((status, got["state"].as_str()), (StatusCode::OK, Some("ready")), "{got}");
+    assert_eq!(app.delete(&id).await.0, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_v1_task_goes_through_its_proxy_and_a_bad_proxy_is_refused_before_any_browser() {
+    const PASSWORD: &str = "task-Secret-1414";
+    let pages = PageServer::start().await;
+    let proxy = Tinyproxy::start(PASSWORD, &[pages.addr.port()]).await;
+    let app = worker_allowing(&[&proxy.addr(), &pages.egress()]).await;
+
+    let mut body = task("t-proxy-bad", "greenhouse/post");
+    body["proxy"] = json!({"url": proxy_url("ftp", PASSWORD, proxy.port)});
+    let (status, answer) = run_task(&app, body).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+        "{answer}"
+    );
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("proxy"), "names the field: {answer}");
+    assert_no_secret(&answer.to_string(), PASSWORD, "the refusal");
+    assert!(app.browsers().is_empty(), "a refused task started a browser: {:?}", app.browsers());
+
+    // Any page will do: the task may end without a form to fill.
+    let mut body = task("t-proxy", "greenhouse/post");
+    body["job_url"] = json!(pages.url("/identity?task=t-proxy"));
+    body.as_object_mut().unwrap().remove("resume_file_url");
+    body["proxy"] = json!({"url": proxy_url("http", PASSWORD, proxy.port), "country": "DE"});
+    let (status, result) = run_task(&app, body).await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["task_id"], "t-proxy", "{result}");
+    assert_seen_from(&pages, "/identity?task=t-proxy", PROXIED_FROM);
+    pages.assert_all_proxied();
+    assert_no_secret(&result.to_string(), PASSWORD, "the task result");
+    app.stop().await;
 }
