@@ -36,7 +36,7 @@ FROM debian:bookworm-slim
 # tini as PID 1 (signals and orphan reaping); curl for the health check.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        chromium fonts-liberation fonts-noto-color-emoji ca-certificates curl tini tzdata \
+        chromium fonts-liberation fonts-noto-color-emoji ca-certificates curl tini tzdata ffmpeg \
         xvfb x11vnc novnc \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --user-group --uid 10002 --home-dir /nonexistent --no-create-home \

@@ -23,6 +23,8 @@ have websockify || missing+=(websockify)
 have redis-server || missing+=(redis-server)
 # Per-session proxies: the tests chain through real proxies (tinyproxy: HTTP, microsocks:
 # SOCKS5); the IANA zone table (tzdata) gives a proxy country its time zone.
+# Session recordings: ffmpeg (x11grab, libx264) and ffprobe, which the tests read videos with.
+have ffmpeg || missing+=(ffmpeg)
 have tinyproxy || missing+=(tinyproxy)
 have microsocks || missing+=(microsocks)
 [ -f /usr/share/zoneinfo/zone1970.tab ] || missing+=(tzdata)

@@ -67,6 +67,7 @@ fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(sessions::get_session, sessions::delete_session))
         .routes(routes!(sessions::navigate))
         .routes(routes!(sessions::screenshot))
+        .routes(routes!(sessions::timeline))
         .routes(routes!(forms::analyze))
         .routes(routes!(forms::fill))
         .routes(routes!(forms::submit))

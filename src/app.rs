@@ -28,6 +28,7 @@ use crate::fleet::{Fleet, WorkerInfo};
 use crate::forms::cache::MappingCache;
 use crate::forms::llm::LlmEngine;
 use crate::notify::Notifier;
+use crate::session::recording::Plan as RecordingPlan;
 use crate::session::registry::Limits;
 use crate::session::{OnOpen, SessionError, SessionRecord, SessionRegistry, SessionStore, reaper};
 use crate::token::{LiveMode, TokenIssuer};
@@ -161,6 +162,10 @@ impl App {
             .then(|| WarmPool::start(provider.clone(), config.warm_pool, cancel.clone(), &tracker));
         // Not stopped by `cancel`: the sessions' final events go out after they close.
         let notifier = Notifier::start(config.egress(), &tracker);
+        let artifacts = Arc::new(
+            Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION, config.artifacts_url.as_ref())
+                .context("preparing the artifact store")?,
+        );
         let mut registry = SessionRegistry::new(
             provider,
             breaker.clone(),
@@ -174,7 +179,8 @@ impl App {
             tracker.clone(),
         )
         .with_notifier(notifier.clone())
-        .with_store(store);
+        .with_store(store)
+        .with_archive(artifacts.clone());
         if let Some(fleet) = &fleet {
             registry = registry.with_fleet(fleet.clone());
         }
@@ -196,10 +202,6 @@ impl App {
         if let Some(client) = adspower.clone() {
             tracker.spawn(learn_profiles(client, breaker.clone(), cancel.clone()));
         }
-        let artifacts = Arc::new(
-            Artifacts::new(config.data_dir.join("artifacts"), ARTIFACT_RETENTION, config.artifacts_url.as_ref())
-                .context("preparing the artifact store")?,
-        );
         let llm = config.llm_settings().map(|settings| {
             let cache = MappingCache::open(&config.data_dir.join("llm-cache.redb"))
                 .map_err(|e| tracing::warn!(error = %e, "LLM mapping cache disabled"))
@@ -259,6 +261,26 @@ impl App {
         let proxy =
             SessionProxy::new(spec, &self.config.egress()).map_err(|e| SessionError::Invalid(format!("proxy: {e}")))?;
         Ok(Some(Arc::new(proxy)))
+    }
+
+    /// How a new session is recorded: `asked` is its `recording` (`true` records and keeps it,
+    /// `false` never records), else `BW_RECORDING` decides. Recording needs ffmpeg.
+    pub fn recording_plan(&self, asked: Option<bool>) -> Result<Option<RecordingPlan>, SessionError> {
+        use crate::config::RecordingMode;
+        use crate::session::recording::Keep;
+        let keep = match (asked, self.config.recording) {
+            (Some(false), _) | (None, RecordingMode::Off) => return Ok(None),
+            (Some(true), _) | (None, RecordingMode::Always) => Keep::Always,
+            (None, RecordingMode::OnFailure) => Keep::OnFailure,
+        };
+        let ffmpeg = crate::recording::ffmpeg_path()
+            .ok_or_else(|| SessionError::Invalid("recording needs ffmpeg, which this machine does not have".into()))?;
+        let limits = crate::recording::Limits {
+            fps: 5,
+            max_secs: self.config.recording_max_secs,
+            max_bytes: self.config.recording_max_mb * 1024 * 1024,
+        };
+        Ok(Some(RecordingPlan { ffmpeg, limits, keep }))
     }
 
     /// Mints a new session's takeover links under the public URL (its VNC token when it has a

@@ -1,4 +1,4 @@
-//! Artifacts: screenshots a session's steps leave behind (`<data_dir>/artifacts/<session>/`),
+//! Artifacts: screenshots, recordings and timelines a session leaves behind (`<data_dir>/artifacts/<session>/`),
 //! served by `GET /api/v2/sessions/{id}/artifacts/{name}` after the session has closed too.
 //! Names are generated here; a requested name must be a plain file name, so no path escapes.
 //! With `BW_ARTIFACTS_URL` (`s3://bucket/prefix`, or `file:///dir`) each artifact is also put
@@ -65,18 +65,46 @@ impl Artifacts {
     pub async fn save_png(&self, session: SessionId, label: &str, png: &[u8]) -> Result<String, ArtifactError> {
         let dir = self.root.join(session.to_string());
         tokio::fs::create_dir_all(&dir).await?;
-        let count = names(&dir).await.len();
+        let count = names(&dir).await.iter().filter(|n| n.ends_with(".png")).count();
         let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
         let name = format!("{:03}-{label}.png", count + 1);
         tokio::fs::write(dir.join(&name), png).await?;
+        self.publish(session, &name).await
+    }
+
+    /// Stores `bytes` under the fixed name `name` (e.g. `timeline.json`); returns its URL.
+    pub async fn save(&self, session: SessionId, name: &str, bytes: &[u8]) -> Result<String, ArtifactError> {
+        let dir = self.root.join(session.to_string());
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join(name), bytes).await?;
+        self.publish(session, name).await
+    }
+
+    /// Where a file of the session's named `name` is written in place (a recording), its dir
+    /// made; `publish` once it is complete.
+    pub fn local(&self, session: SessionId, name: &str) -> Result<PathBuf, ArtifactError> {
+        let dir = self.root.join(session.to_string());
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(name))
+    }
+
+    /// The URL of the session's artifact `name`: the object store's when it was put there (the
+    /// local copy is served when that fails), else the worker's route.
+    pub async fn publish(&self, session: SessionId, name: &str) -> Result<String, ArtifactError> {
         if let Some(remote) = &self.remote {
-            let key = remote.prefix.clone().join(session.to_string()).join(name.as_str());
-            match remote.store.put(&key, png.to_vec().into()).await {
+            let bytes = tokio::fs::read(self.root.join(session.to_string()).join(name)).await?;
+            let key = remote.prefix.clone().join(session.to_string()).join(name);
+            match remote.store.put(&key, bytes.into()).await {
                 Ok(_) => return Ok(format!("{}/{session}/{name}", remote.base)),
                 Err(e) => tracing::warn!(error = %e, "artifact not stored remotely; serving the local copy"),
             }
         }
-        Ok(url(session, &name))
+        Ok(url(session, name))
+    }
+
+    /// The URL a local artifact is served at.
+    pub fn url(&self, session: SessionId, name: &str) -> String {
+        url(session, name)
     }
 
     /// The bytes of an artifact; names other than plain `[A-Za-z0-9._-]` file names are not found.
@@ -110,4 +138,14 @@ async fn names(dir: &Path) -> Vec<String> {
 
 fn url(session: SessionId, name: &str) -> String {
     format!("/api/v2/sessions/{session}/artifacts/{name}")
+}
+
+/// The content type an artifact is served with, by its extension.
+pub fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("png") => "image/png",
+        Some("mp4") => "video/mp4",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
 }

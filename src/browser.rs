@@ -5,7 +5,7 @@
 //! handle's `dead` token fires as soon as the browser process exits or its CDP connection drops.
 
 pub mod adspower;
-mod child;
+pub(crate) mod child;
 pub mod chromium;
 pub mod confine;
 pub mod display;
@@ -16,6 +16,7 @@ pub mod page;
 pub mod pool;
 pub mod process;
 pub mod sandbox;
+pub mod tap;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

@@ -150,6 +150,20 @@ pub struct Config {
     #[arg(long, env = "BW_EGRESS_ALLOW", value_delimiter = ',')]
     pub egress_allow: Vec<SocketAddr>,
 
+    /// Session recordings: `off` (only sessions and tasks that ask, `recording: true`, are
+    /// recorded and kept), `on_failure` (every session is recorded; kept when it failed, was
+    /// blocked or ended without a confirmed submission), `always` (every session, kept).
+    #[arg(long, env = "BW_RECORDING", value_enum, default_value = "off")]
+    pub recording: RecordingMode,
+
+    /// A recording stops at this length (seconds).
+    #[arg(long, env = "BW_RECORDING_MAX_SECS", default_value_t = 1800)]
+    pub recording_max_secs: u64,
+
+    /// A recording stops at this size (MB).
+    #[arg(long, env = "BW_RECORDING_MAX_MB", default_value_t = 200)]
+    pub recording_max_mb: u64,
+
     /// Upstream proxy for every local-Chromium session that names none of its own (nor has a
     /// profile default): a URL (`http://user:pass@host:port`, `socks5://…`) or a JSON object
     /// like the API's `proxy` (`{"url": …, "country": "DE"}`). Warm-pool browsers use it too.
@@ -218,6 +232,17 @@ pub struct Config {
     /// Time a client has to send a request's headers, and an idle HTTP connection lives, in seconds.
     #[arg(long, env = "BW_HEADER_TIMEOUT_SECS", default_value_t = 30)]
     pub header_timeout_secs: u64,
+}
+
+/// Which sessions are recorded, and which recordings kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordingMode {
+    #[value(name = "off")]
+    Off,
+    #[value(name = "on_failure")]
+    OnFailure,
+    #[value(name = "always")]
+    Always,
 }
 
 /// Where sessions' displays come from.
@@ -306,6 +331,9 @@ impl Config {
             && let Err(e) = crate::egress::route::SessionProxy::new(spec.clone(), &self.egress())
         {
             return bad(format!("BW_DEFAULT_PROXY: {e}"));
+        }
+        if !(1..=86_400).contains(&self.recording_max_secs) || !(1..=10_240).contains(&self.recording_max_mb) {
+            return bad("BW_RECORDING_MAX_SECS must be 1-86400 and BW_RECORDING_MAX_MB 1-10240".into());
         }
         if self.body_limit_bytes < 1024 {
             return bad("BW_BODY_LIMIT_BYTES must be at least 1024".into());

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::app::App;
 use crate::browser::humanize::Humanize;
+use crate::browser::tap::{HeldRequest, SentRequest};
 use crate::forms::fill::{self, FillReport};
 use crate::forms::scan::{self, Analysis};
 use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction};
@@ -52,8 +53,35 @@ pub struct SubmitResponse {
     pub block: Option<Block>,
     /// URL of the screenshot taken after the outcome.
     pub screenshot: Option<String>,
+    /// What the page sent while submitting: the submission request (field names and a digest,
+    /// no values) and, once submitted, the confirmation page's text. Null when the click sent
+    /// no form data (a step moved on without posting).
+    pub evidence: Option<Evidence>,
+    /// Dry run (`outcome: intercepted`): the submission the page would have sent, with its
+    /// values, held back.
+    pub intercepted: Option<HeldRequest>,
     pub elapsed_ms: u64,
 }
+
+/// Proof of what a submit sent and what came back.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Evidence {
+    /// The submission: a posted document, else the largest XHR/fetch body sent.
+    pub request: Option<SentRequest>,
+    /// Every non-GET request the page sent during the submit, in order.
+    pub requests: Vec<SentRequest>,
+    /// The submission's HTTP status.
+    pub response_status: Option<u16>,
+    /// The confirmation page's visible text (first 2,000 characters), once submitted.
+    pub confirmation_text: Option<String>,
+    /// The screenshot taken after the outcome.
+    pub screenshot: Option<String>,
+    /// The session's recording, when it is recorded (stored when the session closes).
+    pub video: Option<String>,
+}
+
+/// How much of a confirmation page's text evidence keeps.
+const CONFIRMATION_TEXT: usize = 2000;
 
 /// What `continue` reports about the page now.
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,13 +205,23 @@ pub async fn submit(
     op: &OpGuard,
     action: SubmitAction,
     humanize: Humanize,
+    dry_run: bool,
 ) -> Result<SubmitResponse, FlowError> {
     let started = Instant::now();
     let mut rng = StdRng::from_os_rng();
-    let result = submit::submit(op.browser(), action, humanize, &mut rng).await?;
+    let tap = op.browser().tap(dry_run).await.map_err(FormsError::from)?;
+    let result = submit::submit(op.browser(), action, humanize, &mut rng).await;
+    let tapped = tap.stop().await;
+    if let Some(held) = tapped.held_submission() {
+        return Ok(held_back(app, op, held.clone(), started).await);
+    }
+    let result = result?;
     let block = detect(app, op, &result.url, result.page_kind).await?;
     let outcome =
         if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
+    if outcome == Outcome::Submitted {
+        op.session().mark_submitted();
+    }
     if outcome == Outcome::Submitted
         && let Some(profile) = &op.session().profile_id
     {
@@ -198,8 +236,27 @@ pub async fn submit(
         Outcome::ValidationErrors => "validation_errors",
         Outcome::Blocked => "blocked",
         Outcome::NoControl => "no_control",
+        Outcome::Intercepted => "dry_run",
     };
     let screenshot = snapshot(app, op, label).await;
+    let evidence = match tapped.submission() {
+        None if outcome != Outcome::Submitted => None,
+        request => Some(Evidence {
+            request: request.cloned(),
+            response_status: request.and_then(|r| r.status),
+            requests: tapped.sent.clone(),
+            confirmation_text: match outcome {
+                Outcome::Submitted => op.browser().text(CONFIRMATION_TEXT).await.ok(),
+                _ => None,
+            },
+            screenshot: screenshot.clone(),
+            video: op.session().recording_url(),
+        }),
+    };
+    op.session().events.emit(
+        "submit",
+        json!({"outcome": outcome, "clicked": result.clicked, "url": result.url, "evidence": evidence, "screenshot": screenshot}),
+    );
     Ok(SubmitResponse {
         outcome,
         clicked: result.clicked,
@@ -209,8 +266,39 @@ pub async fn submit(
         errors: result.errors,
         block,
         screenshot,
+        evidence,
+        intercepted: None,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// A dry run's answer: the submission held back, the page as it is now (showing the dry run's
+/// own answer), nothing counted for the profile.
+async fn held_back(app: &App, op: &OpGuard, held: HeldRequest, started: Instant) -> SubmitResponse {
+    let scan = scan::scan(op.browser()).await.ok();
+    if let Ok(page) = op.browser().info().await {
+        op.session().set_page(page.url, page.title, None);
+    }
+    let kind = scan.as_ref().map_or(PageKind::Unknown, |s| s.page_kind());
+    // Events go to webhooks and logs of the caller's: the held request's names, never its values.
+    let names: Vec<&str> = held.fields.iter().map(|f| f.name.as_str()).collect();
+    op.session().events.emit(
+        "submit",
+        json!({"outcome": Outcome::Intercepted, "intercepted": {"method": held.method, "url": held.url, "fields": names}}),
+    );
+    SubmitResponse {
+        outcome: Outcome::Intercepted,
+        clicked: None,
+        page_kind: kind,
+        step: scan.as_ref().and_then(|s| s.step(kind)),
+        confirmation: None,
+        errors: Vec::new(),
+        block: None,
+        screenshot: snapshot(app, op, "dry_run").await,
+        evidence: None,
+        intercepted: Some(held),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }
 }
 
 /// After a person has dealt with the page: detect again; a clear page means `ready`.

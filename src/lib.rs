@@ -15,6 +15,8 @@
 //!   handed an upstream address.
 //! - [`live`]: the live view (SPEC §3.7): one shared CDP screencast per session, JPEG frames out,
 //!   checked input in, for any session (headless included).
+//! - [`recording`]: session recordings: ffmpeg encodes a display or screencast frames into a
+//!   fragmented MP4 (playable even if cut short), bounded in length and size.
 //! - [`token`]: session tokens (HS256 JWTs scoped to one session and to VNC, CDP or live; newer ones revoke older).
 //! - [`egress`]: the one egress classifier and the egress proxy every local browser's traffic goes through.
 //! - [`fleet`]: fleet mode on Redis (SPEC §3.9): heartbeats, profile leases, the session directory.
@@ -38,6 +40,7 @@ pub mod forms;
 pub mod guard;
 pub mod live;
 pub mod notify;
+pub mod recording;
 pub mod session;
 pub mod tasks;
 pub mod telemetry;

@@ -26,6 +26,8 @@ pub use webhook::{Limits, Notifier, NotifierStats};
 
 /// Events kept for late subscribers, and the live buffer of each subscriber.
 pub const REPLAY: usize = 100;
+/// Events kept for the session's timeline (the oldest go first past it).
+pub const HISTORY: usize = 1000;
 
 /// One event, as SSE `data:` and as the webhook body (the seed's payload).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -37,7 +39,7 @@ pub struct Event {
     pub task_id: Option<String>,
     pub session_id: SessionId,
     /// `progress`, `state_change`, `captcha_detected`, `review_required`, `error`,
-    /// `screenshot` or `completed`.
+    /// `screenshot`, `submit` or `completed`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     #[schema(value_type = Object)]
@@ -142,7 +144,7 @@ impl EventLog {
             data,
             timestamp: Utc::now(),
         };
-        if state.recent.len() == REPLAY {
+        if state.recent.len() == HISTORY {
             state.recent.pop_front();
         }
         state.recent.push_back(event.clone());
@@ -160,15 +162,22 @@ impl EventLog {
         state.closed |= closes;
     }
 
+    /// The session's events so far (the last `HISTORY`), oldest first.
+    pub fn history(&self) -> Vec<Event> {
+        self.state.lock().unwrap().recent.iter().cloned().collect()
+    }
+
     /// The kept events after `after` (all kept ones when `None`) and a receiver for the ones
     /// after them, taken under one lock: nothing is missed in between, nothing comes twice.
     pub fn subscribe(&self, after: Option<u64>) -> Subscription {
         let state = self.state.lock().unwrap();
         // An id from the future (not ours) counts as "everything so far".
         let after = after.map(|a| a.min(state.last_seq));
-        let first_kept = state.recent.front().map_or(state.last_seq + 1, |e| e.seq);
+        let kept = state.recent.iter().skip(state.recent.len().saturating_sub(REPLAY));
+        let first_kept =
+            state.recent.get(state.recent.len().saturating_sub(REPLAY)).map_or(state.last_seq + 1, |e| e.seq);
         let missed = after.map_or(0, |a| first_kept.saturating_sub(a + 1));
-        let replay: Vec<Event> = state.recent.iter().filter(|e| after.is_none_or(|a| e.seq > a)).cloned().collect();
+        let replay: Vec<Event> = kept.filter(|e| after.is_none_or(|a| e.seq > a)).cloned().collect();
         let last_seq = replay.last().map_or(after.unwrap_or(0), |e| e.seq);
         Subscription { replay, missed, last_seq, live: self.live.subscribe() }
     }

@@ -10,9 +10,11 @@
 
 mod leases;
 pub mod reaper;
+pub mod recording;
 pub mod registry;
 mod restore;
 pub mod store;
+pub mod timeline;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -209,6 +211,9 @@ pub struct SessionInfo {
     /// The upstream proxy the session's traffic leaves through (password shown as `***`),
     /// with the time zone and language its pages see; null: straight from the worker.
     pub proxy: Option<ProxyView>,
+    /// The session's recording (`recording.mp4` among its artifacts, complete once the session
+    /// closed); null when it is not recorded.
+    pub recording: Option<String>,
 }
 
 /// How to watch (and take over) a session's display.
@@ -307,6 +312,15 @@ pub struct Session {
     pub files_dir: PathBuf,
     /// The upstream proxy its traffic leaves through, as shown (no password).
     proxy: Option<ProxyView>,
+    /// The running recording (`recording`), taken when the session closes.
+    recording: Mutex<Option<recording::Active>>,
+    /// Where the recording is (written in place while it runs; after the close, where it was
+    /// kept, or none).
+    recording_url: Mutex<Option<String>>,
+    /// Set once a block was seen (a kept `on_failure` recording).
+    blocked_once: AtomicBool,
+    /// Set by a confirmed submission.
+    submitted: AtomicBool,
     /// Its events (replayed to SSE subscribers, sent to its webhook).
     pub events: crate::notify::EventLog,
     pub(crate) metadata: Map<String, Value>,
@@ -452,7 +466,19 @@ impl Session {
             load_state: status.load_state,
             metadata: self.metadata.clone(),
             proxy: self.proxy.clone(),
+            recording: self.recording_url(),
         }
+    }
+
+    /// Where the session's recording is (its artifact URL), when it is recorded (and after it
+    /// closed, kept).
+    pub fn recording_url(&self) -> Option<String> {
+        self.recording_url.lock().unwrap().clone()
+    }
+
+    /// A confirmed submission happened (an `on_failure` recording is not kept).
+    pub fn mark_submitted(&self) {
+        self.submitted.store(true, Ordering::SeqCst);
     }
 
     /// Records an API call or client activity (resets the idle timer).
@@ -686,6 +712,9 @@ impl Session {
     /// Records the result of block detection; a block keeps the session in `needs_human`.
     /// A change is an event (`captcha_detected` for a CAPTCHA, else `state_change`).
     pub fn set_block(&self, block: Option<Block>) {
+        if block.is_some() {
+            self.blocked_once.store(true, Ordering::SeqCst);
+        }
         let previous = {
             let mut status = self.status.lock().unwrap();
             if block.is_some() && status.state == SessionState::Ready {

@@ -90,6 +90,13 @@ pub struct TaskRequest {
     pub action: Option<TaskAction>,
     /// Input policy (an extension of the seed's contract; default `human`).
     pub humanize: Option<crate::browser::humanize::Humanize>,
+    /// Hold the final submission back instead of sending it (as `submit`'s `dry_run`): the
+    /// result has `outcome: intercepted` and `intercepted`, the request it would have sent.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Record the task's session (as on `POST /api/v2/sessions`); the video is in the result's
+    /// `evidence.video` and the session's artifacts.
+    pub recording: Option<bool>,
     /// An upstream proxy for the task's session (as on `POST /api/v2/sessions`).
     pub proxy: Option<crate::egress::route::ProxySpec>,
     /// The open session to finish (`action: "submit_only"`).
@@ -159,6 +166,12 @@ pub struct TaskResult {
     /// The live viewer page (SPEC §3.7, a `control` token in its URL), whenever a person is
     /// needed, headless sessions included.
     pub live_url: Option<String>,
+    /// The last submit's outcome (`submitted`, `intercepted` for a dry run, …).
+    pub outcome: Option<Outcome>,
+    /// What the submission sent and what came back (`submit`'s `evidence`).
+    pub evidence: Option<crate::flow::Evidence>,
+    /// Dry run: the submission held back, with its values.
+    pub intercepted: Option<crate::browser::tap::HeldRequest>,
 }
 
 /// Failures before a task starts (the caller's input).
@@ -202,6 +215,9 @@ impl Run {
                 vnc_url: None,
                 viewer_url: None,
                 live_url: None,
+                outcome: None,
+                evidence: None,
+                intercepted: None,
             },
         }
     }
@@ -324,6 +340,7 @@ async fn steps(
                 // Every task may stop for a person: the live view works with or without a display.
                 on_open: Some(app.mint_takeover()),
                 proxy: app.session_proxy(task.proxy.clone(), task.profile_id.as_deref()).await?,
+                recording: app.recording_plan(task.recording)?,
                 ..CreateOptions::default()
             };
             let session = match app.registry.create(options).await {
@@ -424,9 +441,23 @@ async fn steps(
         }
         progress(&op, "submitting", 90, "submitting");
         let started = Instant::now();
-        let answer = flow::submit(app, &op, SubmitAction::Auto, op.session().humanize).await?;
+        let answer = flow::submit(app, &op, SubmitAction::Auto, op.session().humanize, task.dry_run).await?;
         run.result.timing.submit_ms += started.elapsed().as_millis() as u64;
+        run.result.outcome = Some(answer.outcome);
+        run.result.evidence = answer.evidence.clone().or(run.result.evidence.take());
         match answer.outcome {
+            Outcome::Intercepted => {
+                run.result.intercepted = answer.intercepted;
+                if task.policy.save_artifacts
+                    && let Some(url) = answer.screenshot
+                {
+                    run.result.screenshots.insert("dry_run".into(), url);
+                }
+                op.session().events.emit("completed", json!({"success": false, "outcome": "intercepted"}));
+                drop(op);
+                let _ = app.registry.close(id, CloseReason::Closed).await;
+                return Ok(());
+            }
             Outcome::Submitted => {
                 run.result.success = true;
                 if let Some(confirmation) = answer.confirmation {

@@ -156,6 +156,11 @@ pub struct SubmitRequest {
     pub action: Option<SubmitAction>,
     /// Input policy for the click; defaults to the session's.
     pub humanize: Option<Humanize>,
+    /// Hold the submission back instead of sending it: a form post (document, XHR or fetch;
+    /// anything but `GET`) is answered by the worker, and the answer is `outcome: intercepted`
+    /// with the request it would have sent, values included. Steps that only navigate go on.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Click the step's primary control (or the one `action` names) and report what happened:
@@ -172,7 +177,7 @@ pub async fn submit(
 ) -> Result<Json<SubmitResponse>, ApiError> {
     let op = app.registry.begin(id)?;
     let humanize = request.humanize.unwrap_or(op.session().humanize);
-    Ok(Json(flow::submit(&app, &op, request.action.unwrap_or_default(), humanize).await?))
+    Ok(Json(flow::submit(&app, &op, request.action.unwrap_or_default(), humanize, request.dry_run).await?))
 }
 
 /// After a person has dealt with a CAPTCHA, sign-in or review: detect again; a clear page
@@ -195,16 +200,19 @@ pub async fn continue_session(
     Ok(Json(flow::resume_after_human(&app, &op).await?))
 }
 
-/// A stored artifact (PNG), also after the session has closed.
+/// A stored artifact, also after the session has closed: a screenshot (PNG), the recording
+/// (MP4) or the timeline (JSON).
 #[utoipa::path(get, path = "/api/v2/sessions/{id}/artifacts/{name}", tag = "forms",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, content_type = "image/png", body = Vec<u8>), (status = 404, body = ErrorBody, description = "artifact_not_found")))]
+    responses((status = 200, content((Vec<u8> = "image/png"), (Vec<u8> = "video/mp4"), (Object = "application/json"))),
+        (status = 404, body = ErrorBody, description = "artifact_not_found")))]
 pub async fn artifact(
     State(app): State<Arc<App>>,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, "artifact_not_found", "no artifact with that name");
     let id = SessionId::parse(&id).map_err(|_| not_found())?;
-    let png = app.artifacts.read(id, &name).await.map_err(|_| not_found())?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png))
+    let bytes = app.artifacts.read(id, &name).await.map_err(|_| not_found())?;
+    let kind = crate::artifacts::content_type(&name);
+    Ok(([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-store")], bytes))
 }

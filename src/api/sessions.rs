@@ -50,6 +50,9 @@ pub struct CreateSessionRequest {
     /// An upstream proxy for this session's traffic, with the identity of its exit (local
     /// Chromium only); omitted: the profile's default proxy, else `BW_DEFAULT_PROXY`, else none.
     pub proxy: Option<crate::egress::route::ProxySpec>,
+    /// Record the session (its display, else its page) as `recording.mp4` among its artifacts,
+    /// kept when it closes; `false`: never, whatever `BW_RECORDING` says. Needs ffmpeg.
+    pub recording: Option<bool>,
     /// Caller's own data, returned as given (e.g. `task_id`, `user_id`).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
@@ -149,6 +152,7 @@ impl CreateSessionRequest {
             metadata: self.metadata.unwrap_or_default(),
             on_open: None,
             proxy: None,
+            recording: app.recording_plan(self.recording)?,
         })
     }
 }
@@ -275,4 +279,27 @@ pub async fn screenshot(
     let op = app.registry.begin(id)?;
     let png = op.browser().screenshot(query.full_page).await.map_err(SessionError::from)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png))
+}
+
+/// The session's timeline: its events, submits with their evidence, screenshots and recording,
+/// in one document; after it closed, as kept at closing.
+#[utoipa::path(get, path = "/api/v2/sessions/{id}/timeline", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 200, body = crate::session::timeline::Timeline), (status = 404, body = ErrorBody)))]
+pub async fn timeline(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let id = SessionId::parse(&id).map_err(|_| SessionError::NotFound)?;
+    match app.registry.get(id) {
+        Ok(session) => {
+            let artifacts = app.artifacts.list(id).await;
+            Ok(Json(crate::session::timeline::Timeline::of(&session, None, &artifacts)).into_response())
+        }
+        Err(SessionError::Closed { .. }) | Err(SessionError::NotFound) => {
+            let kept =
+                app.artifacts.read(id, crate::session::timeline::ARTIFACT).await.map_err(|_| SessionError::NotFound)?;
+            Ok(([(header::CONTENT_TYPE, "application/json")], kept).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,6 +1,7 @@
 //! The only code of the worker that runs between `fork` and `exec` (and so the only `unsafe`
 //! code): a local browser, Xvfb or x11vnc enters its cgroup, takes its per-process limit and
-//! drops to the browser user before it runs. Plain system calls only: no allocation, no locks.
+//! drops to the browser user before it runs; a recorder is tied to the worker's life. Plain
+//! system calls only: no allocation, no locks.
 #![allow(unsafe_code)]
 
 use std::os::unix::process::CommandExt as _;
@@ -58,4 +59,18 @@ pub fn namespaces_work(ids: Option<(u32, u32)>) -> bool {
         });
     }
     probe.status().is_ok_and(|s| s.success())
+}
+
+/// In the child of `command`: receive SIGTERM when the worker dies (a recorder's ffmpeg, which
+/// then finalises its file, instead of running on to its length cap with nobody to stop it).
+pub fn die_with_worker(command: &mut tokio::process::Command) {
+    // SAFETY: one system call in the child.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }

@@ -142,6 +142,18 @@ impl BrowserHandle {
         .await
     }
 
+    /// Starts following the requests the page sends (`tap`); with `hold`, form submissions are
+    /// held back instead of sent (a dry run).
+    pub async fn tap(&self, hold: bool) -> Result<super::tap::Tap, BrowserError> {
+        super::tap::Tap::start(&self.ws_url, &self.target_id(), hold).await
+    }
+
+    /// The page's visible text, at most `limit` characters (a confirmation page's wording).
+    pub async fn text(&self, limit: usize) -> Result<String, BrowserError> {
+        let text = self.evaluate("page text", "document.body ? document.body.innerText : ''").await?;
+        Ok(text.as_str().unwrap_or_default().trim().chars().take(limit).collect())
+    }
+
     /// Emulates a viewport size on the page.
     pub async fn set_viewport(&self, width: u32, height: u32) -> Result<(), BrowserError> {
         let page = &self.page;

@@ -42,6 +42,8 @@ pub enum Outcome {
     ValidationErrors,
     Blocked,
     NoControl,
+    /// A dry run held the submission back: nothing was sent (`intercepted` says what would have been).
+    Intercepted,
 }
 
 /// Proof that an application went through.

@@ -66,6 +66,8 @@ pub struct CreateOptions {
     pub on_open: Option<OnOpen>,
     /// The session's own upstream proxy; `None`: the profile's default, else the worker's.
     pub proxy: Option<Arc<crate::egress::route::SessionProxy>>,
+    /// Record the session (its display, else its page).
+    pub recording: Option<super::recording::Plan>,
 }
 
 /// What `DELETE` reports.
@@ -114,6 +116,8 @@ pub struct SessionRegistry {
     pub(super) store: Option<Arc<SessionStore>>,
     /// Fleet mode: profile leases and the session directory.
     pub(super) fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// Where a closing session's recording and timeline are kept.
+    pub(super) archive: Option<Arc<crate::artifacts::Artifacts>>,
 }
 
 /// Releases a profile claim if session creation does not finish (error or cancelled request).
@@ -173,7 +177,14 @@ impl SessionRegistry {
             displays: None,
             store: None,
             fleet: None,
+            archive: None,
         }
+    }
+
+    /// Keeps each closing session's recording and timeline in `artifacts`.
+    pub fn with_archive(mut self, artifacts: Arc<crate::artifacts::Artifacts>) -> Self {
+        self.archive = Some(artifacts);
+        self
     }
 
     /// Takes a fleet lease for every profile session and names its sessions in the fleet's
@@ -392,6 +403,11 @@ impl SessionRegistry {
             data.insert("block".into(), serde_json::json!(block));
             session.events.emit("captcha_detected", Value::Object(data));
         }
+        if let (Some(plan), Some(archive)) = (&options.recording, &self.archive)
+            && let Err(e) = super::recording::start(&session, plan, archive)
+        {
+            tracing::warn!(session_id = %id, error = %e, "the session is not recorded");
+        }
         self.supervise(session.clone());
         if leased {
             self.watch_lease(session.clone());
@@ -428,6 +444,7 @@ impl SessionRegistry {
         let remaining = (o.expires_at - Utc::now()).to_std().unwrap_or_default();
         let callback = o.callback.zip(self.notifier.clone()).map(|(c, n)| (n, c));
         let saved_display = o.display.as_ref().map(SessionDisplay::saved);
+        let blocked = o.status.block.is_some();
         Arc::new(Session {
             id: o.id,
             profile_id: o.profile_id,
@@ -447,6 +464,10 @@ impl SessionRegistry {
             lost: Mutex::new(o.handle.lost()),
             saved_browser: Mutex::new(o.handle.saved()),
             proxy: o.handle.proxy(),
+            recording: Mutex::new(None),
+            recording_url: Mutex::new(None),
+            blocked_once: AtomicBool::new(blocked),
+            submitted: AtomicBool::new(false),
             saved_display,
             cdp_endpoint: o.handle.ws_url().to_string(),
             vnc_addr: o.display.as_ref().map(|d| d.vnc_addr.clone()),
@@ -606,6 +627,10 @@ impl SessionRegistry {
             return Err(SessionError::Closed { state: SessionState::Closing, reason: None });
         }
         session.set_state(SessionState::Closing);
+        // Before the browser and its display go: the video ends on the session's last page.
+        if let Some(archive) = &self.archive {
+            super::recording::end(&session, reason.final_state(), archive).await;
+        }
         let mut slot = match tokio::time::timeout(CLOSE_WAIT, session.browser.lock()).await {
             Ok(slot) => slot,
             Err(_) => {
@@ -627,6 +652,17 @@ impl SessionRegistry {
 
         let state = reason.final_state();
         session.set_state(state);
+        // Kept before the tombstone: whoever learns the session ended finds its timeline.
+        if let Some(archive) = &self.archive {
+            let timeline = super::timeline::Timeline::of(&session, Some((state, reason)), &archive.list(id).await);
+            let kept = match serde_json::to_vec(&timeline) {
+                Ok(json) => archive.save(id, super::timeline::ARTIFACT, &json).await.map(|_| ()),
+                Err(e) => Err(crate::artifacts::ArtifactError::Remote(e.to_string())),
+            };
+            if let Err(e) = kept {
+                tracing::warn!(session_id = %id, error = %e, "the session's timeline was not kept");
+            }
+        }
         self.tombstone(id, state, reason);
         if let Some(profile) = &session.profile_id {
             self.profiles.remove_if(profile, |_, holder| *holder == id);
