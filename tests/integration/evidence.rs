@@ -130,3 +130,34 @@ async fn a_fetch_submission_and_a_v1_task_are_held_back_by_a_dry_run() {
     assert!(received(&marker).is_empty(), "a dry-run task posted the application");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn no_applicant_value_reaches_the_log_of_an_evidenced_or_dry_run_submit() {
+    let data = crate::support::data_dir();
+    let worker = crate::support::LoggedWorker::spawn(data.path(), &[("BW_LOG", "debug")]).await;
+    let marker = format!("Logged{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    for dry_run in [true, false] {
+        let url = format!("{}/forms/greenhouse/post.html", crate::support::fixtures());
+        let (status, session) = worker.call(Method::POST, "/api/v2/sessions", Some(json!({"url": url}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{session}");
+        let id = session["session_id"].as_str().unwrap().to_string();
+        let mut applicant = applicant();
+        applicant["user_data"]["first_name"] = json!(marker);
+        let body = json!({"user_data": applicant["user_data"], "qa_answers": applicant["qa_answers"],
+            "resume": resume_inline(), "humanize": "off"});
+        let (status, _) = worker.call(Method::POST, &format!("/api/v2/sessions/{id}/fill"), Some(body)).await;
+        assert_eq!(status, StatusCode::OK);
+        let submit = json!({"humanize": "off", "dry_run": dry_run});
+        let (_, answer) = worker.call(Method::POST, &format!("/api/v2/sessions/{id}/submit"), Some(submit)).await;
+        let wanted = if dry_run { "intercepted" } else { "submitted" };
+        assert_eq!(answer["outcome"], wanted, "{answer}");
+        // The timeline (what a support tool shows) carries no value either.
+        let (_, timeline) = worker.call(Method::GET, &format!("/api/v2/sessions/{id}/timeline"), None).await;
+        assert!(!timeline.to_string().contains(&marker), "the timeline carries a value: {timeline}");
+        worker.call(Method::DELETE, &format!("/api/v2/sessions/{id}"), None).await;
+    }
+    let (code, log) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("session closed"), "the whole log was read");
+    assert!(!log.contains(&marker), "an applicant value is in the log");
+}

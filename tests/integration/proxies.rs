@@ -26,7 +26,6 @@
 //!   It blanks its own argv, so `ps` does not show the password.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,10 +35,9 @@ use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::{
-    KEY, TestApp, WorkerProcess, data_dir, evaluate_over_cdp, eventually, eventually_async, fixtures,
+    KEY, LoggedWorker, TestApp, WorkerProcess, data_dir, evaluate_over_cdp, eventually, eventually_async, fixtures,
 };
 use crate::tasks::{run as run_task, task};
 
@@ -631,73 +629,6 @@ async fn proxy_settings_are_validated_before_any_browser_starts() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(app.browsers().is_empty(), "a refused create started a browser: {:?}", app.browsers());
     app.stop().await;
-}
-
-/// The worker binary with every line it prints (standard error and output) kept, unlike
-/// `WorkerProcess`, which lets them go: this test reads the whole log.
-struct LoggedWorker {
-    child: tokio::process::Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl LoggedWorker {
-    /// Starts `WorkerProcess::command` with extra variables, waiting until it listens.
-    async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Self {
-        browser_worker::browser::process::become_subreaper();
-        let mut command = WorkerProcess::command(data_dir);
-        command.envs(env.iter().copied());
-        let mut child = command.spawn().expect("worker binary runs");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (listening, addr) = tokio::sync::oneshot::channel::<String>();
-        let stderr = Self::keep(child.stderr.take().unwrap(), log.clone(), Some(listening));
-        let stdout = Self::keep(child.stdout.take().unwrap(), log.clone(), None);
-        let addr = tokio::time::timeout(Duration::from_secs(30), addr)
-            .await
-            .expect("worker starts listening")
-            .expect("worker exited before listening");
-        Self { child, base: format!("http://{addr}"), log, readers: vec![stderr, stdout] }
-    }
-
-    /// Appends every line of `stream` to `log`; sends the address of the `listening` line.
-    fn keep(
-        stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-        log: Arc<Mutex<String>>,
-        mut listening: Option<tokio::sync::oneshot::Sender<String>>,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(event) = serde_json::from_str::<Value>(&line)
-                    && event["message"] == "browser-worker listening"
-                    && let (Some(tx), Some(addr)) = (listening.take(), event["addr"].as_str())
-                {
-                    let _ = tx.send(addr.to_string());
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        })
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        call_at(&self.base, method, path, body).await
-    }
-
-    /// SIGTERM, then the exit code and the whole log.
-    async fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let status =
-            tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.expect("exits in time").unwrap();
-        for reader in self.readers.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
-        }
-        let log = self.log.lock().unwrap().clone();
-        (status.code(), log)
-    }
 }
 
 #[tokio::test]

@@ -587,3 +587,76 @@ pub async fn evaluate_over_cdp(cdp_url: &str, expression: &str) -> Value {
             .await;
     result["result"]["value"].clone()
 }
+
+/// The worker binary with every line it prints (standard error and output) kept, unlike
+/// `WorkerProcess`, which lets them go: this test reads the whole log.
+pub struct LoggedWorker {
+    pub child: tokio::process::Child,
+    pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl LoggedWorker {
+    /// Starts `WorkerProcess::command` with extra variables, waiting until it listens.
+    pub async fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        browser_worker::browser::process::become_subreaper();
+        let mut command = WorkerProcess::command(data_dir);
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().expect("worker binary runs");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (listening, addr) = tokio::sync::oneshot::channel::<String>();
+        let stderr = Self::keep(child.stderr.take().unwrap(), log.clone(), Some(listening));
+        let stdout = Self::keep(child.stdout.take().unwrap(), log.clone(), None);
+        let addr = tokio::time::timeout(Duration::from_secs(30), addr)
+            .await
+            .expect("worker starts listening")
+            .expect("worker exited before listening");
+        Self { child, base: format!("http://{addr}"), log, readers: vec![stderr, stdout] }
+    }
+
+    /// Appends every line of `stream` to `log`; sends the address of the `listening` line.
+    fn keep(
+        stream: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        log: std::sync::Arc<std::sync::Mutex<String>>,
+        mut listening: Option<tokio::sync::oneshot::Sender<String>>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "browser-worker listening"
+                    && let (Some(tx), Some(addr)) = (listening.take(), event["addr"].as_str())
+                {
+                    let _ = tx.send(addr.to_string());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (reqwest::StatusCode, Value) {
+        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request is answered");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// SIGTERM, then the exit code and the whole log.
+    pub async fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status =
+            tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await.expect("exits in time").unwrap();
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        }
+        let log = self.log.lock().unwrap().clone();
+        (status.code(), log)
+    }
+}
