@@ -145,7 +145,7 @@ pub struct FieldHints {
     #[serde(default)]
     pub driver: Option<String>,
     /// For a phone number box: the selector of the dial-code picker beside it (a select or a
-    /// combobox, itself a field labelled "<question> (country code)").
+    /// combobox, itself a field labelled "`<question> (country code)`").
     #[serde(default)]
     pub dial_picker: Option<String>,
     /// For a date asked in parts (day, month, year as selects or boxes under one question): each
