@@ -34,7 +34,7 @@ bench: deps
 	{ echo "# Benchmarks"; echo; echo "Produced by \`make bench\` on the machine named in each section."; echo; \
 	  $(CARGO) bench --bench session_create && echo && $(CARGO) bench --bench session_memory && echo && \
 	  $(CARGO) bench --bench forms && echo && scripts/corpus.sh table && echo && $(CARGO) bench --bench access && echo && \
-	  $(CARGO) bench --bench live_view && echo && $(CARGO) bench --bench fleet; } > BENCHMARKS.md.new
+	  $(CARGO) bench --bench live_view && echo && $(CARGO) bench --bench fleet && echo && $(CARGO) bench --bench recording; } > BENCHMARKS.md.new
 	mv BENCHMARKS.md.new BENCHMARKS.md
 	@cat BENCHMARKS.md
 
