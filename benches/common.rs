@@ -243,7 +243,7 @@ pub fn processes() -> impl Iterator<Item = i32> {
 }
 
 /// Every process below `root`, as (pid, start time) so a reused pid is never mistaken for it.
-fn descendants(root: i32) -> Vec<(i32, u64)> {
+pub fn descendants(root: i32) -> Vec<(i32, u64)> {
     let all: Vec<(i32, i32, u64)> =
         processes().filter_map(|pid| stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
     let (mut found, mut parents) = (Vec::new(), vec![root]);
@@ -280,4 +280,56 @@ pub fn machine_line(chromium: &str) -> String {
         .unwrap_or(0.0);
     let (mem_gib, chromium, rustc) = (mem_kib / 1024.0 / 1024.0, version(chromium), version("rustc"));
     format!("Machine: {cores} cores, {mem_gib:.1} GiB RAM, {chromium}, {rustc}")
+}
+
+/// User+system CPU seconds of `pid` (0 if it is gone).
+pub fn cpu_seconds(pid: i32) -> f64 {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some(close) = text.rfind(')') else { return 0.0 };
+    let fields: Vec<u64> = text[close + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 (index 11 and 12 after the state); 100 ticks a second.
+    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// Whether `name` is an executable file on `PATH`.
+pub fn on_path(name: &str) -> bool {
+    env::var_os("PATH").is_some_and(|paths| env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
+}
+
+/// Serves `pages` (path, HTML) on a loopback port for the rest of the bench; returns `127.0.0.1:<port>`.
+pub async fn serve_pages(pages: &[(&'static str, &'static str)]) -> Result<String> {
+    let mut router = axum::Router::new();
+    for &(path, html) in pages {
+        router = router.route(path, axum::routing::get(move || async move { axum::response::Html(html) }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(addr.to_string())
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Nearest-rank percentiles and the mean of samples, in milliseconds.
+pub struct Stats {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub mean: f64,
+}
+
+impl Stats {
+    pub fn of(samples: &[Duration]) -> Self {
+        let mut sorted: Vec<f64> = samples.iter().copied().map(ms).collect();
+        sorted.sort_by(f64::total_cmp);
+        let rank = |p: f64| sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+        Stats {
+            p50: rank(50.0),
+            p95: rank(95.0),
+            p99: rank(99.0),
+            mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
+        }
+    }
 }

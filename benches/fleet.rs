@@ -3,6 +3,7 @@
 //! (lease, shared breaker, directory entry) against the same create on a standalone worker,
 //! alternated.
 
+#[allow(dead_code, reason = "this bench uses part of the shared harness")]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use browser_worker::fleet::Fleet;
 use browser_worker::session::SessionId;
 
-use common::{Api, Worker};
+use common::{Api, Stats, Worker, ms};
 
 const MAX_SESSIONS: usize = 2;
 /// Pause between two measurements so one side's teardown does not land in the other's sample.
@@ -124,27 +125,9 @@ impl Drop for Redis {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-struct Stats {
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-impl Stats {
-    fn of(samples: &[Duration]) -> Self {
-        let mut sorted: Vec<f64> = samples.iter().copied().map(ms).collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank = |p: f64| sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
-        Stats { p50: rank(50.0), p99: rank(99.0), mean: sorted.iter().sum::<f64>() / sorted.len() as f64 }
-    }
-
-    fn row(&self, label: &str) -> String {
-        format!("| {label} | {:.2} | {:.2} | {:.2} |\n", self.p50, self.p99, self.mean)
-    }
+/// A table row: p50, p99 and mean.
+fn row(stats: &Stats, label: &str) -> String {
+    format!("| {label} | {:.2} | {:.2} | {:.2} |\n", stats.p50, stats.p99, stats.mean)
 }
 
 fn report(machine: &str, leases: usize, rounds: usize, lease: &Stats, alone: &Stats, fleet: &Stats) -> String {
@@ -160,9 +143,9 @@ fn report(machine: &str, leases: usize, rounds: usize, lease: &Stats, alone: &St
          in Redis (the shared breaker), takes the lease and names the session in the directory.\n",
         date = common::report_date(),
         redis = redis_version(),
-        lease_row = lease.row("lease acquire + release"),
-        alone_row = alone.row("profile create, standalone worker"),
-        fleet_row = fleet.row("profile create, worker in a fleet"),
+        lease_row = row(lease, "lease acquire + release"),
+        alone_row = row(alone, "profile create, standalone worker"),
+        fleet_row = row(fleet, "profile create, worker in a fleet"),
         ratio = fleet.p50 / alone.p50,
     )
 }

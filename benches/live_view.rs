@@ -52,8 +52,8 @@ async fn run() -> Result<String> {
     let chromium = common::chromium();
     let bin = common::build_worker()?;
     let http = common::http_client()?;
-    let pages = serve_pages().await?;
-    let displays = ["Xvfb", "x11vnc"].iter().all(|name| on_path(name));
+    let pages = common::serve_pages(&[("/animated", ANIMATED), ("/toggle", TOGGLE)]).await?;
+    let displays = ["Xvfb", "x11vnc"].iter().all(|name| common::on_path(name));
     let mut env = vec![("BW_EGRESS_ALLOW", pages.as_str())];
     if displays {
         env.push(("BW_DISPLAY_MODE", "per-session"));
@@ -72,9 +72,9 @@ async fn run() -> Result<String> {
 
     eprintln!("CPU: {CPU_RUN:?} with no viewer, then with {IDLE_VIEWERS} idle viewers");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = cpu_of(worker.pid as i32);
+    let before = common::cpu_seconds(worker.pid as i32);
     tokio::time::sleep(CPU_RUN).await;
-    let baseline = cpu_of(worker.pid as i32) - before;
+    let baseline = common::cpu_seconds(worker.pid as i32) - before;
     let (status, view) =
         post(&http, &worker, &format!("/api/v2/sessions/{id}/live-token"), json!({"mode": "view"})).await?;
     if status != 200 {
@@ -86,9 +86,9 @@ async fn run() -> Result<String> {
         next_frame(&mut viewer).await?;
         viewers.push(viewer);
     }
-    let before = cpu_of(worker.pid as i32);
+    let before = common::cpu_seconds(worker.pid as i32);
     tokio::time::sleep(CPU_RUN).await;
-    let watched = cpu_of(worker.pid as i32) - before;
+    let watched = common::cpu_seconds(worker.pid as i32) - before;
     let per_viewer = ((watched - baseline).max(0.0) / IDLE_VIEWERS as f64) / CPU_RUN.as_secs_f64() * 100.0;
     drop(viewers);
     delete(&http, &worker, &id).await?;
@@ -224,23 +224,6 @@ async fn vnc_url(http: &reqwest::Client, worker: &Worker, id: &str) -> Result<St
     Ok(session["vnc"]["ws_url"].as_str().context("the session has no vnc")?.to_string())
 }
 
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-}
-
-/// Serves the two pages on a loopback port; returns `127.0.0.1:<port>`.
-async fn serve_pages() -> Result<String> {
-    use axum::response::Html;
-    use axum::routing::get;
-    let router = axum::Router::new()
-        .route("/animated", get(|| async { Html(ANIMATED) }))
-        .route("/toggle", get(|| async { Html(TOGGLE) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(addr.to_string())
-}
-
 async fn post(http: &reqwest::Client, worker: &Worker, path: &str, body: Value) -> Result<(u16, Value)> {
     let response = http.post(format!("{}{path}", worker.base)).bearer_auth(API_KEY).json(&body).send().await?;
     Ok((response.status().as_u16(), response.json().await?))
@@ -284,12 +267,4 @@ async fn next_frame(socket: &mut Socket) -> Result<Vec<u8>> {
             Some(Ok(_)) => {}
         }
     }
-}
-
-/// User+system CPU seconds of `pid`.
-fn cpu_of(pid: i32) -> f64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some(close) = text.rfind(')') else { return 0.0 };
-    let fields: Vec<u64> = text[close + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
-    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }

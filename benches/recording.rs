@@ -41,8 +41,6 @@ const CPU_TARGET: f64 = 15.0;
 const SIZE_TARGET: f64 = 10.0;
 /// Bytes in a MB (decimal, the stricter reading of the target).
 const MB: f64 = 1_000_000.0;
-/// Kernel clock ticks per second (`USER_HZ`) in `/proc/<pid>/stat`.
-const TICKS: f64 = 100.0;
 
 /// A form being filled: a counter and a name typed a letter every 500 ms, a small spinner.
 const CHANGING: &str = r#"<!doctype html><title>changing</title><style>
@@ -138,12 +136,12 @@ async fn main() -> Result<()> {
 async fn run() -> Result<String> {
     let secs = common::env_count("BENCH_RECORDING_SECS", 30)?;
     let window = Duration::from_secs(secs as u64);
-    ensure!(on_path("ffmpeg"), "this bench needs ffmpeg on PATH (scripts/install-deps.sh installs it)");
+    ensure!(common::on_path("ffmpeg"), "this bench needs ffmpeg on PATH (scripts/install-deps.sh installs it)");
     let chromium = common::chromium();
     let bin = common::build_worker()?;
     let http = common::http_client()?;
-    let pages = serve_pages().await?;
-    let displays = on_path("Xvfb");
+    let pages = common::serve_pages(&[("/changing", CHANGING), ("/static", STATIC)]).await?;
+    let displays = common::on_path("Xvfb");
     let mut env = vec![("BW_EGRESS_ALLOW", pages.as_str())];
     if displays {
         env.push(("BW_DISPLAY_MODE", "per-session"));
@@ -286,14 +284,14 @@ struct Sample {
 
 impl Sample {
     fn take(worker: i32, ffmpeg: Option<i32>) -> Self {
-        let tree = descendants(worker)
+        let tree = common::descendants(worker)
             .into_iter()
             .filter(|&(pid, _)| Some(pid) != ffmpeg && comm(pid) != "ffmpeg")
-            .map(|(pid, start)| ((pid, start), (comm(pid) == "Xvfb", cpu_of(pid))))
+            .map(|(pid, start)| ((pid, start), (comm(pid) == "Xvfb", common::cpu_seconds(pid))))
             .collect();
         Self {
-            worker: cpu_of(worker),
-            ffmpeg: ffmpeg.map_or(0.0, cpu_of),
+            worker: common::cpu_seconds(worker),
+            ffmpeg: ffmpeg.map_or(0.0, common::cpu_seconds),
             ffmpeg_start: ffmpeg.and_then(stat_start),
             tree,
         }
@@ -352,7 +350,7 @@ async fn video(http: &reqwest::Client, worker: &Worker, closed: &Value) -> Resul
 
 /// The video's length according to ffprobe (`None` without ffprobe).
 fn probe_secs(mp4: &[u8]) -> Result<Option<f64>> {
-    if !on_path("ffprobe") {
+    if !common::on_path("ffprobe") {
         return Ok(None);
     }
     let mut file = tempfile::Builder::new().suffix(".mp4").tempfile()?;
@@ -377,20 +375,6 @@ fn ffmpeg_of(data_dir: &Path) -> Option<i32> {
     })
 }
 
-/// Every process below `root`, as (pid, start time).
-fn descendants(root: i32) -> Vec<(i32, u64)> {
-    let all: Vec<(i32, i32, u64)> =
-        common::processes().filter_map(|pid| common::stat(pid).map(|(_, ppid, start)| (pid, ppid, start))).collect();
-    let (mut found, mut parents) = (Vec::new(), vec![root]);
-    while let Some(parent) = parents.pop() {
-        for &(pid, _, start) in all.iter().filter(|p| p.1 == parent) {
-            found.push((pid, start));
-            parents.push(pid);
-        }
-    }
-    found
-}
-
 /// A process's start time, if it is alive (not a zombie).
 fn stat_start(pid: i32) -> Option<u64> {
     common::stat(pid).filter(|s| s.0 != 'Z').map(|s| s.2)
@@ -399,29 +383,4 @@ fn stat_start(pid: i32) -> Option<u64> {
 /// A process's name (`/proc/<pid>/comm`).
 fn comm(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
-}
-
-/// User+system CPU seconds of `pid` (0 if it is gone).
-fn cpu_of(pid: i32) -> f64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some(close) = text.rfind(')') else { return 0.0 };
-    let fields: Vec<u64> = text[close + 2..].split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
-    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / TICKS
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-}
-
-/// Serves the two pages on a loopback port; returns `127.0.0.1:<port>`.
-async fn serve_pages() -> Result<String> {
-    use axum::response::Html;
-    use axum::routing::get;
-    let router = axum::Router::new()
-        .route("/changing", get(|| async { Html(CHANGING) }))
-        .route("/static", get(|| async { Html(STATIC) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(addr.to_string())
 }

@@ -12,6 +12,7 @@
 //! and chromiumoxide's kill-on-drop stop every worker and browser on every exit path, including
 //! errors, panics and Ctrl-C.
 
+#[allow(dead_code, reason = "this bench uses part of the shared harness")]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use chromiumoxide::{Browser, BrowserConfig};
 use futures::StreamExt;
 use tokio_util::task::AbortOnDropHandle;
 
-use common::{API_KEY, Api, STARTUP_LIMIT, Worker};
+use common::{API_KEY, Api, STARTUP_LIMIT, Stats, Worker, ms};
 
 /// The worker's own launch flags (plus no start-up tab), so that the baseline starts the same
 /// browser; as root, without the sandbox (the worker's browsers run sandboxed as its browser
@@ -140,28 +141,9 @@ fn gauge(text: &str, name: &str) -> Option<f64> {
     })
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// p50, p95 (nearest rank) and mean, in milliseconds.
-struct Stats {
-    p50: f64,
-    p95: f64,
-    mean: f64,
-}
-
-impl Stats {
-    fn of(samples: &[Duration]) -> Self {
-        let mut sorted: Vec<f64> = samples.iter().copied().map(ms).collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank = |p: f64| sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
-        Stats { p50: rank(50.0), p95: rank(95.0), mean: sorted.iter().sum::<f64>() / sorted.len() as f64 }
-    }
-
-    fn row(&self, label: &str) -> String {
-        format!("| {label} | {:.1} | {:.1} | {:.1} |\n", self.p50, self.p95, self.mean)
-    }
+/// A table row: p50, p95 and mean.
+fn row(stats: &Stats, label: &str) -> String {
+    format!("| {label} | {:.1} | {:.1} | {:.1} |\n", stats.p50, stats.p95, stats.mean)
 }
 
 fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: &Stats, warm: &Stats) -> String {
@@ -183,9 +165,9 @@ fn report(machine: &str, rounds: usize, warm_rounds: usize, base: &Stats, cold: 
          so every create is a pool hit.\n\n\
          Target p50 ≤ 50 ms: {verdict}\n",
         date = common::report_date(),
-        base_row = base.row("bare chromiumoxide launch+connect+page"),
-        cold_row = cold.row("worker POST /api/v2/sessions (cold)"),
-        warm_row = warm.row("worker POST /api/v2/sessions (pool hit)"),
+        base_row = row(base, "bare chromiumoxide launch+connect+page"),
+        cold_row = row(cold, "worker POST /api/v2/sessions (cold)"),
+        warm_row = row(warm, "worker POST /api/v2/sessions (pool hit)"),
         r50 = cold.p50 / base.p50,
         r95 = cold.p95 / base.p95,
         bin = common::chromium(),

@@ -10,6 +10,7 @@
 //! loopback inside this bench. Only the Markdown report goes to stdout; progress goes to stderr.
 //! The `Worker` guard stops the worker and every browser it left on every exit path.
 
+#[allow(dead_code, reason = "this bench uses part of the shared harness")]
 mod common;
 
 use std::fs;
