@@ -813,14 +813,7 @@ async fn a_proxy_that_dies_mid_session_fails_navigation_but_not_the_profile_or_t
     assert_no_secret(&answer.to_string(), PASSWORD, "the proxy error");
     assert!(pages.visits_to("/identity?proxy=down").is_empty(), "went around the dead proxy: {:?}", pages.visits());
 
-    // The proxy's failure is not the profile's, and the session stays open.
-    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
-    let profile = profile_in(&list, "p-dying").expect("the profile is listed");
-    assert_eq!(
-        (profile["consecutive_failures"].as_u64(), profile["status"].as_str()),
-        (Some(0), Some("healthy")),
-        "{profile}"
-    );
+    // The session stays open (the breaker side is the create test's: navigate never feeds it).
     let (status, got) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
     assert_eq!((status, got["state"].as_str()), (StatusCode::OK, Some("ready")), "{got}");
     assert_eq!(app.delete(&id).await.0, StatusCode::OK);
@@ -858,4 +851,44 @@ async fn a_v1_task_goes_through_its_proxy_and_a_bad_proxy_is_refused_before_any_
     pages.assert_all_proxied();
     assert_no_secret(&result.to_string(), PASSWORD, "the task result");
     app.stop().await;
+}
+
+/// The loopback port of the egress listener the browser of process group `pgid` goes through.
+fn listener_port(pgid: i32) -> u16 {
+    let cmdline = std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let server = cmdline.split('\0').find_map(|arg| arg.strip_prefix("--proxy-server=http://127.0.0.1:")).unwrap();
+    server.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_page_of_one_session_cannot_reach_another_sessions_proxy_listener() {
+    const PASSWORD: &str = "listener-Secret-2468";
+    let pages = PageServer::start().await;
+    let http = Tinyproxy::start(PASSWORD, &[pages.addr.port()]).await;
+    // Private egress open: only the worker's protection of its own ports stands in the way.
+    let (proxy_addr, pages_addr) = (http.addr(), pages.egress());
+    let flags = ["--allow-private-egress", "true", "--egress-allow", &proxy_addr, "--egress-allow", &pages_addr];
+    let app = TestApp::start_with(&flags).await;
+    let body =
+        json!({"url": pages.url("/identity?session=b"), "proxy": {"url": proxy_url("http", PASSWORD, http.port)}});
+    let b = app.create(body).await;
+    let b_port = listener_port(app.browsers()[0].pgid);
+    let a = app.create(json!({"url": pages.url("/identity?session=a")})).await;
+
+    // A's page asks for B's listener, as a plain request and as a tunnel: the egress rules
+    // refuse the worker's own port before anything reaches it.
+    let refused = |text: &str| sample(text, "bw_egress_refused_total", &[("reason", "worker")]).unwrap_or(0.0);
+    let before = refused(&metrics(&app).await);
+    let a_id = a["session_id"].as_str().unwrap();
+    let script = format!(
+        "Promise.all([fetch('http://127.0.0.1:{b_port}/', {{mode: 'no-cors'}}).then(() => 'ok', () => 'failed'), \
+         fetch('https://127.0.0.1:{b_port}/', {{mode: 'no-cors'}}).then(() => 'ok', () => 'failed')])"
+    );
+    let outcome = app.page_eval(a_id, &script).await;
+    assert_eq!(outcome[1], "failed", "the tunnel to B's listener is refused: {outcome}");
+    let after = refused(&metrics(&app).await);
+    assert!(after >= before + 2.0, "both requests were refused as the worker's own port ({before} → {after})");
+    app.delete(a_id).await;
+    app.delete(b["session_id"].as_str().unwrap()).await;
 }
