@@ -225,6 +225,12 @@ impl Api<'_> {
     }
 }
 
+/// The worker's `/metrics` text.
+pub async fn metrics(http: &reqwest::Client, base: &str) -> Result<String> {
+    let response = http.get(format!("{base}/metrics")).bearer_auth(API_KEY).send().await;
+    Ok(response.and_then(|r| r.error_for_status()).context("GET /metrics")?.text().await?)
+}
+
 /// Live processes whose command line has a `--user-data-dir` inside `data_dir`.
 pub fn browsers_of(data_dir: &Path) -> Vec<i32> {
     let marker = format!("--user-data-dir={}/", data_dir.display()).into_bytes();

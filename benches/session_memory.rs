@@ -5,6 +5,12 @@
 //! memory is the `VmRSS` of its own process from `/proc/<pid>/status`; Chromium runs in separate
 //! processes, so it is excluded by construction.
 //!
+//! Beside it, the browsers' own memory: with the sessions open and each on a form page, the
+//! proportional set size (PSS, shared pages divided among the processes that map them) of every
+//! Chromium process of the worker, per session, and so how many such sessions fit in a GiB
+//! (issue 23 measures this against context mode; `process` mode, a browser per session, is the
+//! only mode today).
+//!
 //! The worker binary is built here (`cargo build --release`) and run as a child process on a free
 //! loopback port with a fresh data dir; the pages it navigates to come from a tiny HTTP server on
 //! loopback inside this bench. Only the Markdown report goes to stdout; progress goes to stderr.
@@ -37,6 +43,8 @@ const PER_SESSION_LIMIT_KIB: f64 = 2048.0;
 /// Pause before each RSS reading so that the worker's teardown work has finished.
 const SETTLE: Duration = Duration::from_millis(500);
 const PAGE: &str = "<!doctype html><html><head><title>bench</title></head><body><h1>bench</h1></body></html>";
+/// An application form of the usual size (served at `/form`), for the browsers' memory.
+const FORM: &str = include_str!("form.html");
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -70,6 +78,12 @@ async fn run() -> Result<String> {
     }
     tokio::time::sleep(SETTLE).await;
     let loaded = worker.memory()?;
+    for id in &open {
+        api.navigate(id, &format!("{page_url}form")).await.context("opening the form page")?;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let browsers_kib = chromium_pss_kib(&worker);
+    eprintln!("  Chromium PSS with {OPEN_SESSIONS} sessions on a form: {:.1} MiB", mib(browsers_kib));
     // The leftover counters must see the open sessions, or a zero at the end would prove nothing.
     let seen = Leftovers::count(&worker);
     eprintln!("  with {OPEN_SESSIONS} open: {seen:?}");
@@ -110,7 +124,31 @@ async fn run() -> Result<String> {
     let shutdown = worker.stop().context("the worker was already stopped")?;
     eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
 
-    Ok(report(&common::machine_line(&chromium), cycles, &idle, &per_session, &samples, &leftovers, &shutdown))
+    let browsers = BrowserMemory { per_session_kib: browsers_kib as f64 / OPEN_SESSIONS as f64 };
+    let machine = common::machine_line(&chromium);
+    Ok(report(&machine, cycles, &idle, &per_session, &browsers, &samples, &leftovers, &shutdown))
+}
+
+/// The Chromium processes' memory per session.
+struct BrowserMemory {
+    per_session_kib: f64,
+}
+
+/// Sum of the PSS of every process of the worker's browsers (each browser with all below it).
+fn chromium_pss_kib(worker: &Worker) -> u64 {
+    let mut pids: Vec<i32> = browsers_of(worker.data_dir.path());
+    let below: Vec<i32> = pids.iter().flat_map(|&root| common::descendants(root)).map(|(pid, _)| pid).collect();
+    pids.extend(below);
+    pids.sort_unstable();
+    pids.dedup();
+    pids.iter().filter_map(|pid| pss_kib(*pid)).sum()
+}
+
+/// `Pss:` of `/proc/<pid>/smaps_rollup`, in KiB.
+fn pss_kib(pid: i32) -> Option<u64> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The session calls only this bench makes.
@@ -137,19 +175,22 @@ impl Api<'_> {
     }
 }
 
-/// Serves `PAGE` to every request on a loopback port until the handle is dropped; its URL.
+/// Serves `FORM` at `/form` and `PAGE` to every other request on a loopback port until the handle is dropped; its URL.
 async fn serve_page() -> Result<(String, AbortOnDropHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the page server")?;
     let url = format!("http://{}/", listener.local_addr()?);
-    let response: Arc<str> = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n{PAGE}",
-        PAGE.len()
-    )
-    .into();
+    let answer = |body: &str| -> Arc<str> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into()
+    };
+    let (page, form) = (answer(PAGE), answer(FORM));
     let server = tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let response = response.clone();
+            let (page, form) = (page.clone(), form.clone());
             tokio::spawn(async move {
                 // Read the request head, then answer and close.
                 let (mut head, mut buf) = (Vec::new(), [0; 1024]);
@@ -159,6 +200,7 @@ async fn serve_page() -> Result<(String, AbortOnDropHandle<()>)> {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
+                let response = if head.starts_with(b"GET /form ") { form } else { page };
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
             });
@@ -241,11 +283,13 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+#[allow(clippy::too_many_arguments, reason = "one report of one run")]
 fn report(
     machine: &str,
     cycles: usize,
     idle: &Memory,
     per_session: &PerSession,
+    browsers: &BrowserMemory,
     samples: &[(usize, Memory)],
     leftovers: &Leftovers,
     shutdown: &Shutdown,
@@ -274,7 +318,9 @@ fn report(
          | worker RSS, idle | {idle:.1} MiB | |\n\
          | worker RSS per open session ({OPEN_SESSIONS} open) | {per:.0} KiB | ≤ {PER_SESSION_LIMIT_KIB:.0} KiB |\n\
          | RSS growth, cycle {FIRST_SAMPLE} → {cycles} | {growth} KiB | ≈ 0 (≤ {GROWTH_LIMIT_KIB} KiB) |\n\
-         | leftover temp dirs / pid records / browser processes / zombies | {tmp} / {run} / {procs} / {zombies} | 0 |\n\n\
+         | leftover temp dirs / pid records / browser processes / zombies | {tmp} / {run} / {procs} / {zombies} | 0 |\n\
+         | Chromium PSS per session on a form page ({OPEN_SESSIONS} open, `process` mode) | {browser_per:.1} MiB | |\n\
+         | sessions per GiB of Chromium memory | {per_gib:.1} | |\n\n\
          RSS by cycle: {rss_by_cycle}\n\n\
          RssAnon by cycle: {anon_by_cycle} (growth {anon_growth}; per open session {anon_per})\n\n\
          Per session: {per_session_verdict} ({base:.2} MiB after {WARM_UP_CYCLES} warm-up create/delete cycles, \
@@ -286,7 +332,10 @@ fn report(
          `GET …/screenshot` → `DELETE`, one session at a time; RSS is read {settle} ms after the last request. \
          Leftovers are counted after the last cycle with the worker still running (`<data_dir>/tmp`, \
          `<data_dir>/run`, processes with a `--user-data-dir` in the data dir, zombie children of the worker), \
-         and browsers again after it has exited.\n",
+         and browsers again after it has exited. Chromium PSS is the sum of `Pss:` in \
+         `/proc/<pid>/smaps_rollup` over every process of the worker's browsers with the {OPEN_SESSIONS} sessions \
+         each on a {form_len}-byte application form (`benches/form.html`: 15 controls, a file input and three selects among them), \
+         read {settle} ms after the last navigation.\n",
         date = common::report_date(),
         idle = mib(idle.rss),
         per = per_session.rss_kib,
@@ -302,6 +351,9 @@ fn report(
         loaded = mib(per_session.loaded),
         browsers_left = shutdown.browsers_left,
         page_len = PAGE.len(),
+        browser_per = browsers.per_session_kib / 1024.0,
+        per_gib = 1024.0 * 1024.0 / browsers.per_session_kib,
         settle = SETTLE.as_millis(),
+        form_len = FORM.len(),
     )
 }

@@ -20,7 +20,7 @@ pub mod tap;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chromiumoxide::error::CdpError;
@@ -71,6 +71,37 @@ pub(crate) fn drive_handler(mut handler: Handler, lost: CancellationToken) -> Jo
     })
 }
 
+/// How long each step of opening a browser took, published as
+/// `bw_browser_launch_phase_seconds{phase}` for launches (the create bench reads it).
+pub(crate) struct Phases {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    pub(crate) fn start() -> Self {
+        Self { last: Instant::now(), laps: Vec::new() }
+    }
+
+    /// Ends the phase `name` now.
+    pub(crate) fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+
+    /// Records a phase that ran beside the others (not part of the sequence).
+    pub(crate) fn beside(&mut self, name: &'static str, took: Duration) {
+        self.laps.push((name, took));
+    }
+
+    pub(crate) fn publish(&self) {
+        for (phase, took) in &self.laps {
+            metrics::histogram!("bw_browser_launch_phase_seconds", "phase" => *phase).record(took.as_secs_f64());
+        }
+    }
+}
+
 /// Which page a new connection takes.
 #[derive(Debug, Clone)]
 pub(crate) enum PageOf {
@@ -92,13 +123,45 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Connects to `ws_url` within `limit` and takes the page `page`; CDP calls time out after
-    /// `op_timeout`.
+    /// `op_timeout`. The confining connection starts beside the main one (both are ready before
+    /// this returns, so no page is handed out unconfined).
     pub(crate) async fn open(
         ws_url: &str,
         page: &PageOf,
         limit: Duration,
         op_timeout: Duration,
+        phases: &mut Phases,
     ) -> Result<Self, BrowserError> {
+        let confining = async {
+            let started = Instant::now();
+            confine::confine(ws_url).await.map(|task| (task, started.elapsed()))
+        };
+        let (main, confined) = tokio::join!(Self::connect(ws_url, page, limit, op_timeout, phases), confining);
+        match (main, confined) {
+            (Ok((browser, page, handler, lost)), Ok((confined, took))) => {
+                phases.beside("confine", took);
+                Ok(Self { browser, page, handler, confined, lost })
+            }
+            (main, confined) => {
+                if let Ok((_, _, handler, _)) = &main {
+                    handler.abort();
+                }
+                if let Ok((task, _)) = &confined {
+                    task.abort();
+                }
+                Err(main.err().or(confined.err()).unwrap_or(BrowserError::Disconnected))
+            }
+        }
+    }
+
+    /// The chromiumoxide connection (its handler running) and the page it takes.
+    async fn connect(
+        ws_url: &str,
+        page: &PageOf,
+        limit: Duration,
+        op_timeout: Duration,
+        phases: &mut Phases,
+    ) -> Result<(Browser, Page, JoinHandle<()>, CancellationToken), BrowserError> {
         // No viewport emulation (the window size is the viewport) and certificate errors are not ignored.
         let config = chromiumoxide::handler::HandlerConfig {
             viewport: None,
@@ -114,13 +177,7 @@ impl Connection {
             };
         let lost = CancellationToken::new();
         let handler = drive_handler(handler, lost.clone());
-        let confined = match confine::confine(ws_url).await {
-            Ok(task) => task,
-            Err(e) => {
-                handler.abort();
-                return Err(e);
-            }
-        };
+        phases.lap("devtools_connect");
         let taken = match page {
             PageOf::New => match tokio::time::timeout(op_timeout, browser.new_page("about:blank")).await {
                 Ok(Ok(page)) => Ok(page),
@@ -129,11 +186,11 @@ impl Connection {
             },
             PageOf::Target(target) => existing_page(&browser, target, limit).await,
         };
+        phases.lap("first_page");
         match taken {
-            Ok(page) => Ok(Self { browser, page, handler, confined, lost }),
+            Ok(page) => Ok((browser, page, handler, lost)),
             Err(e) => {
                 handler.abort();
-                confined.abort();
                 Err(e)
             }
         }
@@ -369,7 +426,8 @@ impl BrowserHandle {
             return Err(BrowserError::Disconnected);
         }
         let page = PageOf::Target(self.target_id());
-        let connection = Connection::open(&self.ws_url, &page, self.op_timeout, self.op_timeout).await?;
+        let connection =
+            Connection::open(&self.ws_url, &page, self.op_timeout, self.op_timeout, &mut Phases::start()).await?;
         self.handler.abort();
         self.confined.abort();
         let Connection { browser, page, handler, confined, lost } = connection;

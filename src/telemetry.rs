@@ -42,6 +42,7 @@ fn describe() {
     metrics::describe_counter!("bw_sessions_created_total", "Session create requests by outcome");
     metrics::describe_counter!("bw_sessions_closed_total", "Closed sessions by reason");
     metrics::describe_histogram!("bw_session_create_seconds", "Time to open a session");
+    metrics::describe_histogram!("bw_browser_launch_phase_seconds", "Time of each step of launching a local browser");
     metrics::describe_gauge!("bw_warm_pool_ready", "Browsers ready in the warm pool");
     metrics::describe_histogram!("bw_http_request_duration_seconds", "HTTP request durations by route and status");
     metrics::describe_counter!(

@@ -158,7 +158,6 @@ pub async fn cdp_token(
     let session = app.registry.get(id)?;
     session.touch();
     let minted = session.mint_token(&app.tokens, Scope::Cdp);
-    session.saved().await;
     Ok(Json(CdpAccess {
         cdp_url: format!("{}/api/v2/sessions/{id}/cdp?token={}", ws_base(app.public_url()), minted.token),
         token: minted.token,

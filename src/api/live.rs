@@ -58,7 +58,6 @@ pub async fn live_token(
     let session = app.registry.get(id)?;
     session.touch();
     let access = session.mint_live(&app.tokens, request.mode, app.public_url());
-    session.saved().await;
     Ok(Json(access))
 }
 

@@ -174,7 +174,6 @@ pub async fn vnc_token(
     }
     session.touch();
     let access = session.mint_vnc(&app.tokens, app.public_url());
-    session.saved().await;
     Ok(Json(access))
 }
 

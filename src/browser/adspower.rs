@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, Release, SavedBrowser,
+    BrowserError, BrowserHandle, BrowserProvider, Connection, LaunchSpec, Owner, PageOf, Phases, Release, SavedBrowser,
 };
 
 /// How long a `/status` answer is trusted by `/health`.
@@ -269,13 +269,14 @@ impl AdsPowerProvider {
                 })
             })
         };
-        let connection = match Connection::open(&ws_url, &page, self.launch_timeout, self.op_timeout).await {
-            Ok(connection) => connection,
-            Err(e) => {
-                stop().await;
-                return Err(e);
-            }
-        };
+        let connection =
+            match Connection::open(&ws_url, &page, self.launch_timeout, self.op_timeout, &mut Phases::start()).await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    stop().await;
+                    return Err(e);
+                }
+            };
         let dead = CancellationToken::new();
         tokio::spawn(watch_liveness(self.client.clone(), user_id.to_string(), dead.clone(), closing));
         let start_ms = started_at.elapsed().as_millis() as u64;

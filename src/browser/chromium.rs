@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::sandbox::Confinement;
 use super::{
-    BrowserError, BrowserHandle, BrowserProvider, Connection, Egress, LaunchSpec, Owner, PageOf, SavedBrowser, process,
+    BrowserError, BrowserHandle, BrowserProvider, Connection, Egress, LaunchSpec, Owner, PageOf, Phases, SavedBrowser,
+    process,
 };
 use crate::egress::EgressPolicy;
 use crate::egress::route::{Route, SessionProxy};
@@ -181,6 +182,7 @@ impl BrowserProvider for ChromiumProvider {
 
     async fn launch(&self, spec: LaunchSpec) -> Result<BrowserHandle, BrowserError> {
         let started = Instant::now();
+        let mut phases = Phases::start();
         let (name, ephemeral) = match &spec.profile_id {
             Some(id) => (id.clone(), false),
             None => (uuid::Uuid::new_v4().to_string(), true),
@@ -230,6 +232,7 @@ impl BrowserProvider for ChromiumProvider {
             .arg("--remote-debugging-port=0")
             // No start-up tab: the session's page is created over CDP and is the only one.
             .arg("--no-startup-window");
+        phases.lap("prepare");
         let dead = CancellationToken::new();
         let (process, ws_url) = process::spawn(
             command,
@@ -241,19 +244,24 @@ impl BrowserProvider for ChromiumProvider {
             Some(cage),
         )
         .await?;
-        let connection = match Connection::open(&ws_url, &PageOf::New, self.launch_timeout, self.op_timeout).await {
-            Ok(connection) => connection,
-            Err(e) => {
-                process.terminate().await;
-                return Err(e);
-            }
-        };
+        phases.lap("spawn");
+        let connection =
+            match Connection::open(&ws_url, &PageOf::New, self.launch_timeout, self.op_timeout, &mut phases).await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    process.terminate().await;
+                    return Err(e);
+                }
+            };
         let start_ms = started.elapsed().as_millis() as u64;
         let handle = BrowserHandle::new(connection, ws_url, dead, Owner::Process(process), self.op_timeout, start_ms);
-        match egress {
-            Some(egress) => handle.with_egress(egress).await,
-            None => Ok(handle),
-        }
+        let handle = match egress {
+            Some(egress) => handle.with_egress(egress).await?,
+            None => handle,
+        };
+        phases.lap("settings");
+        phases.publish();
+        Ok(handle)
     }
 
     async fn reattach(&self, saved: &SavedBrowser, _profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError> {
@@ -266,7 +274,7 @@ impl BrowserProvider for ChromiumProvider {
             })
             .ok_or(BrowserError::Disconnected)?;
         let page = PageOf::Target(saved.page_target.clone());
-        match Connection::open(&saved.ws_url, &page, self.launch_timeout, self.op_timeout).await {
+        match Connection::open(&saved.ws_url, &page, self.launch_timeout, self.op_timeout, &mut Phases::start()).await {
             Ok(connection) => {
                 let owner = Owner::Process(process);
                 let handle = BrowserHandle::new(connection, saved.ws_url.clone(), dead, owner, self.op_timeout, 0);

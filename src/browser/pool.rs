@@ -11,6 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use super::{BrowserHandle, BrowserProvider, LaunchSpec};
 
+/// How long the pool waits after the last take before it launches a refill (unless it is empty).
+const QUIET: Duration = Duration::from_millis(100);
+
 /// Ready browsers waiting to become sessions.
 pub struct WarmPool {
     provider: Arc<dyn BrowserProvider>,
@@ -58,6 +61,9 @@ impl WarmPool {
         while !cancel.is_cancelled() {
             self.prune();
             if self.ready() < self.target {
+                if self.ready() > 0 {
+                    self.quiet(&cancel).await;
+                }
                 // Not raced against `cancel`: a launch runs to the end (bounded by the launch
                 // timeout) so that its browser is closed properly by `drain`.
                 match self.provider.launch(LaunchSpec::default()).await {
@@ -85,6 +91,19 @@ impl WarmPool {
             }
         }
         self.drain().await;
+    }
+
+    /// Waits until no browser was taken for `QUIET`: a launch is heavy (a process start on the
+    /// worker's threads, then Chromium's own start-up on every core), and creates arriving
+    /// together are served from what is ready, not made to wait behind a refill.
+    async fn quiet(&self, cancel: &CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.refill.notified() => {}
+                _ = tokio::time::sleep(QUIET) => return,
+            }
+        }
     }
 
     /// Drops browsers that died while waiting.

@@ -116,8 +116,9 @@ pub fn become_subreaper() {
 /// Where a browser's standard error goes, in its user-data dir (no pipe: a browser outlives
 /// the worker that started it, and a pipe would die with the worker).
 const STDERR_LOG: &str = "browser-stderr.log";
-/// How often a starting browser's `DevToolsActivePort` file, and an adopted process, are checked.
-const POLL: Duration = Duration::from_millis(25);
+/// How often a starting browser's `DevToolsActivePort` file is checked (each check is a small
+/// read; the mean wait after the file appears is half of this).
+const POLL: Duration = Duration::from_millis(5);
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 /// Spawns `command` (a Chromium with `--remote-debugging-port=0` and `user_data_dir`, confined

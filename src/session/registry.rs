@@ -413,9 +413,8 @@ impl SessionRegistry {
             self.watch_lease(session.clone());
         }
         self.announce(id).await;
+        // Journaled before the caller learns the id: a restart finds it.
         session.persist();
-        // The caller learns the id only once a restart would find it.
-        session.saved().await;
         if self.shutting_down.load(Ordering::SeqCst) {
             // Shutdown began while this browser was starting and did not see the session.
             let _ = self.close(id, CloseReason::Shutdown).await;

@@ -2,13 +2,21 @@
 //! needs to re-attach each open session (SPEC §3.8). A session's record is written on every
 //! change of its state, page, tokens or activity, and removed when it closes.
 //!
-//! Writes never wait: they go to one writer task, which takes everything queued, keeps the
-//! newest write of each session and commits them in one transaction (a durable commit). `flush`
-//! returns once everything sent before it is committed (shutdown and handover call it).
+//! A write is appended to a journal (`sessions.journal`, one line per write) before `put` or
+//! `remove` returns: the kernel holds it from then on, so a worker killed a moment later (a
+//! crash, `kill -9`) finds it when it starts again. That is the durability sessions need: their
+//! browsers outlive the worker process, not the machine. One writer task then takes everything
+//! queued, keeps the newest write of each session, commits them in one durable transaction
+//! (an fsync, off every request's path) and empties the journal once nothing is waiting. Opening
+//! the store replays a journal left behind. `flush` returns once everything sent before it is
+//! committed (shutdown and handover call it).
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -33,6 +41,8 @@ const WORKER: TableDefinition<&str, &[u8]> = TableDefinition::new("worker");
 pub enum StoreError {
     #[error("session store: {0}")]
     Db(#[from] redb::Error),
+    #[error("session journal: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 macro_rules! db_errors {
@@ -84,19 +94,27 @@ enum Write {
 /// The session records and the task that writes them.
 pub struct SessionStore {
     db: Arc<Database>,
+    /// The journal; its lock also orders the queue (a write is sent while it is held).
+    journal: Arc<Mutex<File>>,
     writes: mpsc::UnboundedSender<Write>,
 }
 
 impl SessionStore {
-    /// Opens (or creates) the store and returns it with the records it holds. A record that
-    /// cannot be read (an older format, a damaged value) is dropped with a warning. Must run
-    /// inside a Tokio runtime (it starts the writer).
+    /// Opens (or creates) the store at `path` (its journal beside it) and returns it with the
+    /// records it holds, a journal left by a killed worker applied. A record that cannot be read
+    /// (an older format, a damaged value) is dropped with a warning. Must run inside a Tokio
+    /// runtime (it starts the writer).
     pub fn open(path: &Path) -> Result<(Self, Vec<SessionRecord>), StoreError> {
         let db = Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
         txn.open_table(SESSIONS)?;
         txn.open_table(WORKER)?;
         txn.commit()?;
+        let journal_path = path.with_extension("journal");
+        commit(&db, replay(&journal_path)?)?;
+        let journal = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&journal_path)?;
+        journal.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        journal.set_len(0)?;
         let mut records = Vec::new();
         let mut unreadable = Vec::new();
         {
@@ -124,23 +142,34 @@ impl SessionStore {
             txn.commit()?;
         }
         let (writes, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(db.clone(), queue));
-        Ok((Self { db, writes }, records))
+        let journal = Arc::new(Mutex::new(journal));
+        tokio::spawn(write_loop(db.clone(), journal.clone(), queue));
+        Ok((Self { db, journal, writes }, records))
     }
 
-    /// Queues `record` as the session's newest.
+    /// Records `record` as the session's newest: journaled when this returns, committed soon.
     pub fn put(&self, record: &SessionRecord) {
         match serde_json::to_vec(record) {
-            Ok(bytes) => {
-                let _ = self.writes.send(Write::Put(record.id, bytes));
-            }
+            Ok(bytes) => self.write(
+                [format!("put {} ", record.id).as_bytes(), &bytes, b"\n"].concat(),
+                Write::Put(record.id, bytes),
+            ),
             Err(e) => tracing::warn!(session_id = %record.id, error = %e, "cannot encode a session record"),
         }
     }
 
-    /// Queues the removal of a closed session's record.
+    /// Removes a closed session's record (journaled when this returns).
     pub fn remove(&self, id: Uuid) {
-        let _ = self.writes.send(Write::Remove(id));
+        self.write(format!("remove {id}\n").into_bytes(), Write::Remove(id));
+    }
+
+    /// Appends `line` to the journal and queues `write` for the writer, in one order.
+    fn write(&self, line: Vec<u8>, write: Write) {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = journal.write_all(&line) {
+            tracing::warn!(error = %e, "cannot journal a session record; it is kept at the next commit");
+        }
+        let _ = self.writes.send(write);
     }
 
     /// Waits until every write queued before this call is committed.
@@ -166,8 +195,9 @@ impl SessionStore {
     }
 }
 
-/// Commits queued writes in batches until every sender is gone.
-async fn write_loop(db: Arc<Database>, mut queue: mpsc::UnboundedReceiver<Write>) {
+/// Commits queued writes in batches until every sender is gone; empties the journal whenever
+/// everything it holds is committed.
+async fn write_loop(db: Arc<Database>, journal: Arc<Mutex<File>>, mut queue: mpsc::UnboundedReceiver<Write>) {
     while let Some(first) = queue.recv().await {
         let mut batch: HashMap<Uuid, Option<Vec<u8>>> = HashMap::new();
         let mut waiting = Vec::new();
@@ -186,12 +216,59 @@ async fn write_loop(db: Arc<Database>, mut queue: mpsc::UnboundedReceiver<Write>
         }
         let db = db.clone();
         let committed = tokio::task::spawn_blocking(move || commit(&db, batch)).await;
-        if let Ok(Err(e)) = committed {
-            tracing::warn!(error = %e, "cannot write session records");
+        match committed {
+            Ok(Ok(())) => {
+                // Writers send while holding the journal: with the queue empty under it, every
+                // journaled write is committed.
+                let journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+                if queue.is_empty()
+                    && let Err(e) = journal.set_len(0)
+                {
+                    tracing::warn!(error = %e, "cannot empty the session journal");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot write session records"),
+            Err(e) => tracing::warn!(error = %e, "the session store's writer failed"),
         }
         for done in waiting {
             let _ = done.send(());
         }
+    }
+}
+
+/// The writes a journal holds, newest per session; a line cut short by a crash is skipped.
+fn replay(path: &Path) -> Result<HashMap<Uuid, Option<Vec<u8>>>, StoreError> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut batch = HashMap::new();
+    // Only lines with their newline were written whole.
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
+    for line in text[..whole].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match parse_line(line) {
+            Some((id, value)) => {
+                batch.insert(id, value);
+            }
+            None => tracing::warn!("an unreadable session journal line skipped"),
+        }
+    }
+    if whole < text.len() {
+        tracing::warn!("a session journal line cut short by a crash skipped");
+    }
+    Ok(batch)
+}
+
+/// `put <uuid> <json>` or `remove <uuid>`.
+fn parse_line(line: &[u8]) -> Option<(Uuid, Option<Vec<u8>>)> {
+    let mut parts = line.splitn(3, |b| *b == b' ');
+    let (verb, id) = (parts.next()?, parts.next()?);
+    let id = Uuid::parse_str(std::str::from_utf8(id).ok()?).ok()?;
+    match (verb, parts.next()) {
+        (b"put", Some(json)) => Some((id, Some(json.to_vec()))),
+        (b"remove", None) => Some((id, None)),
+        _ => None,
     }
 }
 
@@ -216,4 +293,100 @@ fn commit(db: &Database, batch: HashMap<Uuid, Option<Vec<u8>>>) -> Result<(), St
     }
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: Uuid, title: &str) -> SessionRecord {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "profile_id": null, "provider": "chromium",
+            "created_at": "2026-12-07T00:00:00Z", "expires_at": "2026-12-07T01:00:00Z",
+            "idle_timeout_secs": 300, "humanize": "off", "metadata": {}, "callback": null,
+            "state": "ready", "block": null, "current_url": "about:blank", "title": title,
+            "timing": {"browser_start_ms": 1}, "load_state": null,
+            "last_activity_at": "2026-12-07T00:00:00Z", "viewport": null,
+            "browser": {"ws_url": "ws://127.0.0.1:1/devtools/browser/x", "page_target": "T",
+                        "process": null, "temp_dir": null},
+            "display": null, "token_generations": [0, 0, 0, 0], "vnc": null, "live": null,
+            "last_event": 0, "task_id": null
+        }))
+        .unwrap()
+    }
+
+    fn titles(records: &[SessionRecord]) -> Vec<(Uuid, String)> {
+        let mut titles: Vec<_> = records.iter().map(|r| (r.id, r.title.clone())).collect();
+        titles.sort();
+        titles
+    }
+
+    /// Runs `writes` against a store in a runtime that is dropped right after, before the
+    /// writer task ever runs: a worker killed before its commit.
+    fn killed_before_commit(path: &Path, writes: impl FnOnce(&SessionStore)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let _entered = runtime.enter();
+        let (store, _) = SessionStore::open(path).unwrap();
+        writes(&store);
+        drop(store);
+        drop(_entered);
+        drop(runtime);
+    }
+
+    #[test]
+    fn writes_journaled_before_a_crash_are_found_by_the_next_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        killed_before_commit(&path, |store| {
+            store.put(&record(a, "first"));
+            store.put(&record(b, "b"));
+            store.put(&record(a, "newest"));
+            store.put(&record(c, "c"));
+            store.remove(c);
+        });
+        assert!(std::fs::metadata(path.with_extension("journal")).unwrap().len() > 0, "nothing was committed");
+        killed_before_commit(&path, |_| {});
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _entered = runtime.enter();
+        let (_store, records) = SessionStore::open(&path).unwrap();
+        assert_eq!(titles(&records), titles(&[record(a, "newest"), record(b, "b")]));
+    }
+
+    #[test]
+    fn a_commit_empties_the_journal_and_keeps_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let id = Uuid::new_v4();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let (store, _) = SessionStore::open(&path).unwrap();
+            store.put(&record(id, "kept"));
+            store.flush().await;
+            assert_eq!(std::fs::metadata(path.with_extension("journal")).unwrap().len(), 0);
+        });
+        drop(runtime);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _entered = runtime.enter();
+        let (_store, records) = SessionStore::open(&path).unwrap();
+        assert_eq!(titles(&records), titles(&[record(id, "kept")]));
+    }
+
+    #[test]
+    fn a_journal_cut_short_or_damaged_loses_only_its_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let whole = serde_json::to_string(&record(a, "whole")).unwrap();
+        let cut = serde_json::to_string(&record(b, "cut")).unwrap();
+        let journal = format!("put {a} {whole}\nnonsense\nput not-a-uuid {{}}\nput {b} {}", &cut[..cut.len() / 2]);
+        std::fs::write(path.with_extension("journal"), journal).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _entered = runtime.enter();
+        let (_store, records) = SessionStore::open(&path).unwrap();
+        assert_eq!(titles(&records), titles(&[record(a, "whole")]));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path.with_extension("journal")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the journal is the worker's alone");
+    }
 }

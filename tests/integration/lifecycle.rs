@@ -59,6 +59,7 @@ async fn a_restart_without_session_records_reaps_orphaned_browsers() {
     assert!(!group_members(orphan.pgid).is_empty(), "the orphan outlives the killed worker");
     // Without its session record, nothing is re-attached: the processes are orphans.
     std::fs::remove_file(data.path().join("sessions.redb")).unwrap();
+    let _ = std::fs::remove_file(data.path().join("sessions.journal"));
 
     let restarted = WorkerProcess::spawn(data.path(), &[]).await;
     let gone = eventually(Duration::from_secs(5), || {

@@ -130,6 +130,7 @@ async fn the_browser_user_reaches_only_what_it_was_given() {
     let attacks: Vec<(String, bool)> = vec![
         (data.join("token-secret").display().to_string(), false),
         (data.join("sessions.redb").display().to_string(), false),
+        (data.join("sessions.journal").display().to_string(), false),
         (data.join("profiles.redb").display().to_string(), false),
         (data.join("run").display().to_string(), false),
         (data.display().to_string(), false),
