@@ -53,8 +53,8 @@ pub struct App {
     pub notifier: Arc<Notifier>,
     /// V1 tasks running now (`/health.active_tasks`).
     pub active_tasks: std::sync::atomic::AtomicUsize,
-    /// The `llm` form engine, when `BW_LLM_BASE_URL` is set.
-    pub llm: Option<Arc<LlmEngine>>,
+    /// The form engines (the `llm` one when `BW_LLM_BASE_URL` is set).
+    pub engines: crate::flow::Engines,
     /// Fleet mode (`BW_REDIS_URL`): the Redis the workers share.
     pub fleet: Option<Arc<Fleet>>,
     /// This worker's name in the fleet (`BW_WORKER_ID`, or generated once).
@@ -209,7 +209,7 @@ impl App {
             Arc::new(LlmEngine::new(&settings, cache))
         });
         Ok(Arc::new(Self {
-            llm,
+            engines: crate::flow::Engines::new(llm),
             fleet,
             worker_id,
             artifacts,

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use object_store::ObjectStoreExt;
 
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 /// Failures storing or reading an artifact.
 #[derive(Debug, thiserror::Error)]

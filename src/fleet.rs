@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 /// Deadline of one Redis call.
 const CALL_LIMIT: Duration = Duration::from_secs(2);

@@ -4,6 +4,7 @@
 //! stored as artifacts and events emitted.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -104,11 +105,24 @@ pub struct ContinueResponse {
     pub analysis: PageSummary,
 }
 
-/// The `auto` engine: rules first, the LLM for what they leave open when one is configured.
-pub fn auto_engine(app: &App) -> std::sync::Arc<dyn FormEngine> {
-    match &app.llm {
-        Some(llm) => std::sync::Arc::new(crate::forms::llm::AutoEngine { llm: llm.clone() }),
-        None => std::sync::Arc::new(crate::forms::rules::RulesEngine),
+/// The worker's form engines, built once at start.
+pub struct Engines {
+    /// The per-platform rules alone.
+    pub rules: Arc<dyn FormEngine>,
+    /// Rules first, the LLM for what they leave open when one is configured (else the rules).
+    pub auto: Arc<dyn FormEngine>,
+    /// The LLM engine, when `BW_LLM_BASE_URL` is set.
+    pub llm: Option<Arc<dyn FormEngine>>,
+}
+
+impl Engines {
+    pub fn new(llm: Option<Arc<crate::forms::llm::LlmEngine>>) -> Self {
+        let rules: Arc<dyn FormEngine> = Arc::new(crate::forms::rules::RulesEngine);
+        let auto: Arc<dyn FormEngine> = match &llm {
+            Some(llm) => Arc::new(crate::forms::llm::AutoEngine { llm: llm.clone() }),
+            None => rules.clone(),
+        };
+        Self { rules, auto, llm: llm.map(|llm| llm as Arc<dyn FormEngine>) }
     }
 }
 

@@ -28,6 +28,7 @@
 //! - [`fleet`]: fleet mode on Redis (SPEC §3.9): heartbeats, profile leases, the session directory.
 //! - [`notify`]: per-session events (SSE) and bounded, ordered webhooks.
 //! - [`error`]: `ApiError`, the JSON error envelope.
+//! - [`ids`]: the ids every part shares (`SessionId`); depends on nothing else here.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 #![deny(unsafe_code)]
 
@@ -44,6 +45,7 @@ pub mod fleet;
 pub mod flow;
 pub mod forms;
 pub mod guard;
+pub mod ids;
 pub mod live;
 pub mod notify;
 pub mod recording;

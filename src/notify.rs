@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 pub use webhook::{Limits, Notifier, NotifierStats};
 

@@ -27,7 +27,6 @@ use serde_json::{Map, Value};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::browser::SavedBrowser;
 use crate::browser::display::{SavedDisplay, SessionDisplay, VncAddr};
@@ -45,33 +44,7 @@ pub use registry::{CreateOptions, OnOpen, SessionRegistry};
 pub use restore::survivors;
 pub use store::{SessionRecord, SessionStore};
 
-/// A session's id (a UUID v4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
-#[schema(value_type = String, format = Uuid)]
-pub struct SessionId(pub Uuid);
-
-impl SessionId {
-    pub fn new() -> Self {
-        Self(Uuid::new_v4())
-    }
-
-    /// Parses a path segment; anything that is not a UUID names no session.
-    pub fn parse(text: &str) -> Result<Self, SessionError> {
-        Uuid::parse_str(text).map(Self).map_err(|_| SessionError::NotFound)
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::ids::SessionId;
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -426,6 +399,16 @@ impl OpGuard {
     pub fn session(&self) -> &Session {
         &self.session
     }
+
+    /// Navigates the session's page and records where it landed (URL, title, load state and
+    /// `timing.navigate_ms`, in its record too); returns the page and how long it took.
+    pub async fn navigate(&self, url: &str) -> Result<(PageInfo, u64), BrowserError> {
+        let started = Instant::now();
+        let page = self.browser().navigate(url).await?;
+        let navigate_ms = started.elapsed().as_millis() as u64;
+        self.session.navigated(&page, navigate_ms);
+        Ok((page, navigate_ms))
+    }
 }
 
 impl Drop for OpGuard {
@@ -498,14 +481,6 @@ impl Session {
             && !self.is_closing()
         {
             store.put(&self.record());
-        }
-    }
-
-    /// Waits until the session's newest record is committed: a token handed out after this
-    /// still opens the session after a crash.
-    pub async fn saved(&self) {
-        if let Some(store) = &self.store {
-            store.flush().await;
         }
     }
 
@@ -698,7 +673,7 @@ impl Session {
     }
 
     /// Records where a navigation by the worker left the page, and how long it took.
-    pub fn navigated(&self, page: &PageInfo, navigate_ms: u64) {
+    fn navigated(&self, page: &PageInfo, navigate_ms: u64) {
         {
             let mut status = self.status.lock().unwrap();
             status.current_url = page.url.clone();

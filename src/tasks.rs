@@ -368,9 +368,8 @@ async fn steps(
         applicant_resume = flow::resume_file(app, op.session(), task.resume_file_url.as_deref(), None).await?;
         if task.action != Some(TaskAction::SubmitOnly) {
             progress(&op, "navigating", 10, "opening the job page");
-            let started = Instant::now();
-            op.browser().navigate(&task.job_url).await.map_err(FormsError::from)?;
-            run.result.timing.navigate_ms = started.elapsed().as_millis() as u64;
+            let (_, navigate_ms) = op.navigate(&task.job_url).await.map_err(FormsError::from)?;
+            run.result.timing.navigate_ms = navigate_ms;
             if let Some(block) = app.registry.detect(&op, &task.job_url).await? {
                 return blocked(app, &op, task, run, block).await;
             }
@@ -387,7 +386,7 @@ async fn steps(
     // A page a person reviewed (copilot) is submitted as they left it: filling it again would
     // overwrite their corrections. Later steps are filled as usual.
     let mut reviewed = submit_only && session.block().is_some_and(|b| b.reason == BlockReason::ReviewRequired);
-    let engine = flow::auto_engine(app);
+    let engine = app.engines.auto.clone();
     for _ in 0..MAX_STEPS {
         let as_left = std::mem::take(&mut reviewed);
         let op = app.registry.begin(id)?;

@@ -19,7 +19,6 @@ use crate::browser::humanize::Humanize;
 use crate::error::{ApiError, ErrorBody};
 use crate::flow::{self, ContinueResponse, InlineResume, SubmitResponse};
 use crate::forms::fill::FillReport;
-use crate::forms::rules::RulesEngine;
 use crate::forms::scan::Analysis;
 use crate::forms::submit::SubmitAction;
 use crate::forms::{Applicant, ConsentPolicy, FormEngine, FormsError};
@@ -82,9 +81,10 @@ pub struct FillRequest {
 
 /// The engine for a request: `auto` is the rules alone when no LLM is configured.
 fn engine(app: &App, choice: EngineChoice) -> Result<Arc<dyn FormEngine>, ApiError> {
-    match (choice, &app.llm) {
-        (EngineChoice::Rules, _) => Ok(Arc::new(RulesEngine)),
-        (EngineChoice::Auto, _) => Ok(flow::auto_engine(app)),
+    let engines = &app.engines;
+    match (choice, &engines.llm) {
+        (EngineChoice::Rules, _) => Ok(engines.rules.clone()),
+        (EngineChoice::Auto, _) => Ok(engines.auto.clone()),
         (EngineChoice::Llm, Some(llm)) => Ok(llm.clone()),
         (EngineChoice::Llm, None) => Err(FormsError::EngineUnavailable(
             "no LLM engine is configured on this worker (set BW_LLM_BASE_URL)".into(),

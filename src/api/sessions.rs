@@ -1,7 +1,7 @@
 //! `/api/v2/sessions`: open, list, inspect, navigate, screenshot and close sessions.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -185,7 +185,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(id) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| SessionError::NotFound)?;
-        Ok(Self(SessionId::parse(&id)?))
+        Ok(Self(SessionId::parse(&id).map_err(|_| SessionError::NotFound)?))
     }
 }
 
@@ -258,10 +258,7 @@ pub async fn navigate(
 ) -> Result<Json<NavigateResponse>, ApiError> {
     let url = session::parse_target_url(&request.url, &app.config.egress())?;
     let op = app.registry.begin(id)?;
-    let started = Instant::now();
-    let page = op.browser().navigate(url.as_str()).await.map_err(SessionError::from)?;
-    let navigate_ms = started.elapsed().as_millis() as u64;
-    op.session().navigated(&page, navigate_ms);
+    let (page, navigate_ms) = op.navigate(url.as_str()).await.map_err(SessionError::from)?;
     let block = app.registry.detect(&op, url.as_str()).await?;
     let load_state = page.load_state.unwrap_or(LoadState::Interactive);
     Ok(Json(NavigateResponse { current_url: page.url, title: page.title, block, navigate_ms, load_state }))

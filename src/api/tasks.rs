@@ -9,7 +9,7 @@ use super::json::ApiJson;
 use super::sessions::{callback, check_callback};
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
-use crate::session::SessionId;
+use crate::ids::SessionId;
 use crate::tasks::{self, TaskAction, TaskRequest, TaskResult};
 
 /// Run a whole application and wait for its result (the seed's `Task` → `TaskResult`).

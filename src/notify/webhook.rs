@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Callback, Event};
 use crate::egress::{EgressError, EgressPolicy};
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closed session's final events may still take, retries included.

@@ -84,6 +84,9 @@ async fn a_captcha_stops_the_task_for_a_person_and_submit_only_finishes_it() {
     let id = result["session_id"].as_str().unwrap().to_string();
     let (_, session) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
     assert_eq!(session["state"], "needs_human", "the session waits for a person");
+    // The task's navigation is the session's own: its page and timing are recorded.
+    assert!(session["current_url"].as_str().unwrap().contains("generic/gated"), "{session}");
+    assert_eq!(session["timing"]["navigate_ms"], result["timing"]["navigate_ms"], "{session}");
 
     // The person solves the challenge, then the orchestrator continues.
     app.click(&id, "#solve-challenge").await;
