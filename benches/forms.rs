@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use browser_worker::browser::chromium::ChromiumProvider;
 use browser_worker::browser::humanize::Humanize;
+use browser_worker::browser::port::PagePort;
 use browser_worker::browser::{BrowserHandle, BrowserProvider, LaunchSpec};
 use browser_worker::forms::rules::RulesEngine;
-use browser_worker::forms::{Applicant, FormPage, fill, scan};
+use browser_worker::forms::{Applicant, fill, scan};
 use rand::SeedableRng;
 use serde_json::{Map, json};
 

@@ -49,7 +49,7 @@ async fn main() -> Result<()> {
 async fn run() -> Result<String> {
     let rounds = common::env_count("BENCH_ROUNDS", 20)?;
     let warm_rounds = common::env_count("BENCH_WARM_ROUNDS", 20)?;
-    let bursts = common::env_count("BENCH_BURSTS", 10)?;
+    let bursts = common::env_count("BENCH_BURSTS", 25)?;
     let chromium = common::chromium();
     let bin = common::build_worker()?;
     let http = common::http_client()?;

@@ -13,19 +13,16 @@
 //!
 //! The worker binary is built here (`cargo build --release`) and run as a child process on a free
 //! loopback port with a fresh data dir; the pages it navigates to come from a tiny HTTP server on
-//! loopback inside this bench. Only the Markdown report goes to stdout; progress goes to stderr.
+//! loopback inside this bench (allowed with `BW_EGRESS_ALLOW`). Only the Markdown report goes to stdout; progress goes to stderr.
 //! The `Worker` guard stops the worker and every browser it left on every exit path.
 
 #[allow(dead_code, reason = "this bench uses part of the shared harness")]
 mod common;
 
 use std::fs;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::task::AbortOnDropHandle;
 
 use common::{API_KEY, Api, Shutdown, Worker, browsers_of, processes, stat};
 
@@ -57,9 +54,11 @@ async fn run() -> Result<String> {
     let chromium = common::chromium();
     let bin = common::build_worker()?;
     let http = common::http_client()?;
-    let (page_url, _page_server) = serve_page().await?;
-
-    let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
+    let pages = common::serve_pages(&[("/", PAGE), ("/form", FORM)]).await?;
+    let page_url = format!("http://{pages}/");
+    // The pages are on loopback, which sessions reach only when allowed.
+    let env = [("BW_EGRESS_ALLOW", pages.as_str())];
+    let mut worker = Worker::start_with(&bin, &chromium, MAX_SESSIONS, 0, &http, &env).await?;
     let api = Api { http: &http, base: &worker.base };
     tokio::time::sleep(SETTLE).await;
     let idle = worker.memory()?;
@@ -173,40 +172,6 @@ impl Api<'_> {
         ensure!(body.starts_with(b"\x89PNG"), "GET …/screenshot answered {} bytes that are not a PNG", body.len());
         Ok(())
     }
-}
-
-/// Serves `FORM` at `/form` and `PAGE` to every other request on a loopback port until the handle is dropped; its URL.
-async fn serve_page() -> Result<(String, AbortOnDropHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the page server")?;
-    let url = format!("http://{}/", listener.local_addr()?);
-    let answer = |body: &str| -> Arc<str> {
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-             Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into()
-    };
-    let (page, form) = (answer(PAGE), answer(FORM));
-    let server = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (page, form) = (page.clone(), form.clone());
-            tokio::spawn(async move {
-                // Read the request head, then answer and close.
-                let (mut head, mut buf) = (Vec::new(), [0; 1024]);
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let response = if head.starts_with(b"GET /form ") { form } else { page };
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    Ok((url, AbortOnDropHandle::new(server)))
 }
 
 /// The worker process's own memory, in KiB.

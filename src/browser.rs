@@ -14,8 +14,10 @@ pub mod limits;
 pub mod navigation;
 pub mod page;
 pub mod pool;
+pub mod port;
 pub mod process;
 pub mod sandbox;
+pub mod script;
 pub mod tap;
 
 use std::sync::Arc;

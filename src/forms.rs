@@ -1,7 +1,7 @@
 //! Form understanding and filling: scan a live page into `Field`s, let a `FormEngine` decide
 //! which applicant fact goes into each field, and write the values with verified executors.
 //!
-//! `forms/` reaches the browser only through the `FormPage` trait (implemented by
+//! `forms/` reaches the browser only through the `browser::port::PagePort` trait (implemented by
 //! `BrowserHandle`), so its decisions can be read without knowing CDP.
 
 pub mod cache;
@@ -271,30 +271,6 @@ pub trait FormEngine: Send + Sync {
 pub struct Noted {
     pub suggestions: Vec<Option<Suggestion>>,
     pub warnings: Vec<String>,
-}
-
-/// The browser operations forms need.
-#[async_trait]
-pub trait FormPage: Send + Sync {
-    /// Evaluates an expression (awaiting a promise) and returns its JSON value.
-    async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError>;
-    /// Calls a function declaration (`async (args) => ...`) with one JSON argument, passed as
-    /// data (never spliced into the source), awaiting a promise; returns its JSON value.
-    async fn call(&self, what: &'static str, function: &str, args: &Value) -> Result<Value, BrowserError>;
-    /// Moves the mouse to a viewport point.
-    async fn mouse_move(&self, x: f64, y: f64) -> Result<(), BrowserError>;
-    /// Presses and releases the left button at a viewport point.
-    async fn click_at(&self, x: f64, y: f64) -> Result<(), BrowserError>;
-    /// Types one character as keyDown/char/keyUp.
-    async fn type_char(&self, c: char) -> Result<(), BrowserError>;
-    /// Presses a named key (e.g. `Backspace`, `Enter`, `ArrowDown`, `Escape`).
-    async fn press_key(&self, key: &str) -> Result<(), BrowserError>;
-    /// Inserts text at the caret as an IME commit (one input event).
-    async fn insert_text(&self, text: &str) -> Result<(), BrowserError>;
-    /// Scrolls the page by `dy` CSS pixels with the mouse wheel at a point.
-    async fn wheel(&self, x: f64, y: f64, dy: f64) -> Result<(), BrowserError>;
-    /// Sets the files of the file input that `function` called with `args` returns.
-    async fn set_files(&self, function: &str, args: &Value, files: &[PathBuf]) -> Result<(), BrowserError>;
 }
 
 /// Failures of analyze and fill.

@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::browser::{BrowserError, BrowserHandle};
+use crate::browser::BrowserError;
+use crate::browser::port::PagePort;
 
 #[cfg(test)]
 mod tests;
@@ -112,8 +113,8 @@ const LOGIN_FORM_BOXES: u32 = 3;
 /// Collects the signals from the live page and runs [`detect`].
 /// A page the probe cannot run on (a script error, an odd document) counts as not blocked;
 /// a dead or hung browser is an error.
-pub async fn detect_block(handle: &BrowserHandle, original_url: &str) -> Result<Option<Block>, BrowserError> {
-    let value = match handle.evaluate("block probe", PROBE_JS).await {
+pub async fn detect_block(page: &dyn PagePort, original_url: &str) -> Result<Option<Block>, BrowserError> {
+    let value = match page.eval("block probe", PROBE_JS).await {
         Ok(value) => value,
         Err(BrowserError::Cdp(e)) => {
             tracing::warn!(error = %e, "block probe failed; treating the page as not blocked");

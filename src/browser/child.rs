@@ -43,6 +43,26 @@ pub fn confine(command: &mut tokio::process::Command, entry: Option<Entry>, ids:
     }
 }
 
+/// How much less CPU a browser gets than the worker when both want it (`nice`): the worker's
+/// own work (answering the API, relaying CDP and live frames) is small and waited for, so a
+/// browser starting up or rendering must not delay it. Browsers share among themselves as
+/// equals.
+pub const BROWSER_NICE: i32 = 5;
+
+/// In the child of `command`: run at `BROWSER_NICE` (inherited by everything it starts).
+pub fn yield_to_worker(command: &mut tokio::process::Command) {
+    // SAFETY: one system call in the child.
+    unsafe {
+        command.pre_exec(|| {
+            // Raising one's own nice value needs no privilege.
+            if libc::setpriority(libc::PRIO_PROCESS, 0, BROWSER_NICE) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Whether a process running as `ids` can make the namespaces Chromium's sandbox uses (user,
 /// pid, network): a child that drops to them and unshares.
 pub fn namespaces_work(ids: Option<(u32, u32)>) -> bool {

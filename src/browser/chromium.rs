@@ -202,6 +202,7 @@ impl BrowserProvider for ChromiumProvider {
             .map_err(|e| BrowserError::Launch(format!("cannot set the browser's limits: {e}")))?;
         let mut command = process::command(&self.executable, &user_data_dir);
         self.confinement.confine(&mut command, Some(cage.entry()));
+        super::child::yield_to_worker(&mut command);
         if !self.confinement.sandbox() {
             command.arg(NO_SANDBOX);
         }

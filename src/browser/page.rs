@@ -1,5 +1,5 @@
 //! Page operations on a `BrowserHandle`: every CDP call runs under the operation timeout and
-//! turns a dead browser into `BrowserError::Disconnected`. Also the `FormPage` input primitives
+//! turns a dead browser into `BrowserError::Disconnected`. Also the `PagePort` input primitives
 //! (evaluate, mouse, keys, text, files) that the forms executors drive.
 
 use std::future::Future;
@@ -21,8 +21,8 @@ use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::error::CdpError;
 use chromiumoxide::page::ScreenshotParams;
 
+use super::port::PagePort;
 use super::{BrowserError, BrowserHandle};
-use crate::forms::FormPage;
 
 use super::navigation::{self, LoadState};
 
@@ -285,7 +285,7 @@ impl BrowserHandle {
 }
 
 #[async_trait::async_trait]
-impl FormPage for BrowserHandle {
+impl PagePort for BrowserHandle {
     async fn eval(&self, what: &'static str, expression: &str) -> Result<Value, BrowserError> {
         self.evaluate(what, expression).await
     }
@@ -327,6 +327,10 @@ impl FormPage for BrowserHandle {
         params.delta_x = Some(0.0);
         params.delta_y = Some(dy);
         self.execute("wheel", params).await.map(|_| ())
+    }
+
+    async fn screenshot(&self, full_page: bool) -> Result<Vec<u8>, BrowserError> {
+        BrowserHandle::screenshot(self, full_page).await
     }
 
     async fn set_files(&self, function: &str, args: &Value, files: &[PathBuf]) -> Result<(), BrowserError> {

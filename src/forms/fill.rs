@@ -13,9 +13,10 @@ use utoipa::ToSchema;
 use super::matching;
 use super::rules::as_text;
 use super::scan;
-use super::{Applicant, Field, FieldKind, FormEngine, FormPage, FormsError, Suggestion};
+use super::{Applicant, Field, FieldKind, FormEngine, FormsError, Suggestion};
 use crate::browser::BrowserError;
 use crate::browser::humanize::Humanize;
+use crate::browser::port::PagePort;
 use crate::guard::Block;
 
 /// One written field.
@@ -74,7 +75,7 @@ pub struct FillReport {
 /// Fills the page: scan, suggest, apply overrides, write and verify; a second pass covers
 /// questions that appeared because of the first (e.g. "If yes, please explain").
 pub async fn fill(
-    page: &dyn FormPage,
+    page: &dyn PagePort,
     engine: &dyn FormEngine,
     applicant: &Applicant,
     overrides: &Map<String, Value>,
@@ -141,7 +142,7 @@ pub async fn fill(
 /// Handles one field (with the dial-code picker beside a phone number); returns whether it
 /// wrote anything.
 async fn fill_field(
-    page: &dyn FormPage,
+    page: &dyn PagePort,
     field: &Field,
     picker: Option<&Field>,
     applicant: &Applicant,

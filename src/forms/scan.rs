@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::platforms::{self, Platform, Signals};
-use super::{Actions, Applicant, Field, FieldKind, FormEngine, FormPage, FormsError, PageContext, PageKind, Step};
+use super::{Actions, Applicant, Field, FieldKind, FormEngine, FormsError, PageContext, PageKind, Step};
+use crate::browser::port::PagePort;
 use crate::guard::Block;
 
 /// The page scanner: one Runtime.evaluate returns every control of the page (main frame,
@@ -91,7 +92,7 @@ const LATE_FORM_MAX_WAIT: Duration = Duration::from_millis(2_500);
 const LATE_FORM_POLL: Duration = Duration::from_millis(200);
 
 /// Runs the scanner on the page.
-pub async fn scan(page: &dyn FormPage) -> Result<PageScan, FormsError> {
+pub async fn scan(page: &dyn PagePort) -> Result<PageScan, FormsError> {
     let value = page.eval("scan page", SCRIPT).await?;
     serde_json::from_value(value).map_err(|e| FormsError::Scan(e.to_string()))
 }
@@ -102,7 +103,7 @@ pub async fn scan(page: &dyn FormPage) -> Result<PageScan, FormsError> {
 /// until fields appear and their number holds for one more scan, within `LATE_FORM_MAX_WAIT`
 /// and never past `LATE_FORM_WINDOW_MS` of the document's life. A form that is there at once
 /// costs nothing more than one scan.
-pub async fn scan_settled(page: &dyn FormPage) -> Result<PageScan, FormsError> {
+pub async fn scan_settled(page: &dyn PagePort) -> Result<PageScan, FormsError> {
     let first = scan(page).await?;
     if first.live_fields().next().is_some() {
         return Ok(first);
@@ -193,7 +194,7 @@ pub async fn suggest(scan: &PageScan, engine: &dyn FormEngine, applicant: &Appli
 
 /// Describes the page for the caller: platform, kind, step, fields with suggestions, actions.
 pub async fn analyze(
-    page: &dyn FormPage,
+    page: &dyn PagePort,
     engine: &dyn FormEngine,
     applicant: &Applicant,
 ) -> Result<Analysis, FormsError> {

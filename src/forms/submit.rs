@@ -3,17 +3,20 @@
 //! a fixed sleep), and say what happened: the next step, validation errors, a confirmed
 //! submission, or no progress at all (the loop guard).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::fill::Executor;
 use super::scan::{self, PageScan};
-use super::{Control, FormPage, FormsError, PageKind, Step};
+use super::{Control, FormsError, PageKind, Step};
 use crate::browser::humanize::Humanize;
+use crate::browser::port::PagePort;
 
 /// How long a click may take to change the page.
 const SETTLE_LIMIT: Duration = Duration::from_secs(15);
@@ -22,7 +25,7 @@ const NO_CHANGE: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 
 /// Which control `submit` clicks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubmitAction {
     /// The page's primary control: apply on a posting, next/review on intermediate steps,
@@ -74,6 +77,39 @@ pub struct Submitted {
     pub url: String,
 }
 
+/// A submit recorded on a live page (`tests/integration/submit_cases.rs` records them into
+/// `src/forms/submit/cases/`, one file a case) and replayed without a browser by the unit tests.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecordedSubmit {
+    /// The fixture form (`tests/fixtures/forms/<page>.html`) and how it was filled first.
+    pub page: String,
+    pub fill: Value,
+    pub action: SubmitAction,
+    /// `verdict` of the live submit.
+    pub verdict: Value,
+    /// What the page answered, by what was asked.
+    pub script: crate::browser::script::Script,
+}
+
+/// The seed of the submit's random choices when it is recorded and when it is replayed (the
+/// page mark is drawn from it).
+pub const RECORDED_SEED: u64 = 7;
+
+/// What a submit came to, as data: the outcome (or error), the page kind, the control clicked,
+/// the confirmation and the errors (recorded submit cases compare these).
+pub fn verdict(result: &Result<Submitted, FormsError>) -> Value {
+    match result {
+        Ok(s) => json!({
+            "outcome": s.outcome,
+            "page_kind": s.page_kind,
+            "clicked": s.clicked.as_ref().map(|c| c.text.clone()),
+            "confirmation": s.confirmation.as_ref().map(|c| json!({"id": c.confirmation_id, "evidence": c.evidence})),
+            "errors": s.errors.iter().map(|e| e.field_id.clone().unwrap_or_else(|| e.message.clone())).collect::<Vec<_>>(),
+        }),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
 /// What identifies "the same step": where the page is and which questions it asks.
 fn fingerprint(scan: &PageScan) -> (String, Option<u32>, Option<String>, Vec<String>) {
     let mut ids: Vec<String> = scan.live_fields().map(|f| f.field_id.clone()).collect();
@@ -97,7 +133,7 @@ fn choose(scan: &PageScan, action: SubmitAction) -> Option<Control> {
 /// Clicks the step's control and reports the outcome. On a posting, `auto` follows the apply
 /// path through a second choice (Workday's "Apply Manually") to the form.
 pub async fn submit(
-    page: &dyn FormPage,
+    page: &dyn PagePort,
     action: SubmitAction,
     humanize: Humanize,
     rng: &mut StdRng,
@@ -200,12 +236,13 @@ fn id_from_url(url: &str) -> Option<String> {
 /// Clicks and waits until the page changed and stayed the same for a moment, or navigated and
 /// finished loading; then scans it again.
 async fn click_and_settle(
-    page: &dyn FormPage,
+    page: &dyn PagePort,
     control: &Control,
     humanize: Humanize,
     rng: &mut StdRng,
 ) -> Result<PageScan, FormsError> {
-    let token = uuid::Uuid::new_v4().to_string();
+    // Marks this document: a page without the mark is a new one.
+    let token = format!("{:016x}", rng.random::<u64>());
     let probe = "(() => ({ mark: window.__bwMark || null, ready: document.readyState, \
         sig: location.href + '|' + (document.body ? document.body.innerText.length : 0) + '|' + \
         document.querySelectorAll('input, select, textarea, button, [role=dialog]').length }))()";
@@ -265,5 +302,29 @@ mod tests {
         assert!(!is_confirmation_url("https://jobs.lever.co/acme/123/apply"));
         assert_eq!(id_from_url("http://x/confirm.html?id=APP-12345").as_deref(), Some("APP-12345"));
         assert_eq!(id_from_url("http://x/thanks").as_deref(), None);
+    }
+
+    /// Every recorded submit, replayed from its page answers (no browser), comes to the verdict
+    /// the live one did. A new case is a fixture form and a line in the recorder's table.
+    #[tokio::test(start_paused = true)]
+    async fn recorded_submits_replay_to_their_verdicts() {
+        use rand::SeedableRng;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/forms/submit/cases");
+        let mut replayed = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let case: RecordedSubmit = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let page = crate::browser::script::ScriptedPage::new(case.script);
+            let mut rng = StdRng::seed_from_u64(RECORDED_SEED);
+            let result = submit(&page, case.action, Humanize::Off, &mut rng).await;
+            assert_eq!(verdict(&result), case.verdict, "{}", path.display());
+            replayed.push(case.verdict["outcome"].as_str().unwrap_or("error").to_string());
+        }
+        replayed.sort();
+        replayed.dedup();
+        assert_eq!(replayed, ["error", "next_step", "submitted", "validation_errors"], "a kind of case is missing");
     }
 }

@@ -424,3 +424,27 @@ fn sites_compare_registrable_domains() {
     assert_eq!(site_of("https://careers.acme.com/x"), "acme.com");
     assert_eq!(site_of("http://127.0.0.1:8080/x"), "127.0.0.1");
 }
+
+/// `detect_block` through the page port: what the probe answers → the verdict. A probe that
+/// fails on the page or answers nonsense counts as not blocked; a browser that is gone is an error.
+#[tokio::test]
+async fn the_probe_answer_decides_and_only_a_gone_browser_is_an_error() {
+    use crate::browser::script::{Answer, ScriptedPage};
+    use serde_json::json;
+    let captcha =
+        json!({"final_url": JOB, "title": "Apply", "text": JOB_TEXT, "elements": 300, "widgets": ["recaptcha"]});
+    let posting = json!({"final_url": JOB, "title": "Software Engineer", "text": JOB_TEXT, "elements": 300});
+    type Verdict = Result<Option<BlockReason>, ()>;
+    let cases: Vec<(&str, Answer, Verdict)> = vec![
+        ("a captcha widget", Answer::Value(captcha), Ok(Some(BlockReason::Captcha))),
+        ("an ordinary posting", Answer::Value(posting), Ok(None)),
+        ("a script error on the page", Answer::ScriptError("TypeError".into()), Ok(None)),
+        ("an answer that is not signals", Answer::Value(json!("odd")), Ok(None)),
+        ("the browser is gone", Answer::Gone, Err(())),
+    ];
+    for (name, answer, expected) in cases {
+        let page = ScriptedPage::default().answering("block probe", [answer]);
+        let got = detect_block(&page, JOB).await.map(|b| b.map(|b| b.reason)).map_err(|_| ());
+        assert_eq!(got, expected, "{name}");
+    }
+}

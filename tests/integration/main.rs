@@ -31,6 +31,7 @@ mod recording;
 mod restart;
 mod sandbox;
 mod sessions;
+mod submit_cases;
 mod takeover;
 mod tasks;
 mod vnc;

@@ -67,6 +67,12 @@ async fn as_browser_user(argv: &[&str]) -> bool {
     status.success()
 }
 
+/// The nice value of a process (field 19 of `/proc/<pid>/stat`).
+fn nice_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].split_whitespace().nth(16)?.parse().ok()
+}
+
 #[tokio::test]
 async fn browsers_and_displays_run_sandboxed_as_the_browser_user() {
     let app = TestApp::start_with(&["--display-mode", "per-session"]).await;
@@ -87,7 +93,12 @@ async fn browsers_and_displays_run_sandboxed_as_the_browser_user() {
     for group in &groups {
         let members = group_members(group.pgid);
         assert!(!members.is_empty());
+        // Browsers yield the CPU to the worker; the displays a person watches do not.
+        let nice = if group.user_data_dir.as_os_str().is_empty() { 0 } else { 5 };
         for member in members.iter().map(|m| pid_of(m)) {
+            if let Some(found) = nice_of(member) {
+                assert_eq!(found, nice, "{}", cmdline(member));
+            }
             let Some(uids) = status_field(member, "Uid:") else { continue };
             assert!(uids.split_whitespace().all(|u| u == uid), "{} runs as {uids}", cmdline(member));
             // No capability on the host (inside the sandbox's own user namespace, the zygote has some).

@@ -208,7 +208,7 @@ impl TestApp {
     /// Evaluates a script in a session's page (awaiting promises) through the worker's own
     /// browser connection, as a test-side view of what the page's code sees.
     pub async fn page_eval(&self, id: &str, expression: &str) -> Value {
-        use browser_worker::forms::FormPage;
+        use browser_worker::browser::port::PagePort;
         let app = &self.server.as_ref().unwrap().app;
         let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
         op.browser().eval("test eval", expression).await.expect("script runs")
@@ -216,7 +216,7 @@ impl TestApp {
 
     /// Types into an element as a person would: a real click to focus it, then key events.
     pub async fn type_into(&self, id: &str, selector: &str, text: &str) {
-        use browser_worker::forms::FormPage;
+        use browser_worker::browser::port::PagePort;
         self.click(id, selector).await;
         let app = &self.server.as_ref().unwrap().app;
         let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
@@ -227,7 +227,7 @@ impl TestApp {
 
     /// Clicks the middle of an element with real mouse events.
     pub async fn click(&self, id: &str, selector: &str) {
-        use browser_worker::forms::FormPage;
+        use browser_worker::browser::port::PagePort;
         let app = &self.server.as_ref().unwrap().app;
         let op = app.registry.begin(browser_worker::session::SessionId::parse(id).unwrap()).expect("session is free");
         let script = format!(

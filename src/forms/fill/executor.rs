@@ -1,5 +1,5 @@
 //! The executor: one page, one humanize policy. Every page-side step is a function from
-//! `js/` called with JSON arguments (`FormPage::call`); no value is ever spliced into script
+//! `js/` called with JSON arguments (`PagePort::call`); no value is ever spliced into script
 //! source.
 
 use rand::rngs::StdRng;
@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::FillError;
 use crate::browser::humanize::{Humanize, Rect, typo_for};
-use crate::forms::FormPage;
+use crate::browser::port::PagePort;
 
 /// Helpers every function gets (`R`, `BOX`, `TARGET`, `N`, `FIRE`).
 const LIB: &str = include_str!("js/lib.js");
@@ -47,7 +47,7 @@ impl Script {
 
 /// Writes values into one page with one humanize policy.
 pub(crate) struct Executor<'a> {
-    pub(crate) page: &'a dyn FormPage,
+    pub(crate) page: &'a dyn PagePort,
     pub(crate) humanize: Humanize,
 }
 
