@@ -54,26 +54,36 @@ async fn run() -> Result<String> {
     let bin = common::build_worker()?;
     let http = common::http_client()?;
 
-    eprintln!("cold: {rounds} rounds, baseline and worker alternated");
-    let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
+    eprintln!("cold: {rounds} rounds, baseline, sandboxed and unsandboxed worker in turn");
+    let mut sandboxed = Worker::start(&bin, &chromium, MAX_SESSIONS, 0, &http).await?;
+    // As the baseline runs: as root, without Chromium's sandbox (`BW_BROWSER_USER=""`).
+    let unsandboxed_env = [("BW_BROWSER_USER", "")];
+    let mut unsandboxed = Worker::start_with(&bin, &chromium, MAX_SESSIONS, 0, &http, &unsandboxed_env).await?;
     baseline_create(&chromium).await.context("warm-up bare launch")?;
-    worker_create_delete(&http, &worker.base).await.context("warm-up worker create")?;
-    let (mut baseline, mut cold) = (Vec::new(), Vec::new());
-    let phases_before = phase_sums(&common::metrics(&http, &worker.base).await?);
+    for worker in [&sandboxed, &unsandboxed] {
+        worker_create_delete(&http, &worker.base).await.context("warm-up worker create")?;
+    }
+    let before = [phase_sums_of(&http, &sandboxed.base).await?, phase_sums_of(&http, &unsandboxed.base).await?];
+    let (mut baseline, mut cold, mut cold_plain) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        for baseline_turn in [round % 2 == 0, round % 2 == 1] {
+        for turn in 0..3 {
             tokio::time::sleep(SETTLE).await;
-            if baseline_turn {
-                baseline.push(baseline_create(&chromium).await?);
-            } else {
-                cold.push(worker_create_delete(&http, &worker.base).await?);
+            match (round + turn) % 3 {
+                0 => baseline.push(baseline_create(&chromium).await?),
+                1 => cold.push(worker_create_delete(&http, &sandboxed.base).await?),
+                _ => cold_plain.push(worker_create_delete(&http, &unsandboxed.base).await?),
             }
         }
-        let (bare, worker) = (ms(baseline[round].total), ms(cold[round]));
-        eprintln!("  round {}/{rounds}: bare {bare:.0} ms, worker {worker:.0} ms", round + 1);
+        let (bare, worker, plain) = (ms(baseline[round].total), ms(cold[round]), ms(cold_plain[round]));
+        eprintln!(
+            "  round {}/{rounds}: bare {bare:.0} ms, worker {worker:.0} ms, unsandboxed {plain:.0} ms",
+            round + 1
+        );
     }
-    let phases = phase_means(&phases_before, &phase_sums(&common::metrics(&http, &worker.base).await?));
-    worker.stop();
+    let phases = phase_means(&before[0], &phase_sums_of(&http, &sandboxed.base).await?);
+    let phases_plain = phase_means(&before[1], &phase_sums_of(&http, &unsandboxed.base).await?);
+    sandboxed.stop();
+    unsandboxed.stop();
 
     eprintln!("warm: BW_WARM_POOL={WARM_POOL}, {warm_rounds} creates");
     let mut worker = Worker::start(&bin, &chromium, MAX_SESSIONS, WARM_POOL as u32, &http).await?;
@@ -106,9 +116,10 @@ async fn run() -> Result<String> {
 
     let baseline_split = (mean(baseline.iter().map(|b| b.launch)), mean(baseline.iter().map(|b| b.page)));
     let baseline = Stats::of(&baseline.iter().map(|b| b.total).collect::<Vec<_>>());
-    let (cold, warm, burst) = (Stats::of(&cold), Stats::of(&warm), Stats::of(&burst));
+    let cold = Cold { sandboxed: Stats::of(&cold), unsandboxed: Stats::of(&cold_plain), phases, phases_plain };
+    let (warm, burst) = (Stats::of(&warm), Stats::of(&burst));
     let runs = Runs { rounds, warm_rounds, bursts };
-    Ok(report(&common::machine_line(&chromium), &runs, &baseline, baseline_split, &phases, &cold, &warm, &burst))
+    Ok(report(&common::machine_line(&chromium), &runs, &baseline, baseline_split, &cold, &warm, &burst))
 }
 
 /// A bare launch: the whole, the launch with its connection, and the first page.
@@ -178,9 +189,14 @@ const PHASES: &[(&str, &str)] = &[
     ("spawn", "process start until DevTools listens"),
     ("devtools_connect", "chromiumoxide connects"),
     ("first_page", "the session's page"),
-    ("confine", "the confining connection (beside the two above)"),
+    ("confine", "the confining connection, beside the two above"),
     ("settings", "egress route and locale"),
 ];
+
+/// The launch phases' sums and counts of the worker at `base` now.
+async fn phase_sums_of(http: &reqwest::Client, base: &str) -> Result<Vec<(f64, f64)>> {
+    Ok(phase_sums(&common::metrics(http, base).await?))
+}
 
 /// Sum and count of each launch phase in a `/metrics` text.
 fn phase_sums(text: &str) -> Vec<(f64, f64)> {
@@ -219,6 +235,14 @@ fn row(stats: &Stats, label: &str) -> String {
     format!("| {label} | {:.1} | {:.1} | {:.1} | {:.1} |\n", stats.p50, stats.p95, stats.p99, stats.mean)
 }
 
+/// The cold creates of both workers, with their launch phases (mean ms).
+struct Cold {
+    sandboxed: Stats,
+    unsandboxed: Stats,
+    phases: Vec<f64>,
+    phases_plain: Vec<f64>,
+}
+
 struct Runs {
     rounds: usize,
     warm_rounds: usize,
@@ -231,8 +255,7 @@ fn report(
     runs: &Runs,
     base: &Stats,
     (bare_launch, bare_page): (f64, f64),
-    phases: &[f64],
-    cold: &Stats,
+    cold: &Cold,
     warm: &Stats,
     burst: &Stats,
 ) -> String {
@@ -240,27 +263,32 @@ fn report(
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     let phase_rows: String = PHASES
         .iter()
-        .zip(phases)
-        .map(|((phase, what), took)| format!("| worker `{phase}` ({what}) | {took:.1} |\n"))
+        .zip(cold.phases.iter().zip(&cold.phases_plain))
+        .map(|((phase, what), (took, plain))| format!("| worker `{phase}`: {what} | {took:.1} | {plain:.1} |\n"))
         .collect();
     // Everything the worker does outside the launch phases: HTTP, registry, records, response.
-    let sequential: f64 = PHASES.iter().zip(phases).filter(|((p, _), _)| *p != "confine").map(|(_, t)| t).sum();
+    let outside = |stats: &Stats, phases: &[f64]| {
+        stats.mean - PHASES.iter().zip(phases).filter(|((p, _), _)| *p != "confine").map(|(_, t)| t).sum::<f64>()
+    };
     let Runs { rounds, warm_rounds, bursts } = runs;
     format!(
         "## Session create (cold) — {date}\n\n{machine}\n\n\
          Command: `make bench` (`cargo bench --bench session_create`), {rounds} rounds alternated\n\n\
-         {header}{base_row}{cold_row}\n\
-         Ratio worker/baseline: p50 {r50:.2}, p95 {r95:.2} (target ≤ 1.10)\n\n\
-         Where the time goes (means over the same rounds):\n\n\
-         | phase | mean ms |\n| --- | --- |\n\
-         | bare `Browser::launch` (process start, DevTools URL from stderr, connect) | {bare_launch:.1} |\n\
-         | bare `new_page` | {bare_page:.1} |\n\
+         {header}{base_row}{plain_row}{cold_row}\n\
+         Ratio worker/baseline, like for like (the worker's browsers as root without Chromium's sandbox, \
+         as the baseline runs): p50 {p50:.2}, p95 {p95:.2} (target ≤ 1.10: {plain_verdict}). As deployed (the \
+         browser user, Chromium's sandbox on): p50 {r50:.2}, p95 {r95:.2}; the difference is the sandbox's \
+         start-up, in `spawn`.\n\n\
+         Where the time goes (means over the same rounds, ms):\n\n\
+         | phase | sandboxed | unsandboxed |\n| --- | --- | --- |\n\
+         | bare `Browser::launch`: process start, DevTools URL from stderr, connect | {bare_launch:.1} | |\n\
+         | bare `new_page` | {bare_page:.1} | |\n\
          {phase_rows}\
-         | worker outside the launch (HTTP, registry, session record, response) | {outside:.1} |\n\n\
+         | worker outside the launch: HTTP, registry, session record, response | {outside:.1} | {outside_plain:.1} |\n\n\
          Both sides launch `{bin}` with the worker's flags `{flags}` and no viewport emulation; the baseline \
          also gets chromiumoxide 0.9.1's launcher defaults (puppeteer's flag set, `--disable-extensions`) and \
-         runs as root without the sandbox, while the worker's browsers run in Chromium's sandbox as the \
-         browser user when there is one (`/health`), so `spawn` includes the sandbox's start-up. \
+         runs as root without the sandbox; the sandboxed worker's browsers run in Chromium's sandbox as the \
+         browser user (as deployed), the unsandboxed one's as root with `--no-sandbox` (`BW_BROWSER_USER=\"\"`). \
          The worker's figure includes the HTTP round trip, process-group spawn, pid record and session \
          registration. One untimed warm-up of each side precedes the rounds; teardown (close/DELETE) is \
          not timed.\n\n\
@@ -276,12 +304,17 @@ fn report(
          not the machine their browsers run on.\n",
         date = common::report_date(),
         base_row = row(base, "bare chromiumoxide launch+connect+page"),
-        cold_row = row(cold, "worker POST /api/v2/sessions (cold)"),
+        plain_row = row(&cold.unsandboxed, "worker POST /api/v2/sessions (cold, unsandboxed)"),
+        cold_row = row(&cold.sandboxed, "worker POST /api/v2/sessions (cold, sandboxed)"),
         warm_row = row(warm, "worker POST /api/v2/sessions (pool hit)"),
         burst_row = row(burst, &format!("worker POST /api/v2/sessions (pool hit, {BURST} at once)")),
-        r50 = cold.p50 / base.p50,
-        r95 = cold.p95 / base.p95,
-        outside = cold.mean - sequential,
+        p50 = cold.unsandboxed.p50 / base.p50,
+        p95 = cold.unsandboxed.p95 / base.p95,
+        plain_verdict = met(cold.unsandboxed.p50 / base.p50 <= 1.10 && cold.unsandboxed.p95 / base.p95 <= 1.10),
+        r50 = cold.sandboxed.p50 / base.p50,
+        r95 = cold.sandboxed.p95 / base.p95,
+        outside = outside(&cold.sandboxed, &cold.phases),
+        outside_plain = outside(&cold.unsandboxed, &cold.phases_plain),
         warm_verdict = met(warm.p50 <= 50.0),
         burst_verdict = met(burst.p99 <= 5.0),
         bin = common::chromium(),

@@ -270,6 +270,23 @@ struct Status {
 }
 
 /// One open session.
+/// Where a session is in its life, under one lock: `Open` with what it holds, until the first
+/// closer takes that out (`Session::begin_close`) and leaves `Closing`. A session is so closed
+/// once, and what it held goes to the one who closes it.
+#[allow(clippy::large_enum_variant, reason = "one per session, held in place")]
+pub(crate) enum Life {
+    Open(Held),
+    Closing,
+}
+
+/// What an open session holds until it is closed or left for the next worker.
+pub(crate) struct Held {
+    /// Its capacity slot, given back last (`SessionRegistry::retire`, after the tombstone).
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+    /// Its own display (per-session mode), stopped after the browser.
+    pub(crate) display: Option<SessionDisplay>,
+}
+
 pub struct Session {
     pub id: SessionId,
     pub profile_id: Option<String>,
@@ -304,22 +321,19 @@ pub struct Session {
     browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,
     /// Process group, to force-kill without the lock (shutdown, stuck operations).
     pgid: Option<i32>,
-    /// Set by the first closer; later closers and operations see the session as gone.
-    closing: AtomicBool,
+    /// Open (holding its capacity slot and display) or closing; the first closer takes what
+    /// it holds (`begin_close`), so later closers and operations see the session as gone.
+    life: Mutex<Life>,
     /// Fires when the browser dies (process exit or lost connection).
     dead: CancellationToken,
     /// Set when the browser was stopped for reaching its memory limit (`resource_limit`).
     pub(crate) limited: Arc<std::sync::atomic::AtomicBool>,
     /// Fires once the session is fully closed and released.
     pub(crate) ended: CancellationToken,
-    /// The capacity slot, given back when the session is closed.
-    permit: Mutex<Option<OwnedSemaphorePermit>>,
     /// The browser's DevTools endpoint, for the CDP passthrough (no operation lock needed).
     cdp_endpoint: String,
     /// The VNC server showing this session's display, if it has one.
     vnc_addr: Option<VncAddr>,
-    /// The session's own display (per-session mode), stopped after the browser on close.
-    display: Mutex<Option<SessionDisplay>>,
     /// Fires if the display's processes die (never, without a display).
     display_dead: CancellationToken,
     /// The viewer access shown in the session object and in its takeover events (minted at
@@ -481,6 +495,29 @@ impl Session {
             && !self.is_closing()
         {
             store.put(&self.record());
+        }
+    }
+
+    /// Marks the session closing and hands over what it holds; `None` if it already was.
+    pub(crate) fn begin_close(&self) -> Option<Held> {
+        match std::mem::replace(&mut *self.life.lock().unwrap(), Life::Closing) {
+            Life::Open(held) => Some(held),
+            Life::Closing => None,
+        }
+    }
+
+    /// The X display the session's browser shows on, while it is open.
+    pub(crate) fn display_name(&self) -> Option<String> {
+        match &*self.life.lock().unwrap() {
+            Life::Open(held) => held.display.as_ref().map(|d| d.display.clone()),
+            Life::Closing => None,
+        }
+    }
+
+    /// Kills the session's display now (the last resort of shutdown; dropping it kills it).
+    pub(crate) fn kill_display(&self) {
+        if let Life::Open(held) = &mut *self.life.lock().unwrap() {
+            held.display.take();
         }
     }
 
@@ -728,7 +765,7 @@ impl Session {
     }
 
     fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
+        matches!(*self.life.lock().unwrap(), Life::Closing)
     }
 
     /// True if the session has been idle longer than its timeout (a busy session, or one with an

@@ -47,7 +47,7 @@ pub(super) fn start(session: &Session, plan: &Plan, artifacts: &Artifacts) -> Re
     let path = artifacts
         .local(session.id, ARTIFACT)
         .map_err(|e| RecordingError::Output { path: ARTIFACT.into(), source: std::io::Error::other(e.to_string()) })?;
-    let display = session.display.lock().unwrap().as_ref().map(|d| d.display.clone());
+    let display = session.display_name();
     let (source, hub) = match display {
         Some(display) => (Source::Display { display, size: crate::browser::display::SCREEN }, None),
         None => {

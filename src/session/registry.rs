@@ -471,7 +471,7 @@ impl SessionRegistry {
             cdp_endpoint: o.handle.ws_url().to_string(),
             vnc_addr: o.display.as_ref().map(|d| d.vnc_addr.clone()),
             display_dead: o.display.as_ref().map(|d| d.dead()).unwrap_or_default(),
-            display: Mutex::new(o.display),
+            life: Mutex::new(super::Life::Open(super::Held { _permit: o.permit, display: o.display })),
             vnc: Mutex::new(None),
             live: Mutex::new(None),
             token_epochs: Mutex::new(Default::default()),
@@ -481,9 +481,7 @@ impl SessionRegistry {
             page_target: o.handle.target_id(),
             viewport: o.viewport,
             browser: Arc::new(tokio::sync::Mutex::new(Some(o.handle))),
-            closing: AtomicBool::new(false),
             ended: CancellationToken::new(),
-            permit: Mutex::new(o.permit),
             store: self.store.clone(),
         })
     }
@@ -622,9 +620,9 @@ impl SessionRegistry {
     /// does not finish in time), closes the browser and releases the profile.
     pub async fn close(&self, id: SessionId, reason: CloseReason) -> Result<ClosedSession, SessionError> {
         let session = self.get(id)?;
-        if session.closing.swap(true, Ordering::SeqCst) {
+        let Some(mut held) = session.begin_close() else {
             return Err(SessionError::Closed { state: SessionState::Closing, reason: None });
-        }
+        };
         session.set_state(SessionState::Closing);
         // Before the browser and its display go: the video ends on the session's last page.
         if let Some(archive) = &self.archive {
@@ -644,8 +642,7 @@ impl SessionRegistry {
         }
         drop(slot);
         let _ = tokio::fs::remove_dir_all(&session.files_dir).await;
-        let display = session.display.lock().unwrap().take();
-        if let Some(display) = display {
+        if let Some(display) = held.display.take() {
             display.stop().await;
         }
 
@@ -662,16 +659,7 @@ impl SessionRegistry {
                 tracing::warn!(session_id = %id, error = %e, "the session's timeline was not kept");
             }
         }
-        self.tombstone(id, state, reason);
-        if let Some(profile) = &session.profile_id {
-            self.profiles.remove_if(profile, |_, holder| *holder == id);
-        }
-        if let Some(store) = &self.store {
-            store.remove(id.0);
-        }
-        self.let_go(id, session.profile_id.as_deref()).await;
-        self.open.remove(&id);
-        session.permit.lock().unwrap().take();
+        self.retire(&session, state, reason, held).await;
         // The closing event is final: it is still delivered while the session's other
         // pending webhooks stop.
         session.events.close(serde_json::json!({"state": state, "reason": reason}));
@@ -681,6 +669,24 @@ impl SessionRegistry {
         tracing::info!(session_id = %id, reason = reason.as_str(), "session closed");
         let duration_ms = (Utc::now() - session.created_at).num_milliseconds().max(0) as u64;
         Ok(ClosedSession { session_id: id, state, reason, duration_ms, artifacts: Vec::new() })
+    }
+
+    /// The end of a close, in the order the close rules need: the tombstone (so the session
+    /// answers 410 with its reason), its profile, record and fleet entry let go, out of the open
+    /// set, and only then its capacity slot (consumed here: a new session can never be counted
+    /// while the old one still shows as open).
+    async fn retire(&self, session: &Session, state: SessionState, reason: CloseReason, held: super::Held) {
+        let id = session.id;
+        self.tombstone(id, state, reason);
+        if let Some(profile) = &session.profile_id {
+            self.profiles.remove_if(profile, |_, holder| *holder == id);
+        }
+        if let Some(store) = &self.store {
+            store.remove(id.0);
+        }
+        self.let_go(id, session.profile_id.as_deref()).await;
+        self.open.remove(&id);
+        drop(held);
     }
 
     /// Remembers why a session ended (for 410 answers).
@@ -728,8 +734,7 @@ impl SessionRegistry {
     pub fn kill_all(&self) {
         for session in self.open.iter() {
             session.kill_browser();
-            // Dropping a display kills its processes.
-            session.display.lock().unwrap().take();
+            session.kill_display();
         }
     }
 }

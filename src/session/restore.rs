@@ -199,14 +199,11 @@ impl SessionRegistry {
         for session in self.list() {
             let mut slot = session.browser.lock().await;
             session.persist();
-            if session.closing.swap(true, Ordering::SeqCst) {
-                continue;
-            }
+            let Some(held) = session.begin_close() else { continue };
             if let Some(handle) = slot.take() {
                 handle.detach();
             }
-            let display = session.display.lock().unwrap().take();
-            if let Some(display) = display {
+            if let Some(display) = held.display {
                 display.detach();
             }
             session.ended.cancel();

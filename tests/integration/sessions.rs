@@ -104,6 +104,23 @@ async fn capacity_is_enforced_and_released() {
     app.stop().await;
 }
 
+/// Closers racing (DELETEs here; the reaper, the crash supervisor and shutdown close the same
+/// way): one closes, the others are told the session is closed, and its one slot comes back once.
+#[tokio::test]
+async fn a_session_is_closed_exactly_once() {
+    let app = TestApp::start_with(&["--max-sessions", "1"]).await;
+    let session = app.create(json!({})).await;
+    let id = session["session_id"].as_str().unwrap();
+    let deletes = futures::future::join_all((0..5).map(|_| app.delete(id))).await;
+    let statuses: Vec<StatusCode> = deletes.iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{deletes:?}");
+    assert!(statuses.iter().all(|s| [StatusCode::OK, StatusCode::GONE].contains(s)), "{deletes:?}");
+    app.create(json!({})).await;
+    let response = app.request(Method::POST, "/api/v2/sessions").json(&json!({})).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "the slot came back twice");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn one_operation_at_a_time() {
     let app = TestApp::start().await;
