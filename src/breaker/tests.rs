@@ -1,6 +1,7 @@
 //! Breaker transitions with exact numbers, under paused Tokio time and scripted draws.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::*;
 

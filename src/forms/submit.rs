@@ -246,8 +246,7 @@ async fn click_and_settle(
     let probe = "(() => ({ mark: window.__bwMark || null, ready: document.readyState, \
         sig: location.href + '|' + (document.body ? document.body.innerText.length : 0) + '|' + \
         document.querySelectorAll('input, select, textarea, button, [role=dialog]').length }))()";
-    page.eval("mark page", &format!("window.__bwMark = {}; true", serde_json::to_string(&token).unwrap_or_default()))
-        .await?;
+    page.call("mark page", "(token) => { window.__bwMark = token; return true; }", &json!(token)).await?;
     let start = page.eval("page signature", probe).await?;
     let executor = Executor { page, humanize };
     executor.click(&control.selector, rng).await.map_err(|e| FormsError::Click(e.to_string()))?;
