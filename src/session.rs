@@ -8,6 +8,7 @@
 //! A session's browser sits behind an async mutex: an operation takes it with `try_lock` (a
 //! second concurrent call gets `SessionError::Busy`), and closing takes it for good.
 
+mod journal;
 mod leases;
 pub mod reaper;
 pub mod recording;

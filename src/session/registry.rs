@@ -304,52 +304,17 @@ impl SessionRegistry {
             }
             (_, false) => None,
         };
-        let pooled = if options.profile_id.is_none() && display.is_none() && options.proxy.is_none() {
-            self.pool.as_ref().and_then(|p| p.take())
-        } else {
-            None
+        // The one way back: whatever failed, the display goes and the profile hears of it (the
+        // browser was closed where it was started).
+        let spec = LaunchSpec {
+            profile_id: options.profile_id.clone(),
+            display: display.as_ref().map(|d| d.display.clone()),
+            proxy: options.proxy.clone(),
         };
-        let from_pool = pooled.is_some();
-        let handle = match pooled {
-            Some(handle) => handle,
-            None => {
-                let spec = LaunchSpec {
-                    profile_id: options.profile_id.clone(),
-                    display: display.as_ref().map(|d| d.display.clone()),
-                    proxy: options.proxy.clone(),
-                };
-                match self.provider.launch(spec).await {
-                    Ok(handle) => handle,
-                    Err(e) => {
-                        self.profile_failed(options.profile_id.as_deref(), &e).await;
-                        if let Some(display) = display {
-                            display.stop().await;
-                        }
-                        return Err(e.into());
-                    }
-                }
-            }
-        };
-        let prepared = async {
-            if let Some((width, height)) = options.viewport {
-                handle.set_viewport(width, height).await?;
-            }
-            let mut navigate_ms = None;
-            let mut block = None;
-            let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), ..Default::default() };
-            if let Some(url) = &options.url {
-                let navigation = Instant::now();
-                page = handle.navigate(url.as_str()).await?;
-                navigate_ms = Some(navigation.elapsed().as_millis() as u64);
-                block = guard::detect_block(&handle, url.as_str()).await?;
-            }
-            Ok::<_, crate::browser::BrowserError>((page, navigate_ms, block))
-        }
-        .await;
-        let (page, navigate_ms, block) = match prepared {
-            Ok(prepared) => prepared,
+        let started = self.start_browser(spec, options.viewport, options.url.as_ref()).await;
+        let Started { handle, from_pool, page, navigate_ms, block } = match started {
+            Ok(started) => started,
             Err(e) => {
-                handle.close(false).await;
                 self.profile_failed(options.profile_id.as_deref(), &e).await;
                 if let Some(display) = display {
                     display.stop().await;
@@ -422,6 +387,50 @@ impl SessionRegistry {
         }
         tracing::info!(session_id = %id, from_pool, "session opened");
         Ok(session)
+    }
+
+    /// A browser for a new session, from the warm pool when it may be (ephemeral, no display, no
+    /// proxy of its own) or launched, with its viewport, first page and block detection. A browser
+    /// that fails to get ready is closed here.
+    async fn start_browser(
+        &self,
+        spec: LaunchSpec,
+        viewport: Option<(u32, u32)>,
+        url: Option<&url::Url>,
+    ) -> Result<Started, BrowserError> {
+        let pooled = if spec.profile_id.is_none() && spec.display.is_none() && spec.proxy.is_none() {
+            self.pool.as_ref().and_then(|p| p.take())
+        } else {
+            None
+        };
+        let from_pool = pooled.is_some();
+        let handle = match pooled {
+            Some(handle) => handle,
+            None => self.provider.launch(spec).await?,
+        };
+        let prepared = async {
+            if let Some((width, height)) = viewport {
+                handle.set_viewport(width, height).await?;
+            }
+            let mut navigate_ms = None;
+            let mut block = None;
+            let mut page = crate::browser::page::PageInfo { url: "about:blank".into(), ..Default::default() };
+            if let Some(url) = url {
+                let navigation = Instant::now();
+                page = handle.navigate(url.as_str()).await?;
+                navigate_ms = Some(navigation.elapsed().as_millis() as u64);
+                block = guard::detect_block(&handle, url.as_str()).await?;
+            }
+            Ok::<_, BrowserError>((page, navigate_ms, block))
+        }
+        .await;
+        match prepared {
+            Ok((page, navigate_ms, block)) => Ok(Started { handle, from_pool, page, navigate_ms, block }),
+            Err(e) => {
+                handle.close(false).await;
+                Err(e)
+            }
+        }
     }
 
     fn claim_profile(&self, profile_id: Option<String>, id: SessionId) -> Result<ProfileClaim<'_>, SessionError> {
@@ -737,6 +746,15 @@ impl SessionRegistry {
             session.kill_display();
         }
     }
+}
+
+/// A new session's browser, ready (`SessionRegistry::start_browser`).
+struct Started {
+    handle: BrowserHandle,
+    from_pool: bool,
+    page: crate::browser::page::PageInfo,
+    navigate_ms: Option<u64>,
+    block: Option<Block>,
 }
 
 /// What a new or re-attached session starts with (`SessionRegistry::assemble`).

@@ -2,19 +2,15 @@
 //! needs to re-attach each open session (SPEC §3.8). A session's record is written on every
 //! change of its state, page, tokens or activity, and removed when it closes.
 //!
-//! A write is appended to a journal (`sessions.journal`, one line per write) before `put` or
-//! `remove` returns: the kernel holds it from then on, so a worker killed a moment later (a
-//! crash, `kill -9`) finds it when it starts again. That is the durability sessions need: their
-//! browsers outlive the worker process, not the machine. One writer task then takes everything
-//! queued, keeps the newest write of each session, commits them in one durable transaction
-//! (an fsync, off every request's path) and empties the journal once nothing is waiting. Opening
-//! the store replays a journal left behind. `flush` returns once everything sent before it is
-//! committed (shutdown and handover call it).
+//! A write is appended to the journal (`journal`) before `put` or `remove` returns: the kernel
+//! holds it from then on, so a worker killed a moment later (a crash, `kill -9`) finds it when it
+//! starts again. That is the durability sessions need: their browsers outlive the worker
+//! process, not the machine. One writer task then takes everything queued (sealing the journal
+//! file that holds it), keeps the newest write of each session, commits them in one durable
+//! transaction (an fsync, off every request's path) and drops the sealed file. Opening the store
+//! applies a journal left behind. `flush` returns once everything sent before it is committed
+//! (shutdown and handover call it).
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +21,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::journal::{self, Batch, Journal};
 use super::{LiveAccess, SessionState, Timing, VncAccess};
 use crate::browser::SavedBrowser;
 use crate::browser::display::SavedDisplay;
@@ -95,7 +92,7 @@ enum Write {
 pub struct SessionStore {
     db: Arc<Database>,
     /// The journal; its lock also orders the queue (a write is sent while it is held).
-    journal: Arc<Mutex<File>>,
+    journal: Arc<Mutex<Journal>>,
     writes: mpsc::UnboundedSender<Write>,
 }
 
@@ -111,10 +108,9 @@ impl SessionStore {
         txn.open_table(WORKER)?;
         txn.commit()?;
         let journal_path = path.with_extension("journal");
-        commit(&db, replay(&journal_path)?)?;
-        let journal = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&journal_path)?;
-        journal.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        journal.set_len(0)?;
+        let (left, read) = Journal::read(&journal_path)?;
+        commit(&db, left)?;
+        let journal = Journal::start(&journal_path, read)?;
         let mut records = Vec::new();
         let mut unreadable = Vec::new();
         {
@@ -150,23 +146,20 @@ impl SessionStore {
     /// Records `record` as the session's newest: journaled when this returns, committed soon.
     pub fn put(&self, record: &SessionRecord) {
         match serde_json::to_vec(record) {
-            Ok(bytes) => self.write(
-                [format!("put {} ", record.id).as_bytes(), &bytes, b"\n"].concat(),
-                Write::Put(record.id, bytes),
-            ),
+            Ok(bytes) => self.write(journal::line(record.id, Some(&bytes)), Write::Put(record.id, bytes)),
             Err(e) => tracing::warn!(session_id = %record.id, error = %e, "cannot encode a session record"),
         }
     }
 
     /// Removes a closed session's record (journaled when this returns).
     pub fn remove(&self, id: Uuid) {
-        self.write(format!("remove {id}\n").into_bytes(), Write::Remove(id));
+        self.write(journal::line(id, None), Write::Remove(id));
     }
 
     /// Appends `line` to the journal and queues `write` for the writer, in one order.
     fn write(&self, line: Vec<u8>, write: Write) {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = journal.write_all(&line) {
+        if let Err(e) = journal.append(&line) {
             tracing::warn!(error = %e, "cannot journal a session record; it is kept at the next commit");
         }
         let _ = self.writes.send(write);
@@ -195,36 +188,40 @@ impl SessionStore {
     }
 }
 
-/// Commits queued writes in batches until every sender is gone; empties the journal whenever
-/// everything it holds is committed.
-async fn write_loop(db: Arc<Database>, journal: Arc<Mutex<File>>, mut queue: mpsc::UnboundedReceiver<Write>) {
+/// Commits queued writes in batches until every sender is gone. Each batch is taken with the
+/// journal file that holds it sealed (writers journal and send under the same lock, so the
+/// sealed file holds exactly this batch's writes), and that file is dropped once committed.
+async fn write_loop(db: Arc<Database>, journal: Arc<Mutex<Journal>>, mut queue: mpsc::UnboundedReceiver<Write>) {
     while let Some(first) = queue.recv().await {
-        let mut batch: HashMap<Uuid, Option<Vec<u8>>> = HashMap::new();
+        let mut batch = Batch::new();
         let mut waiting = Vec::new();
-        let mut next = Some(first);
-        while let Some(write) = next {
-            match write {
-                Write::Put(id, bytes) => {
-                    batch.insert(id, Some(bytes));
+        let sealed = {
+            let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = Some(first);
+            while let Some(write) = next {
+                match write {
+                    Write::Put(id, bytes) => {
+                        batch.insert(id, Some(bytes));
+                    }
+                    Write::Remove(id) => {
+                        batch.insert(id, None);
+                    }
+                    Write::Flush(done) => waiting.push(done),
                 }
-                Write::Remove(id) => {
-                    batch.insert(id, None);
-                }
-                Write::Flush(done) => waiting.push(done),
+                next = queue.try_recv().ok();
             }
-            next = queue.try_recv().ok();
-        }
+            journal.seal().unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot seal the session journal; it is applied at the next start");
+                None
+            })
+        };
         let db = db.clone();
-        let committed = tokio::task::spawn_blocking(move || commit(&db, batch)).await;
-        match committed {
+        match tokio::task::spawn_blocking(move || commit(&db, batch)).await {
             Ok(Ok(())) => {
-                // Writers send while holding the journal: with the queue empty under it, every
-                // journaled write is committed.
-                let journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-                if queue.is_empty()
-                    && let Err(e) = journal.set_len(0)
+                if let Some(sealed) = sealed
+                    && let Err(e) = std::fs::remove_file(&sealed)
                 {
-                    tracing::warn!(error = %e, "cannot empty the session journal");
+                    tracing::warn!(error = %e, "cannot remove a committed session journal");
                 }
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot write session records"),
@@ -236,43 +233,7 @@ async fn write_loop(db: Arc<Database>, journal: Arc<Mutex<File>>, mut queue: mps
     }
 }
 
-/// The writes a journal holds, newest per session; a line cut short by a crash is skipped.
-fn replay(path: &Path) -> Result<HashMap<Uuid, Option<Vec<u8>>>, StoreError> {
-    let text = match std::fs::read(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut batch = HashMap::new();
-    // Only lines with their newline were written whole.
-    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
-    for line in text[..whole].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match parse_line(line) {
-            Some((id, value)) => {
-                batch.insert(id, value);
-            }
-            None => tracing::warn!("an unreadable session journal line skipped"),
-        }
-    }
-    if whole < text.len() {
-        tracing::warn!("a session journal line cut short by a crash skipped");
-    }
-    Ok(batch)
-}
-
-/// `put <uuid> <json>` or `remove <uuid>`.
-fn parse_line(line: &[u8]) -> Option<(Uuid, Option<Vec<u8>>)> {
-    let mut parts = line.splitn(3, |b| *b == b' ');
-    let (verb, id) = (parts.next()?, parts.next()?);
-    let id = Uuid::parse_str(std::str::from_utf8(id).ok()?).ok()?;
-    match (verb, parts.next()) {
-        (b"put", Some(json)) => Some((id, Some(json.to_vec()))),
-        (b"remove", None) => Some((id, None)),
-        _ => None,
-    }
-}
-
-fn commit(db: &Database, batch: HashMap<Uuid, Option<Vec<u8>>>) -> Result<(), StoreError> {
+fn commit(db: &Database, batch: Batch) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -364,12 +325,31 @@ mod tests {
             store.put(&record(id, "kept"));
             store.flush().await;
             assert_eq!(std::fs::metadata(path.with_extension("journal")).unwrap().len(), 0);
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names.len(), 2, "the store and an empty journal, nothing sealed left: {names:?}");
         });
         drop(runtime);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let _entered = runtime.enter();
         let (_store, records) = SessionStore::open(&path).unwrap();
         assert_eq!(titles(&records), titles(&[record(id, "kept")]));
+    }
+
+    #[test]
+    fn sealed_journals_are_applied_in_order_before_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.redb");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let put = |id, title| journal::line(id, Some(&serde_json::to_vec(&record(id, title)).unwrap()));
+        // Numbers sort as numbers: 10 comes after 2.
+        std::fs::write(path.with_extension("journal.2"), [put(a, "older"), put(b, "b")].concat()).unwrap();
+        std::fs::write(path.with_extension("journal.10"), put(a, "newer")).unwrap();
+        std::fs::write(path.with_extension("journal"), journal::line(b, None)).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let _entered = runtime.enter();
+        let (_store, records) = SessionStore::open(&path).unwrap();
+        assert_eq!(titles(&records), titles(&[record(a, "newer")]));
+        assert!(!path.with_extension("journal.2").exists() && !path.with_extension("journal.10").exists());
     }
 
     #[test]

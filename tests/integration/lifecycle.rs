@@ -58,8 +58,7 @@ async fn a_restart_without_session_records_reaps_orphaned_browsers() {
     worker.child.wait().await.unwrap();
     assert!(!group_members(orphan.pgid).is_empty(), "the orphan outlives the killed worker");
     // Without its session record, nothing is re-attached: the processes are orphans.
-    std::fs::remove_file(data.path().join("sessions.redb")).unwrap();
-    let _ = std::fs::remove_file(data.path().join("sessions.journal"));
+    crate::support::forget_session_records(data.path());
 
     let restarted = WorkerProcess::spawn(data.path(), &[]).await;
     let gone = eventually(Duration::from_secs(5), || {

@@ -125,6 +125,17 @@ pub struct Recorded {
     pub user_data_dir: PathBuf,
 }
 
+/// Removes the session store and its journal (the current file and any sealed one), as if the
+/// worker had never recorded a session.
+pub fn forget_session_records(data_dir: &Path) {
+    std::fs::remove_file(data_dir.join("sessions.redb")).unwrap();
+    for entry in std::fs::read_dir(data_dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("sessions.journal") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
 pub fn recorded_browsers(data_dir: &Path) -> Vec<Recorded> {
     let Ok(entries) = std::fs::read_dir(data_dir.join("run")) else { return Vec::new() };
     entries

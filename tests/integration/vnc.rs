@@ -402,8 +402,7 @@ async fn a_restart_reaps_displays_orphaned_by_kill_9() {
     worker.child.wait().await.unwrap();
     assert!(!group_members(xvfb).is_empty(), "the display outlives the killed worker");
     // Without its session record, nothing is re-attached: the processes are orphans.
-    std::fs::remove_file(data.path().join("sessions.redb")).unwrap();
-    let _ = std::fs::remove_file(data.path().join("sessions.journal"));
+    crate::support::forget_session_records(data.path());
 
     let restarted = WorkerProcess::spawn(data.path(), &[("BW_DISPLAY_MODE", "per-session")]).await;
     let gone = eventually(Duration::from_secs(5), || {
