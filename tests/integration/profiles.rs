@@ -161,6 +161,34 @@ async fn five_failed_starts_disable_a_profile() {
     app.stop().await;
 }
 
+/// A page that cannot be reached is the page's fault, not the profile's: neither a create nor
+/// a navigate that fails that way counts against the profile's breaker.
+#[tokio::test]
+async fn an_unreachable_page_does_not_count_against_the_profile() {
+    let app = TestApp::start().await;
+    let unreachable = json!({"url": "https://localhost:9/closed-port"});
+    let mut create = unreachable.clone();
+    create["profile_id"] = json!("p-nav");
+    let (status, body) = app.call(Method::POST, "/api/v2/sessions", Some(create)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_GATEWAY, Some("navigation_failed")),
+        "{body}"
+    );
+    let session = app.create(json!({"profile_id": "p-nav"})).await;
+    let id = session["session_id"].as_str().unwrap();
+    let (status, body) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/navigate"), Some(unreachable)).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let (_, list) = app.call(Method::GET, "/api/v1/profiles", None).await;
+    let record = profile(&list, "p-nav").expect("the profile is known");
+    assert_eq!(
+        (record["consecutive_failures"].as_u64(), record["status"].as_str()),
+        (Some(0), Some("healthy")),
+        "{record}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_crashed_browser_counts_as_a_profile_failure() {
     let app = TestApp::start().await;
