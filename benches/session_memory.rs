@@ -13,7 +13,8 @@
 //!
 //! The worker binary is built here (`cargo build --release`) and run as a child process on a free
 //! loopback port with a fresh data dir; the pages it navigates to come from a tiny HTTP server on
-//! loopback inside this bench (allowed with `BW_EGRESS_ALLOW`). Only the Markdown report goes to stdout; progress goes to stderr.
+//! loopback inside this bench (allowed with `BW_EGRESS_ALLOW`). Only the Markdown report goes to
+//! stdout; progress goes to stderr.
 //! The `Worker` guard stops the worker and every browser it left on every exit path.
 
 #[allow(dead_code, reason = "this bench uses part of the shared harness")]
@@ -123,14 +124,9 @@ async fn run() -> Result<String> {
     let shutdown = worker.stop().context("the worker was already stopped")?;
     eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
 
-    let browsers = BrowserMemory { per_session_kib: browsers_kib as f64 / OPEN_SESSIONS as f64 };
+    let browser_kib = browsers_kib as f64 / OPEN_SESSIONS as f64;
     let machine = common::machine_line(&chromium);
-    Ok(report(&machine, cycles, &idle, &per_session, &browsers, &samples, &leftovers, &shutdown))
-}
-
-/// The Chromium processes' memory per session.
-struct BrowserMemory {
-    per_session_kib: f64,
+    Ok(report(&machine, cycles, &idle, &per_session, browser_kib, &samples, &leftovers, &shutdown))
 }
 
 /// Sum of the PSS of every process of the worker's browsers (each browser with all below it).
@@ -254,7 +250,7 @@ fn report(
     cycles: usize,
     idle: &Memory,
     per_session: &PerSession,
-    browsers: &BrowserMemory,
+    browser_kib: f64,
     samples: &[(usize, Memory)],
     leftovers: &Leftovers,
     shutdown: &Shutdown,
@@ -316,8 +312,8 @@ fn report(
         loaded = mib(per_session.loaded),
         browsers_left = shutdown.browsers_left,
         page_len = PAGE.len(),
-        browser_per = browsers.per_session_kib / 1024.0,
-        per_gib = 1024.0 * 1024.0 / browsers.per_session_kib,
+        browser_per = browser_kib / 1024.0,
+        per_gib = 1024.0 * 1024.0 / browser_kib,
         settle = SETTLE.as_millis(),
         form_len = FORM.len(),
     )

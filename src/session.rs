@@ -270,7 +270,6 @@ struct Status {
     block: Option<Block>,
 }
 
-/// One open session.
 /// Where a session is in its life, under one lock: `Open` with what it holds, until the first
 /// closer takes that out (`Session::begin_close`) and leaves `Closing`. A session is so closed
 /// once, and what it held goes to the one who closes it.
@@ -288,6 +287,7 @@ pub(crate) struct Held {
     pub(crate) display: Option<SessionDisplay>,
 }
 
+/// One open session.
 pub struct Session {
     pub id: SessionId,
     pub profile_id: Option<String>,

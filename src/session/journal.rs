@@ -50,10 +50,7 @@ impl Journal {
         for file in read.iter().filter(|f| f.as_path() != path) {
             std::fs::remove_file(file)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.set_len(0)?;
-        Ok(Self { path: path.to_path_buf(), file, written: 0, next_seal: 0 })
+        Ok(Self { path: path.to_path_buf(), file: empty(path)?, written: 0, next_seal: 0 })
     }
 
     pub(super) fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
@@ -71,10 +68,17 @@ impl Journal {
         let sealed = self.path.with_extension(format!("journal.{}", self.next_seal));
         std::fs::rename(&self.path, &sealed)?;
         self.next_seal += 1;
-        let fresh = Self::start(&self.path, Vec::new())?;
-        (self.file, self.written) = (fresh.file, 0);
+        (self.file, self.written) = (empty(&self.path)?, 0);
         Ok(Some(sealed))
     }
+}
+
+/// The file at `path`, empty, for appending, the worker's alone.
+fn empty(path: &Path) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.set_len(0)?;
+    Ok(file)
 }
 
 /// The sealed files beside `path`, by number.
