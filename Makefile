@@ -18,6 +18,10 @@ run: deps
 ## The whole test suite: real Chromium against fixture pages on 127.0.0.1.
 test: deps
 	$(CARGO) test --no-fail-fast
+	@# The matrix: the session, forms, isolation, takeover, proxy and task tests again with
+	@# ephemeral sessions as browser contexts in shared browsers (BW_EPHEMERAL_MODE=context).
+	BW_TEST_EPHEMERAL_MODE=context $(CARGO) test --test integration -- \
+	  sessions:: forms:: isolation:: takeover:: live:: cdp:: proxies:: tasks::
 	@# Browsers of test workers run with a user-data dir under a temp dir: none may survive.
 	@if pgrep -a -f -- '--user-data-dir=$(TMPDIR_PATTERN)'; then echo "make test: Chromium processes were left behind" >&2; exit 1; fi
 	@# Displays of test workers (Xvfb + x11vnc on :100 and up) stop with their sessions.

@@ -8,8 +8,9 @@
 //! Beside it, the browsers' own memory: with the sessions open and each on a form page, the
 //! proportional set size (PSS, shared pages divided among the processes that map them) of every
 //! Chromium process of the worker, per session, and so how many such sessions fit in a GiB
-//! (issue 23 measures this against context mode; `process` mode, a browser per session, is the
-//! only mode today).
+//! in `process` mode (a browser per session) and in `context` mode (a browser context per
+//! session in a shared browser, `BW_EPHEMERAL_MODE=context`), and the create latency of a
+//! context once its shared browser runs.
 //!
 //! The worker binary is built here (`cargo build --release`) and run as a child process on a free
 //! loopback port with a fresh data dir; the pages it navigates to come from a tiny HTTP server on
@@ -125,8 +126,81 @@ async fn run() -> Result<String> {
     eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
 
     let browser_kib = browsers_kib as f64 / OPEN_SESSIONS as f64;
+    let contexts = context_mode(&bin, &chromium, &http, &env, &format!("{page_url}form")).await?;
     let machine = common::machine_line(&chromium);
-    Ok(report(&machine, cycles, &idle, &per_session, browser_kib, &samples, &leftovers, &shutdown))
+    let mut text = report(&machine, cycles, &idle, &per_session, browser_kib, &samples, &leftovers, &shutdown);
+    text.push_str(&contexts.report(browser_kib));
+    Ok(text)
+}
+
+/// Context creates timed one at a time, after the warm-up.
+const CONTEXT_CREATES: usize = 100;
+
+/// What context mode costs: Chromium PSS per session, and how long a create takes.
+struct ContextMode {
+    pss_kib: f64,
+    browsers: usize,
+    create: common::Stats,
+    browsers_left: usize,
+}
+
+/// The same `OPEN_SESSIONS` on the form in a context-mode worker (all in one shared browser),
+/// then `CONTEXT_CREATES` creates and deletes one at a time.
+async fn context_mode(
+    bin: &std::path::Path,
+    chromium: &std::path::Path,
+    http: &reqwest::Client,
+    env: &[(&str, &str)],
+    form: &str,
+) -> Result<ContextMode> {
+    let per_browser = OPEN_SESSIONS.to_string();
+    let mut env = env.to_vec();
+    env.extend([("BW_EPHEMERAL_MODE", "context"), ("BW_CONTEXTS_PER_BROWSER", per_browser.as_str())]);
+    let mut worker = Worker::start_with(bin, chromium, MAX_SESSIONS, 0, http, &env).await?;
+    let api = Api { http, base: &worker.base };
+    eprintln!("context mode: {OPEN_SESSIONS} sessions on a form in a shared browser");
+    let mut open = Vec::new();
+    for n in 0..OPEN_SESSIONS {
+        let (id, _) = api.create().await.with_context(|| format!("opening context session {}", n + 1))?;
+        api.navigate(&id, form).await.context("opening the form page")?;
+        open.push(id);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let pss_kib = chromium_pss_kib(&worker) as f64 / OPEN_SESSIONS as f64;
+    let browsers = browsers_of(worker.data_dir.path()).len();
+    eprintln!("  Chromium PSS per session: {:.1} MiB in {browsers} browser(s)", pss_kib / 1024.0);
+    for id in open.iter().skip(1) {
+        api.delete(id).await?;
+    }
+    eprintln!("  {CONTEXT_CREATES} creates one at a time (the shared browser runs)");
+    let mut samples = Vec::new();
+    for _ in 0..CONTEXT_CREATES {
+        let (id, took) = api.create().await.context("context create")?;
+        samples.push(took);
+        api.delete(&id).await?;
+    }
+    api.delete(&open[0]).await?;
+    let shutdown = worker.stop().context("the worker was already stopped")?;
+    Ok(ContextMode { pss_kib, browsers, create: common::Stats::of(&samples), browsers_left: shutdown.browsers_left })
+}
+
+impl ContextMode {
+    fn report(&self, process_kib: f64) -> String {
+        let met = |ok: bool| if ok { "met" } else { "NOT met" };
+        format!(
+            "\n### Context mode (`BW_EPHEMERAL_MODE=context`)\n\n             | measurement | value | target |\n| --- | --- | --- |\n             | Chromium PSS per session on a form page ({OPEN_SESSIONS} open in {browsers} shared browser(s)) | {pss:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n             | sessions per GiB of Chromium memory | {per_gib:.1} ({ratio:.1}× `process` mode) | |\n             | context create, one at a time ({CONTEXT_CREATES}), p50 / p95 / p99 | {p50:.1} / {p95:.1} / {p99:.1} ms | p99 ≤ 20 ms: {create_verdict} |\n             | browser processes left after the worker exited | {left} | 0 |\n\n             The same {OPEN_SESSIONS} sessions on the same form as above, in a worker with              `BW_CONTEXTS_PER_BROWSER={OPEN_SESSIONS}` (so one shared browser), PSS summed the same way.              A create is `POST /api/v2/sessions` (a new browser context and its first page in the running              shared browser) timed at the client, each followed by its `DELETE`.\n",
+            browsers = self.browsers,
+            pss = self.pss_kib / 1024.0,
+            pss_verdict = met(self.pss_kib / 1024.0 <= 60.0),
+            per_gib = 1024.0 * 1024.0 / self.pss_kib,
+            ratio = process_kib / self.pss_kib,
+            p50 = self.create.p50,
+            p95 = self.create.p95,
+            p99 = self.create.p99,
+            create_verdict = met(self.create.p99 <= 20.0),
+            left = self.browsers_left,
+        )
+    }
 }
 
 /// Sum of the PSS of every process of the worker's browsers (each browser with all below it).

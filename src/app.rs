@@ -21,7 +21,8 @@ use crate::browser::display::Displays;
 use crate::browser::pool::WarmPool;
 use crate::browser::process::{self, DataDirLock};
 use crate::browser::sandbox::Confinement;
-use crate::config::{Config, DisplayMode, ProviderKind};
+use crate::browser::shared::ContextProvider;
+use crate::config::{Config, DisplayMode, EphemeralMode, ProviderKind};
 use crate::egress;
 use crate::egress::route::{ProxySpec, SessionProxy};
 use crate::fleet::{Fleet, WorkerInfo};
@@ -116,22 +117,28 @@ impl App {
                 )
                 .with_display(config.display_mode != DisplayMode::None),
             ),
-            ProviderKind::Chromium => Arc::new(
-                ChromiumProvider::new(
-                    config.chromium().to_path_buf(),
-                    &config.data_dir,
-                    confinement.clone(),
-                    config.launch_timeout(),
-                    config.operation_timeout(),
-                )
-                .context("preparing the data dir")?
-                .with_egress({
-                    let shared_route = egress::route::Route::new(config.default_proxy());
-                    let (addr, same) = start_egress_proxy(&config, &shared_route, &store, cancel.clone())?;
-                    network = same;
-                    EgressPoint { policy: config.egress(), shared: addr, shared_route, stop: cancel.clone() }
-                }),
-            ),
+            ProviderKind::Chromium => {
+                let chromium = Arc::new(
+                    ChromiumProvider::new(
+                        config.chromium().to_path_buf(),
+                        &config.data_dir,
+                        confinement.clone(),
+                        config.launch_timeout(),
+                        config.operation_timeout(),
+                    )
+                    .context("preparing the data dir")?
+                    .with_egress({
+                        let shared_route = egress::route::Route::new(config.default_proxy());
+                        let (addr, same) = start_egress_proxy(&config, &shared_route, &store, cancel.clone())?;
+                        network = same;
+                        EgressPoint { policy: config.egress(), shared: addr, shared_route, stop: cancel.clone() }
+                    }),
+                );
+                match config.ephemeral_mode {
+                    EphemeralMode::Process => chromium,
+                    EphemeralMode::Context => Arc::new(ContextProvider::new(chromium, config.contexts_per_browser)),
+                }
+            }
         };
         let webrtc_policy = config.provider != ProviderKind::Chromium || browser::chromium::webrtc_policy_installed();
         if !webrtc_policy {
@@ -373,10 +380,12 @@ impl App {
             if let Some(pool) = &self.pool {
                 pool.drain().await;
             }
+            self.registry.provider().stop(false).await;
         };
         if tokio::time::timeout_at(deadline, closed).await.is_err() {
             tracing::warn!(?grace, "shutdown did not complete in the grace period; killing browsers");
             self.registry.kill_all();
+            self.registry.provider().stop(false).await;
         }
         if let Some(store) = self.registry.store() {
             store.flush().await;
@@ -562,6 +571,7 @@ impl Server {
         if tokio::time::timeout(grace, self.app.registry.detach_all()).await.is_err() {
             tracing::warn!(?grace, "an operation did not finish in the grace period");
         }
+        self.app.registry.provider().stop(true).await;
         let deadline = tokio::time::Instant::now() + grace;
         self.app.notifier.drain(deadline).await;
         if tokio::time::timeout(grace, self.serving).await.is_err() {

@@ -18,6 +18,7 @@ pub mod port;
 pub mod process;
 pub mod sandbox;
 pub mod script;
+pub mod shared;
 pub mod tap;
 
 use std::sync::Arc;
@@ -55,6 +56,16 @@ pub trait BrowserProvider: Send + Sync + 'static {
     /// Connects again to the browser of a session an earlier run of the worker opened, if it
     /// still runs (`profile_id`: the session's profile).
     async fn reattach(&self, saved: &SavedBrowser, profile_id: Option<&str>) -> Result<BrowserHandle, BrowserError>;
+    /// True when ephemeral sessions share browsers (context mode, `shared`).
+    fn shares_browsers(&self) -> bool {
+        false
+    }
+    /// Called once every recorded session has been re-attached or failed (`saved`: all of
+    /// their browsers), to stop what no session took back.
+    async fn restored(&self, _saved: &[SavedBrowser]) {}
+    /// The worker stops: close what the provider holds beside the sessions' browsers, or leave
+    /// it running for the next worker (`handover`).
+    async fn stop(&self, _handover: bool) {}
 }
 
 /// Runs chromiumoxide's CDP handler until the connection fails (or the task is aborted), then
@@ -284,6 +295,17 @@ pub struct SavedBrowser {
     /// A local browser's own egress listener and the proxy it chains to.
     #[serde(default)]
     pub egress: Option<SavedEgress>,
+    /// The session's browser context in a shared browser (context mode): `process` and
+    /// `temp_dir` are then the shared browser's, which other sessions use too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+}
+
+impl SavedBrowser {
+    /// True when the browser's process and temp dir are this session's alone.
+    pub fn owns_process(&self) -> bool {
+        self.context.is_none()
+    }
 }
 
 /// A browser's own egress listener, to start again on the same port after a restart.
@@ -310,31 +332,59 @@ pub(crate) enum Owner {
 /// A provider's way of closing a browser it owns.
 pub type Release = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
-/// A live browser with one page, owned by exactly one session (or the warm pool).
+/// A live browser page owned by exactly one session (or the warm pool): a whole browser of its
+/// own, or a browser context in a shared browser (`shared`, context mode).
 pub struct BrowserHandle {
-    browser: Browser,
     page: Page,
-    handler: JoinHandle<()>,
-    /// Keeps the browser's pages off local files and Chromium's own pages (`confine`).
-    confined: JoinHandle<()>,
-    /// Keeps the DevTools port out of every page's reach while the browser lives.
-    _devtools_port: Option<crate::egress::Protected>,
+    /// What the handle holds of its browser.
+    link: Link,
     /// Fires when the browser is gone (its process exited, or AdsPower reports it stopped).
     dead: CancellationToken,
     /// Fires when the current DevTools connection drops (`reconnect` makes a new one).
     lost: CancellationToken,
-    /// The local process group, when this worker launched the browser.
-    process: Option<BrowserProcess>,
-    /// Hands a provider-owned browser back (AdsPower: `browser/stop`) instead of quitting it over CDP.
-    release: Option<Release>,
     /// Time limit for each CDP call.
     op_timeout: Duration,
     /// The browser's DevTools WebSocket endpoint (`ws://127.0.0.1:PORT/devtools/browser/…`).
     ws_url: String,
     /// How long the launch took, for the session's `timing.browser_start_ms`.
     pub start_ms: u64,
-    /// A local browser's egress route (`None` for a provider's browser).
+    /// A local browser's (or context's) egress route (`None` for a provider's browser).
     egress: Option<Egress>,
+}
+
+/// What a handle holds of its browser.
+enum Link {
+    /// A browser of its own (boxed: the chromiumoxide connection is large).
+    Own(Box<Own>),
+    /// A browser context of a shared browser: closing the handle disposes the context.
+    Context(shared::Lease),
+}
+
+/// A browser of the handle's own: its DevTools connection and who closes it.
+struct Own {
+    browser: Browser,
+    handler: JoinHandle<()>,
+    /// Keeps the browser's pages off local files and Chromium's own pages (`confine`).
+    confined: JoinHandle<()>,
+    /// Keeps the DevTools port out of every page's reach while the browser lives.
+    _devtools_port: Option<crate::egress::Protected>,
+    /// The local process group, when this worker launched the browser.
+    process: Option<BrowserProcess>,
+    /// Hands a provider-owned browser back (AdsPower: `browser/stop`) instead of quitting it over CDP.
+    release: Option<Release>,
+}
+
+impl Drop for Own {
+    /// Dropped without `close`: the handler stops; the process cleans up in its own `Drop`.
+    fn drop(&mut self) {
+        self.handler.abort();
+        self.confined.abort();
+        if let Some(release) = self.release.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(release());
+        }
+    }
 }
 
 impl BrowserHandle {
@@ -353,20 +403,42 @@ impl BrowserHandle {
             Owner::Process(process) => (Some(process), None),
             Owner::Provider(release) => (None, Some(release)),
         };
+        let own = Own { browser, handler, confined, _devtools_port: protect_devtools(&ws_url), process, release };
+        Self { page, link: Link::Own(Box::new(own)), dead, lost, op_timeout, ws_url, start_ms, egress: None }
+    }
+
+    /// A handle on a page of a context in a shared browser (`shared`).
+    pub(crate) fn in_context(page: Page, lease: shared::Lease, egress: Option<Egress>, start_ms: u64) -> Self {
+        let core = lease.core();
         Self {
-            browser,
             page,
-            handler,
-            confined,
-            _devtools_port: protect_devtools(&ws_url),
-            dead,
-            lost,
-            process,
-            release,
-            op_timeout,
-            ws_url,
+            dead: core.dead(),
+            lost: core.lost(),
+            op_timeout: core.op_timeout,
+            ws_url: core.ws_url().to_string(),
+            link: Link::Context(lease),
             start_ms,
-            egress: None,
+            egress,
+        }
+    }
+
+    fn own(&self) -> Option<&Own> {
+        match &self.link {
+            Link::Own(own) => Some(own),
+            Link::Context(_) => None,
+        }
+    }
+
+    /// The chromiumoxide connection of a browser of the handle's own (a shared browser's core).
+    pub(crate) fn connection(&self) -> Option<&Browser> {
+        self.own().map(|own| &own.browser)
+    }
+
+    /// The browser context of a context-mode session; `None` for a browser of its own.
+    pub fn browser_context(&self) -> Option<&str> {
+        match &self.link {
+            Link::Context(lease) => Some(lease.id()),
+            Link::Own(_) => None,
         }
     }
 
@@ -386,18 +458,31 @@ impl BrowserHandle {
         self.egress.as_ref().map(|e| &e.route)
     }
 
-    /// Applies the proxy's locale to the page's `Intl` and `navigator.language` (the time
-    /// zone and `Accept-Language` are the browser process's, set at launch). CDP overrides
-    /// last as long as the connection: applied again on `reconnect`.
-    async fn present(&self) -> Result<(), BrowserError> {
-        let Some(locale) = self.route().and_then(|r| r.proxy()).and_then(|p| p.identity.as_ref()?.locale.clone())
-        else {
+    /// Applies the proxy's identity to the page: its locale to `Intl` and `navigator.language`
+    /// and, in a shared browser (where the process's `TZ` and `--accept-lang` are everyone's),
+    /// its time zone and `Accept-Language` too. CDP overrides last as long as the connection:
+    /// applied again on `reconnect`.
+    pub(crate) async fn present(&self) -> Result<(), BrowserError> {
+        use chromiumoxide::cdp::browser_protocol::emulation;
+        let Some(identity) = self.route().and_then(|r| r.proxy()).and_then(|p| p.identity.clone()) else {
             return Ok(());
         };
-        let params =
-            chromiumoxide::cdp::browser_protocol::emulation::SetLocaleOverrideParams::builder().locale(locale).build();
         let page = &self.page;
-        self.cdp("set locale", || async { page.execute(params.clone()).await.map(|_| ()) }).await
+        if let Some(locale) = identity.locale.clone() {
+            let params = emulation::SetLocaleOverrideParams::builder().locale(locale).build();
+            self.cdp("set locale", || async { page.execute(params.clone()).await.map(|_| ()) }).await?;
+        }
+        let Link::Context(lease) = &self.link else { return Ok(()) };
+        if let Some(zone) = identity.timezone.clone() {
+            let params = emulation::SetTimezoneOverrideParams::new(zone);
+            self.cdp("set time zone", || async { page.execute(params.clone()).await.map(|_| ()) }).await?;
+        }
+        if let Some(languages) = identity.languages() {
+            let mut params = emulation::SetUserAgentOverrideParams::new(lease.core().user_agent.clone());
+            params.accept_language = Some(languages);
+            self.cdp("set languages", || async { page.execute(params.clone()).await.map(|_| ()) }).await?;
+        }
+        Ok(())
     }
 
     /// A token that is cancelled when the browser is gone.
@@ -408,7 +493,10 @@ impl BrowserHandle {
     /// Set once a local browser was stopped for exceeding its memory limit (its session fails
     /// with `resource_limit`); never for a provider's browser.
     pub fn limited(&self) -> Arc<AtomicBool> {
-        self.process.as_ref().map_or_else(Default::default, BrowserProcess::limited)
+        match &self.link {
+            Link::Own(own) => own.process.as_ref().map_or_else(Default::default, BrowserProcess::limited),
+            Link::Context(lease) => lease.core().limited(),
+        }
     }
 
     /// A token that is cancelled when the current DevTools connection drops.
@@ -422,18 +510,21 @@ impl BrowserHandle {
     }
 
     /// Connects again to a browser that still runs after its DevTools connection dropped, to
-    /// the same page.
+    /// the same page. A context's page rides on its shared browser's connection: when that
+    /// drops, the context's session ends with it.
     pub async fn reconnect(&mut self) -> Result<(), BrowserError> {
+        let Link::Own(own) = &mut self.link else { return Err(BrowserError::Disconnected) };
         if self.dead.is_cancelled() {
             return Err(BrowserError::Disconnected);
         }
-        let page = PageOf::Target(self.target_id());
+        let page = PageOf::Target(self.page.target_id().inner().clone());
         let connection =
             Connection::open(&self.ws_url, &page, self.op_timeout, self.op_timeout, &mut Phases::start()).await?;
-        self.handler.abort();
-        self.confined.abort();
+        own.handler.abort();
+        own.confined.abort();
         let Connection { browser, page, handler, confined, lost } = connection;
-        (self.browser, self.page, self.handler, self.confined, self.lost) = (browser, page, handler, confined, lost);
+        (own.browser, own.handler, own.confined) = (browser, handler, confined);
+        (self.page, self.lost) = (page, lost);
         self.present().await
     }
 
@@ -441,30 +532,44 @@ impl BrowserHandle {
     /// tests of `reconnect`).
     #[doc(hidden)]
     pub fn sever(&self) {
-        self.handler.abort();
+        if let Some(own) = self.own() {
+            own.handler.abort();
+        }
     }
 
     /// What a session record keeps of this browser to re-attach it after a restart.
     pub fn saved(&self) -> SavedBrowser {
+        let (process, context) = match &self.link {
+            Link::Own(own) => (own.process.as_ref(), None),
+            Link::Context(lease) => (lease.core().process(), Some(lease.id().to_string())),
+        };
         SavedBrowser {
             ws_url: self.ws_url.clone(),
             page_target: self.target_id(),
-            process: self.process.as_ref().map(|p| p.id()),
-            temp_dir: self.process.as_ref().and_then(|p| p.temp_dir().map(Into::into)),
-            cage: self.process.as_ref().and_then(BrowserProcess::cage_name),
+            process: process.map(|p| p.id()),
+            temp_dir: process.and_then(|p| p.temp_dir().map(Into::into)),
+            cage: process.and_then(BrowserProcess::cage_name),
             egress: self.egress.as_ref().and_then(|e| {
                 let (port, _) = e.own.as_ref()?;
                 Some(SavedEgress { port: *port, proxy: e.route.proxy()?.spec().clone() })
             }),
+            context,
         }
     }
 
     /// Leaves the browser running for the next worker (handover at exit): its process group,
-    /// pid record and temp dir stay, and a provider's browser is not stopped.
-    pub fn detach(mut self) {
-        self.release = None;
-        if let Some(process) = self.process.take() {
-            process.detach();
+    /// pid record and temp dir stay, and a provider's browser is not stopped. A context stays
+    /// in its shared browser, which stays too.
+    pub fn detach(self) {
+        let Self { link, .. } = self;
+        match link {
+            Link::Own(mut own) => {
+                own.release = None;
+                if let Some(process) = own.process.take() {
+                    process.detach();
+                }
+            }
+            Link::Context(lease) => lease.detach(),
         }
     }
 
@@ -478,43 +583,38 @@ impl BrowserHandle {
         self.page.target_id().inner().clone()
     }
 
-    /// Process group id of a local browser (used to force-kill from outside the session lock).
+    /// Process group id of a browser of the handle's own (used to force-kill from outside the
+    /// session lock); `None` for a context, whose shared browser is others' too.
     pub fn pgid(&self) -> Option<i32> {
-        self.process.as_ref().map(|p| p.pgid())
+        self.own()?.process.as_ref().map(|p| p.pgid())
     }
 
-    /// Closes the browser and releases everything it held (process group, temp dir, pid record).
-    /// `graceful` asks Chromium to quit first so that a persistent profile is flushed to disk.
-    pub async fn close(mut self, graceful: bool) {
-        self.confined.abort();
-        if let Some(release) = self.release.take() {
+    /// Closes the browser and releases everything it held (process group, temp dir, pid record);
+    /// a context is disposed of, with its pages. `graceful` asks Chromium to quit first so that
+    /// a persistent profile is flushed to disk.
+    pub async fn close(self, graceful: bool) {
+        let dead = self.is_dead();
+        let Self { link, .. } = self;
+        let mut own = match link {
+            Link::Own(own) => own,
+            Link::Context(lease) => return lease.close().await,
+        };
+        own.confined.abort();
+        if let Some(release) = own.release.take() {
             // Detach, then let the provider close its browser.
-            self.handler.abort();
+            own.handler.abort();
             release().await;
             return;
         }
-        if graceful && !self.is_dead() {
-            let _ = tokio::time::timeout(Duration::from_secs(3), self.browser.close()).await;
-            if let Some(process) = &self.process {
+        if graceful && !dead {
+            let _ = tokio::time::timeout(Duration::from_secs(3), own.browser.close()).await;
+            if let Some(process) = &own.process {
                 process.wait_exit(Duration::from_secs(3)).await;
             }
         }
-        self.handler.abort();
-        if let Some(process) = self.process.take() {
+        own.handler.abort();
+        if let Some(process) = own.process.take() {
             process.terminate().await;
-        }
-    }
-}
-
-impl Drop for BrowserHandle {
-    /// A handle dropped without `close` stops its handler; its process cleans up in its own `Drop`.
-    fn drop(&mut self) {
-        self.handler.abort();
-        self.confined.abort();
-        if let Some(release) = self.release.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(release());
         }
     }
 }

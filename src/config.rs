@@ -62,6 +62,16 @@ pub struct Config {
     #[arg(long, env = "BW_WARM_POOL", default_value_t = 0)]
     pub warm_pool: usize,
 
+    /// How an ephemeral session (no `profile_id`) gets its browser: a whole Chromium each
+    /// (`process`), or a browser context of its own in a shared Chromium (`context`: a fraction
+    /// of the memory; local Chromium only).
+    #[arg(long, env = "BW_EPHEMERAL_MODE", value_enum, default_value_t = EphemeralMode::Process)]
+    pub ephemeral_mode: EphemeralMode,
+
+    /// `context` mode: how many sessions' contexts one shared Chromium takes.
+    #[arg(long, env = "BW_CONTEXTS_PER_BROWSER", default_value_t = 8)]
+    pub contexts_per_browser: usize,
+
     /// Log format.
     #[arg(long, env = "BW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -256,6 +266,15 @@ pub enum DisplayMode {
     Shared,
 }
 
+/// How ephemeral sessions get their browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EphemeralMode {
+    /// A whole Chromium per session.
+    Process,
+    /// A browser context per session in a few shared Chromiums.
+    Context,
+}
+
 /// Where sessions' browsers come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProviderKind {
@@ -322,6 +341,12 @@ impl Config {
         }
         if self.warm_pool > 16 {
             return bad(format!("BW_WARM_POOL={} is more than 16", self.warm_pool));
+        }
+        if !(1..=64).contains(&self.contexts_per_browser) {
+            return bad(format!("BW_CONTEXTS_PER_BROWSER={} must be between 1 and 64", self.contexts_per_browser));
+        }
+        if self.ephemeral_mode == EphemeralMode::Context && self.provider != ProviderKind::Chromium {
+            return bad("BW_EPHEMERAL_MODE=context needs BW_PROVIDER=chromium (AdsPower sessions are profiles)".into());
         }
         let timeouts = [self.operation_timeout_secs, self.launch_timeout_secs, self.shutdown_grace_secs];
         if timeouts.iter().any(|t| !(1..=3600).contains(t)) {

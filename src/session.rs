@@ -317,6 +317,9 @@ pub struct Session {
     pub(crate) metadata: Map<String, Value>,
     /// The target id of the session's page (where the live view starts).
     pub(crate) page_target: String,
+    /// Its browser context in a shared browser (context mode): the CDP passthrough and the
+    /// live view show only that context's targets.
+    pub(crate) browser_context: Option<String>,
     status: Mutex<Status>,
     /// The browser; `None` once closed. Holding the lock is holding the session's one operation.
     browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,
@@ -630,6 +633,16 @@ impl Session {
     /// The target id of the session's page.
     pub fn page_target(&self) -> &str {
         &self.page_target
+    }
+
+    /// The session's browser context in a shared browser (context mode).
+    pub fn browser_context(&self) -> Option<&str> {
+        self.browser_context.as_deref()
+    }
+
+    /// The local browser process the session's page runs in (shared, in context mode).
+    pub fn browser_process(&self) -> Option<crate::browser::process::ProcessId> {
+        self.saved_browser.lock().unwrap().process
     }
 
     /// Mints a new VNC token (older ones are revoked) and makes its URLs under `public_url`

@@ -336,7 +336,7 @@ async fn steps(
                 metadata: Map::from_iter([("task_id".to_string(), json!(task.task_id))]),
                 // A task may stop for a person at any step: on a per-session worker it always
                 // has a display to take over.
-                display: app.registry.displays_by_default(),
+                display: app.registry.displays_by_default(task.profile_id.as_deref()),
                 // Every task may stop for a person: the live view works with or without a display.
                 on_open: Some(app.mint_takeover()),
                 proxy: app.session_proxy(task.proxy.clone(), task.profile_id.as_deref()).await?,

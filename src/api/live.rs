@@ -77,8 +77,13 @@ pub async fn live_socket(
     let (session, mode, limit) = authorized(&app, id, &query.map(|q| q.0).unwrap_or_default())?;
     let upgrade = upgrade.map_err(|_| websocket_required())?;
     let attached = session.attach_live()?;
-    let hub =
-        session.live_hub(|| LiveHub::start(session.cdp_endpoint().to_string(), session.page_target().to_string()));
+    let hub = session.live_hub(|| {
+        LiveHub::start(
+            session.cdp_endpoint().to_string(),
+            session.page_target().to_string(),
+            session.browser_context.clone(),
+        )
+    });
     let idle = app.config.bridge_idle_timeout();
     let size = live::MAX_CLIENT_MESSAGE;
     Ok(upgrade.max_message_size(size).max_frame_size(size).on_upgrade(move |socket| async move {

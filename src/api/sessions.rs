@@ -106,7 +106,7 @@ impl CreateSessionRequest {
         let by_default = self.display.is_none()
             && self.headless.is_none()
             && self.viewport.is_none()
-            && app.registry.displays_by_default();
+            && app.registry.displays_by_default(self.profile_id.as_deref());
         let display = self.display == Some(true) || self.headless == Some(false) || by_default;
         if display && !app.registry.has_displays() {
             return Err(ApiError::validation(

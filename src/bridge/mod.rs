@@ -21,9 +21,11 @@ use tokio_util::sync::CancellationToken;
 use crate::token::TokenLimit;
 
 mod cdp_policy;
+mod cdp_scope;
 mod vnc;
 
 pub use cdp_policy::{CdpPolicy, Verdict};
+pub use cdp_scope::{ContextScope, Scoped};
 pub use vnc::{VncUpstream, websocket_to_vnc};
 
 /// Largest CDP message relayed from the browser (full-page screenshots are big).
@@ -155,17 +157,39 @@ pub(crate) async fn supervise(control: &Control, traffic: &AtomicBool) -> End {
 }
 
 /// Relays CDP messages both ways until either side closes. Each client message is judged by
-/// `policy` first: only what it forwards reaches the browser, refusals are answered here, and
-/// binary frames end the bridge.
-pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, policy: CdpPolicy, control: Control) -> End {
+/// `policy` first (and by `scope`, for a session sharing its browser): only what they forward
+/// reaches the browser, refusals are answered here, and binary frames end the bridge. With a
+/// scope, what the browser sends is filtered too.
+pub async fn websocket_to_websocket(
+    client: WebSocket,
+    upstream: Upstream,
+    policy: CdpPolicy,
+    scope: Option<ContextScope>,
+    control: Control,
+) -> End {
     let traffic = AtomicBool::new(false);
     let (mut client_tx, mut client_rx) = client.split();
     let (mut up_tx, mut up_rx) = upstream.split();
     let (refusals, mut refused) = mpsc::channel::<String>(8);
+    // The scope's own commands (letting another context's target go); a handful per target.
+    let (own_tx, mut own_rx) = mpsc::unbounded_channel::<String>();
+    let scope = std::sync::Mutex::new(scope);
 
     let end = {
         let to_upstream = async {
-            while let Some(Ok(message)) = client_rx.next().await {
+            loop {
+                let message = tokio::select! {
+                    message = client_rx.next() => match message {
+                        Some(Ok(message)) => message,
+                        _ => break,
+                    },
+                    Some(own) = own_rx.recv() => {
+                        if up_tx.send(ts::Message::Text(own.into())).await.is_err() {
+                            return End::Upstream;
+                        }
+                        continue;
+                    }
+                };
                 traffic.store(true, Ordering::Relaxed);
                 let text = match message {
                     ws::Message::Text(text) => text,
@@ -173,13 +197,23 @@ pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, polic
                     ws::Message::Binary(_) | ws::Message::Close(_) => break,
                 };
                 let forward = match policy.judge(text.as_str()) {
-                    Verdict::Forward(text) => ts::Message::Text(text.into()),
+                    Verdict::Forward(text) => match scope.lock().unwrap().as_mut() {
+                        None => text,
+                        Some(scope) => match scope.outgoing(serde_json::from_str(&text).unwrap_or_default()) {
+                            Scoped::Pass(message) => message.to_string(),
+                            Scoped::Refuse(reply) => {
+                                let _ = refusals.try_send(reply.to_string());
+                                continue;
+                            }
+                            Scoped::Keep | Scoped::Drop(_) => continue,
+                        },
+                    },
                     Verdict::Refuse(reply) => {
                         let _ = refusals.send(reply).await;
                         continue;
                     }
                 };
-                if up_tx.send(forward).await.is_err() {
+                if up_tx.send(ts::Message::Text(forward.into())).await.is_err() {
                     return End::Upstream;
                 }
             }
@@ -194,10 +228,29 @@ pub async fn websocket_to_websocket(client: WebSocket, upstream: Upstream, polic
                         None => continue,
                     },
                     message = up_rx.next() => match message {
-                        Some(Ok(ts::Message::Text(text))) => match ws::Utf8Bytes::try_from(Bytes::from(text)) {
-                            Ok(text) => ws::Message::Text(text),
-                            Err(_) => break,
-                        },
+                        Some(Ok(ts::Message::Text(text))) => {
+                            let text = match scope.lock().unwrap().as_mut() {
+                                None => Some(text),
+                                Some(scope) => match scope.incoming(serde_json::from_str(&text).unwrap_or_default()) {
+                                    Scoped::Keep => Some(text),
+                                    Scoped::Pass(message) => Some(message.to_string().into()),
+                                    Scoped::Refuse(_) => None,
+                                    Scoped::Drop(own) => {
+                                        for command in own {
+                                            let _ = own_tx.send(command.to_string());
+                                        }
+                                        None
+                                    }
+                                },
+                            };
+                            let Some(text) = text else { continue };
+                            match ws::Utf8Bytes::try_from(Bytes::from(text)) {
+                                Ok(text) => ws::Message::Text(text),
+                                Err(_) => break,
+                            }
+                        }
+                        // A shared browser's client gets text only (binary frames name no session).
+                        Some(Ok(ts::Message::Binary(_))) if scope.lock().unwrap().is_some() => continue,
                         Some(Ok(ts::Message::Binary(data))) => ws::Message::Binary(data),
                         Some(Ok(ts::Message::Ping(_) | ts::Message::Pong(_) | ts::Message::Frame(_))) => continue,
                         Some(Ok(ts::Message::Close(_))) | Some(Err(_)) | None => break,

@@ -174,6 +174,33 @@ impl ChromiumProvider {
     }
 }
 
+impl ChromiumProvider {
+    /// The egress of a new browser context (`shared`): its own listener for a session proxy
+    /// (the address the context's `proxyServer` names), else the shared browser's.
+    pub(crate) fn context_egress(
+        &self,
+        proxy: Option<Arc<SessionProxy>>,
+    ) -> Result<(Option<SocketAddr>, Option<Egress>), BrowserError> {
+        let Some(point) = &self.egress else { return Ok((None, None)) };
+        let own = proxy.is_some();
+        let (addr, egress) = point.listener(proxy, 0)?;
+        Ok((own.then_some(addr), Some(egress)))
+    }
+
+    /// A re-attached context's egress: its own listener again on its port, or the shared one.
+    pub(crate) fn context_egress_again(&self, saved: &SavedBrowser) -> Result<Option<Egress>, BrowserError> {
+        self.egress.as_ref().map(|point| self.egress_again(point, saved)).transpose()
+    }
+
+    /// Removes what a killed browser process of an earlier run left: its pid record and temp dir.
+    pub(crate) async fn forget(&self, pgid: i32, temp_dir: Option<&std::path::Path>) {
+        let _ = tokio::fs::remove_file(self.run_dir.join(format!("{pgid}.json"))).await;
+        if let Some(dir) = temp_dir {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+    }
+}
+
 #[async_trait]
 impl BrowserProvider for ChromiumProvider {
     fn name(&self) -> &'static str {

@@ -76,8 +76,9 @@ impl Drop for LiveHub {
 }
 
 impl LiveHub {
-    /// Starts a screencast of the browser at `devtools_url` showing `page_target` first.
-    pub fn start(devtools_url: String, page_target: String) -> Arc<Self> {
+    /// Starts a screencast of the browser at `devtools_url` showing `page_target` first; in a
+    /// shared browser, `context` is the session's browser context, and only its pages are shown.
+    pub fn start(devtools_url: String, page_target: String, context: Option<String>) -> Arc<Self> {
         let (frames_tx, frames) = watch::channel(Bytes::new());
         let (page_tx, page) = watch::channel(PageView::default());
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
@@ -89,6 +90,7 @@ impl LiveHub {
             input: input_rx,
             sent: sent.clone(),
             stop: stop.clone(),
+            context,
             targets: HashMap::new(),
             shown: Vec::new(),
             attached: None,
@@ -154,6 +156,8 @@ struct Task {
     input: mpsc::Receiver<Input>,
     sent: Arc<Notify>,
     stop: CancellationToken,
+    /// The session's browser context, in a shared browser: other contexts' pages are not its.
+    context: Option<String>,
     /// Page targets: id → (url, title).
     targets: HashMap<String, (String, String)>,
     /// Pages in the order they were shown; the last is the one shown now.
@@ -282,10 +286,12 @@ impl Task {
         Ok(())
     }
 
-    /// Records a page target's URL and title; false for Chromium's own pages.
+    /// Records a page target's URL and title; false for Chromium's own pages and for pages of
+    /// another session's context.
     fn learn(&mut self, info: &Value) -> bool {
         let url = info["url"].as_str().unwrap_or_default();
-        if info["type"] != "page" || INTERNAL.iter().any(|s| url.starts_with(s)) {
+        let theirs = self.context.as_ref().is_some_and(|c| info["browserContextId"].as_str() != Some(c.as_str()));
+        if info["type"] != "page" || theirs || INTERNAL.iter().any(|s| url.starts_with(s)) {
             return false;
         }
         let id = info["targetId"].as_str().unwrap_or_default().to_string();

@@ -51,8 +51,13 @@ pub(super) fn start(session: &Session, plan: &Plan, artifacts: &Artifacts) -> Re
     let (source, hub) = match display {
         Some(display) => (Source::Display { display, size: crate::browser::display::SCREEN }, None),
         None => {
-            let hub = session
-                .live_hub(|| LiveHub::start(session.cdp_endpoint().to_string(), session.page_target().to_string()));
+            let hub = session.live_hub(|| {
+                LiveHub::start(
+                    session.cdp_endpoint().to_string(),
+                    session.page_target().to_string(),
+                    session.browser_context.clone(),
+                )
+            });
             let acks = hub.clone();
             let source = Source::Frames {
                 frames: hub.frames(),

@@ -201,6 +201,11 @@ impl SessionRegistry {
     }
 
     /// The session store, if sessions are recorded.
+    /// Where the sessions' browsers come from.
+    pub fn provider(&self) -> &Arc<dyn BrowserProvider> {
+        &self.provider
+    }
+
     pub fn store(&self) -> Option<&Arc<SessionStore>> {
         self.store.as_ref()
     }
@@ -232,10 +237,13 @@ impl SessionRegistry {
         self.displays.is_some()
     }
 
-    /// True if every session gets its own display unless it opts out (per-session mode):
-    /// takeover is then possible whenever a session stops for a person.
-    pub fn displays_by_default(&self) -> bool {
-        self.displays.as_ref().is_some_and(|d| d.per_session_mode())
+    /// True if a session (with `profile_id` or without) gets its own display unless it opts
+    /// out (per-session mode): takeover is then possible whenever a session stops for a person.
+    /// Not for an ephemeral session in context mode: it shares a headless browser, and a person
+    /// takes over through the live view.
+    pub fn displays_by_default(&self, profile_id: Option<&str>) -> bool {
+        let shared = profile_id.is_none() && self.provider.shares_browsers();
+        !shared && self.displays.as_ref().is_some_and(|d| d.per_session_mode())
     }
 
     pub fn max_sessions(&self) -> usize {
@@ -488,6 +496,7 @@ impl SessionRegistry {
             live_clients: Default::default(),
             live_hub: Mutex::new(Weak::new()),
             page_target: o.handle.target_id(),
+            browser_context: o.handle.browser_context().map(str::to_string),
             viewport: o.viewport,
             browser: Arc::new(tokio::sync::Mutex::new(Some(o.handle))),
             ended: CancellationToken::new(),

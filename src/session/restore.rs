@@ -26,17 +26,19 @@ pub fn survivors(records: &[SessionRecord], files_root: &std::path::Path) -> (Ha
     let mut groups = HashSet::new();
     let mut dirs = HashSet::new();
     for record in records {
-        groups.extend(processes(record).into_iter().filter(|p| p.alive()).map(|p| p.pgid));
+        groups.extend(processes(record, true).into_iter().filter(|p| p.alive()).map(|p| p.pgid));
         dirs.extend(record.browser.temp_dir.clone());
         dirs.insert(files_root.join(format!("files-{}", record.id)));
     }
     (groups, dirs)
 }
 
-/// Every local process a record names (browser, Xvfb, x11vnc).
-fn processes(record: &SessionRecord) -> Vec<ProcessId> {
+/// Every local process a record names (browser, Xvfb, x11vnc); `shared`: with a shared
+/// browser (context mode), which is other sessions' too.
+fn processes(record: &SessionRecord, shared: bool) -> Vec<ProcessId> {
     let display = record.display.iter().filter_map(|d| d.own.as_ref()).flat_map(|own| [own.xvfb, own.vnc]);
-    record.browser.process.into_iter().chain(display).collect()
+    let browser = record.browser.process.filter(|_| shared || record.browser.owns_process());
+    browser.into_iter().chain(display).collect()
 }
 
 impl SessionRegistry {
@@ -53,6 +55,7 @@ impl SessionRegistry {
         public_url: &str,
     ) -> (usize, usize) {
         let (mut reattached, mut failed) = (0, 0);
+        let browsers: Vec<_> = records.iter().map(|r| r.browser.clone()).collect();
         for record in records {
             let started = Instant::now();
             let outcome = match record.state {
@@ -74,6 +77,7 @@ impl SessionRegistry {
                 }
             }
         }
+        self.provider.restored(&browsers).await;
         (reattached, failed)
     }
 
@@ -165,13 +169,14 @@ impl SessionRegistry {
             (SessionState::Failed, CloseReason::BrowserCrashed)
         };
         tracing::warn!(session_id = %id, why, "session not re-attached; {}", state.as_str());
-        for process in processes(record) {
+        // A shared browser stays for its other sessions (the provider stops it if none came back).
+        for process in processes(record, false) {
             if process.alive() {
                 process::kill_group(process.pgid);
             }
             let _ = tokio::fs::remove_file(self.run_dir().join(format!("{}.json", process.pgid))).await;
         }
-        if let Some(dir) = &record.browser.temp_dir {
+        if let Some(dir) = record.browser.temp_dir.as_ref().filter(|_| record.browser.owns_process()) {
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tokio::fs::remove_dir_all(self.files_root.join(format!("files-{id}"))).await;

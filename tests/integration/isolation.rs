@@ -30,20 +30,22 @@ async fn canary() -> (u16, Arc<AtomicUsize>) {
 }
 
 /// A raw CDP client on a session's passthrough.
-struct Cdp {
+pub(crate) struct Cdp {
     socket: Socket,
     next: u64,
+    /// Every event received so far.
+    pub events: Vec<Value>,
 }
 
 impl Cdp {
-    async fn open(app: &TestApp, id: &str) -> Self {
+    pub(crate) async fn open(app: &TestApp, id: &str) -> Self {
         let (status, access) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/cdp-token"), None).await;
         assert_eq!(status, StatusCode::OK, "{access}");
         let socket = websocket(access["cdp_url"].as_str().unwrap(), None, None).await.expect("token accepted");
-        Self { socket, next: 100 }
+        Self { socket, next: 100, events: Vec::new() }
     }
 
-    /// Sends raw text and returns the reply to request `id`.
+    /// Sends raw text and returns the reply to request `id` (keeping the events before it).
     async fn raw(&mut self, text: String, id: u64) -> Value {
         self.socket.send(Message::Text(text.into())).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), async {
@@ -54,6 +56,9 @@ impl Cdp {
                         if reply["id"] == id {
                             return reply;
                         }
+                        if reply["method"].is_string() {
+                            self.events.push(reply);
+                        }
                     }
                     other => panic!("the passthrough closed: {other:?}"),
                 }
@@ -63,7 +68,7 @@ impl Cdp {
         .expect("CDP answers in time")
     }
 
-    async fn call(&mut self, method: &str, params: Value, session: Option<&str>) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, params: Value, session: Option<&str>) -> Value {
         self.next += 1;
         let mut message = json!({"id": self.next, "method": method, "params": params});
         if let Some(session) = session {
@@ -73,7 +78,7 @@ impl Cdp {
     }
 
     /// Attaches to the first page target (flat) and returns its session id.
-    async fn attach_page(&mut self) -> String {
+    pub(crate) async fn attach_page(&mut self) -> String {
         let targets = self.call("Target.getTargets", json!({}), None).await;
         let page = targets["result"]["targetInfos"].as_array().unwrap().iter().find(|t| t["type"] == "page").cloned();
         let attached = self
@@ -82,7 +87,7 @@ impl Cdp {
         attached["result"]["sessionId"].as_str().unwrap().to_string()
     }
 
-    async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
+    pub(crate) async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
         let reply = self
             .call(
                 "Runtime.evaluate",
@@ -94,7 +99,7 @@ impl Cdp {
     }
 }
 
-fn session_of(app: &TestApp, id: &str) -> Arc<browser_worker::session::Session> {
+pub(crate) fn session_of(app: &TestApp, id: &str) -> Arc<browser_worker::session::Session> {
     let registry = &app.server.as_ref().unwrap().app.registry;
     registry.get(SessionId::parse(id).unwrap()).unwrap()
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod adspower;
 mod cdp;
+mod contexts;
 mod drain;
 mod errors;
 mod events;

@@ -223,8 +223,9 @@ async fn an_adspower_session_is_reattached_after_kill_9() {
 }
 
 #[tokio::test]
+/// (A browser of its own: a context rides on its shared browser's connection, whose loss ends it.)
 async fn a_dropped_devtools_connection_is_made_again() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&["--ephemeral-mode", "process"]).await;
     let session = app.create(json!({"url": format!("{}/forms/generic/short.html", fixtures())})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     app.page_eval(&id, "document.querySelector('#email').value = 'ada@example.com'").await;

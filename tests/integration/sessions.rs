@@ -8,6 +8,10 @@ use serde_json::json;
 
 use crate::support::{TestApp, eventually, eventually_async, fixtures, group_members, zombie_crash_handlers};
 
+/// For tests of what a session's own browser process does (context mode shares browsers: see
+/// `contexts`).
+const OWN_BROWSER: [&str; 2] = ["--ephemeral-mode", "process"];
+
 /// Decodes a PNG and returns the RGB colour of pixel (x, y).
 fn pixel(png_bytes: &[u8], x: u32, y: u32) -> (u8, u8, u8, u32, u32) {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
@@ -21,7 +25,7 @@ fn pixel(png_bytes: &[u8], x: u32, y: u32) -> (u8, u8, u8, u32, u32) {
 
 #[tokio::test]
 async fn create_navigate_screenshot_delete_releases_everything() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&OWN_BROWSER).await;
     let session = app.create(json!({"metadata": {"task_id": "t-1"}})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     assert_eq!(session["state"], "ready");
@@ -170,7 +174,7 @@ async fn a_profile_is_used_once_and_keeps_its_cookies() {
 
 #[tokio::test]
 async fn idle_sessions_are_reaped() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&OWN_BROWSER).await;
     let session = app.create(json!({"idle_timeout_secs": 1})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     let pgid = app.browsers()[0].pgid;
@@ -185,7 +189,7 @@ async fn idle_sessions_are_reaped() {
 
 #[tokio::test]
 async fn a_killed_browser_fails_its_session() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&OWN_BROWSER).await;
     let session = app.create(json!({})).await;
     let id = session["session_id"].as_str().unwrap().to_string();
     let browser = app.browsers()[0].clone();
@@ -221,7 +225,7 @@ async fn a_killed_browser_fails_its_session() {
 
 #[tokio::test]
 async fn warm_pool_hands_over_ready_browsers() {
-    let app = TestApp::start_with(&["--warm-pool", "1"]).await;
+    let app = TestApp::start_with(&["--warm-pool", "1", "--ephemeral-mode", "process"]).await;
     let full = || async { app.pool_ready().await == 1 };
     assert!(eventually_async(Duration::from_secs(15), full).await, "the pool filled");
     let session = app.create(json!({"url": format!("{}/pages/green.html", fixtures())})).await;
@@ -238,7 +242,7 @@ async fn warm_pool_hands_over_ready_browsers() {
 
 #[tokio::test]
 async fn an_abandoned_create_leaves_nothing_behind() {
-    let app = TestApp::start().await;
+    let app = TestApp::start_with(&OWN_BROWSER).await;
     let abandoned =
         app.request(Method::POST, "/api/v2/sessions").json(&json!({})).timeout(Duration::from_millis(20)).send().await;
     assert!(abandoned.is_err(), "the client gave up before the browser started");

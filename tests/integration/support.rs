@@ -35,6 +35,12 @@ pub fn test_config(data_dir: &Path, extra: &[&str]) -> Config {
     // Pages and resumes come from the fixture server on loopback; nothing else on loopback is reachable.
     let fixture_addr = fixtures().trim_start_matches("http://");
     argv.extend(["--egress-allow", fixture_addr]);
+    // The test matrix: `make test` runs the session, forms, isolation and takeover tests a
+    // second time with ephemeral sessions as browser contexts in shared browsers.
+    let mode = std::env::var("BW_TEST_EPHEMERAL_MODE").unwrap_or_default();
+    if !mode.is_empty() && !extra.contains(&"--ephemeral-mode") {
+        argv.extend(["--ephemeral-mode", mode.leak()]);
+    }
     argv.extend_from_slice(extra);
     Config::try_parse_from(argv).expect("test flags parse").validated().expect("test config is valid")
 }

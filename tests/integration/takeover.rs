@@ -13,7 +13,9 @@ use crate::support::{TestApp, eventually, websocket};
 use crate::tasks::{run, task};
 use crate::webhooks::{Behaviour, Receiver, worker_reaching};
 
-const PER_SESSION: [&str; 4] = ["--display-mode", "per-session", "--max-sessions", "3"];
+/// A worker where each session has a display of its own unless it opts out (in context mode an
+/// ephemeral session shares a headless browser instead: these tests are about displays).
+const PER_SESSION: [&str; 6] = ["--display-mode", "per-session", "--max-sessions", "3", "--ephemeral-mode", "process"];
 
 #[tokio::test]
 async fn on_a_per_session_worker_a_session_has_a_display_unless_it_opts_out() {
