@@ -148,7 +148,7 @@ struct ContextMode {
 /// then `CONTEXT_CREATES` creates and deletes one at a time.
 async fn context_mode(
     bin: &std::path::Path,
-    chromium: &std::path::Path,
+    chromium: &str,
     http: &reqwest::Client,
     env: &[(&str, &str)],
     form: &str,
