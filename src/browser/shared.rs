@@ -382,10 +382,14 @@ impl BrowserProvider for ContextProvider {
     }
 
     async fn stop(&self, handover: bool) {
+        // The sessions are closed or handed over by now; a browser still held by a session
+        // stuck past the grace period is killed here rather than outliving the worker.
         let cores = std::mem::take(&mut *self.cores.list.lock().unwrap());
         for core in &cores {
             if handover {
                 core.handed_over.store(true, Ordering::SeqCst);
+            } else if let Some(process) = core.process() {
+                super::process::kill_group(process.pgid());
             }
         }
     }

@@ -30,6 +30,17 @@ async fn sessions_in_one_browser_keep_cookies_storage_and_targets_apart() {
     let (a, b) = (open(&app, "green.html").await, open(&app, "green.html").await);
     assert_eq!(app.browsers().len(), 1, "two sessions, one shared browser");
     assert_ne!(session_of(&app, &a).browser_context(), session_of(&app, &b).browser_context());
+    // No context carries a preloaded browser-UI renderer (about 50 MiB each, `CHROMIUM_FLAGS`).
+    let group = session_of(&app, &a).browser_process().unwrap().pgid;
+    let cmdline = |member: &String| {
+        let pid = member.split_whitespace().next().unwrap_or_default();
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default()
+    };
+    let members = group_members(group);
+    assert!(members.iter().any(|m| cmdline(m).contains("--type=renderer")), "{members:?}");
+    assert!(members.iter().all(|m| !cmdline(m).contains("--top-chrome-webui")), "a browser-UI renderer runs");
 
     // A page of A writes cookies and storage; B's page on the same site sees none of it.
     let written = "document.cookie = 'who=a'; localStorage.setItem('who', 'a'); document.cookie";
@@ -202,4 +213,25 @@ async fn context_sessions_survive_kill_9_and_a_restart() {
         group_members(pgid).is_empty()
     });
     assert!(gone.await, "a graceful stop ends the shared browser");
+}
+
+/// The warm pool holds ready contexts; when their shared browser dies, the pooled ones go with
+/// it and the pool refills in a browser that lives.
+#[tokio::test]
+async fn the_warm_pool_of_contexts_recovers_from_its_browsers_death() {
+    let app = TestApp::start_with(&["--ephemeral-mode", "context", "--warm-pool", "1"]).await;
+    let full = || async { app.pool_ready().await == 1 };
+    assert!(eventually_async(Duration::from_secs(20), full).await, "the pool fills");
+    let a = open(&app, "green.html").await;
+    let browser = session_of(&app, &a).browser_process().unwrap();
+    assert!(eventually_async(Duration::from_secs(20), full).await, "the pool refills");
+    browser_worker::browser::process::kill_group(browser.pgid);
+    let failed = || async { app.call(Method::GET, &format!("/api/v2/sessions/{a}"), None).await.0 == StatusCode::GONE };
+    assert!(eventually_async(Duration::from_secs(20), failed).await, "the session failed with its browser");
+    let b = open(&app, "green.html").await;
+    let (status, nav) = app.call(Method::GET, &format!("/api/v2/sessions/{b}"), None).await;
+    assert_eq!((status, nav["title"].as_str()), (StatusCode::OK, Some("Fixture Green")), "{nav}");
+    assert_ne!(session_of(&app, &b).browser_process(), Some(browser), "a new shared browser");
+    assert!(eventually_async(Duration::from_secs(20), full).await, "the pool refills in the new browser");
+    app.stop().await;
 }
