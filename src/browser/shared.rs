@@ -42,7 +42,7 @@ struct Cores {
 
 /// A shared browser.
 pub(crate) struct Core {
-    /// The browser (with a blank page in its default context); taken by `Drop`.
+    /// The browser (its own page closed once launched); taken by `Drop`.
     handle: Option<BrowserHandle>,
     /// Contexts open or being opened in it.
     contexts: AtomicUsize,
@@ -244,7 +244,10 @@ impl ContextProvider {
         if let Some(place) = self.cores.reserve() {
             return Ok(place);
         }
-        let core = Arc::new(Self::core(self.inner.launch(LaunchSpec::default()).await?).await?);
+        let handle = self.inner.launch(LaunchSpec::default()).await?;
+        // The launch's blank page is nobody's: its renderer would cost every context a share.
+        let _ = tokio::time::timeout(handle.op_timeout, handle.page.clone().close()).await;
+        let core = Arc::new(Self::core(handle).await?);
         let place = Place::new(core.clone(), &self.cores);
         self.cores.add(core);
         Ok(place)
