@@ -74,7 +74,9 @@ impl WarmPool {
                         metrics::gauge!("bw_warm_pool_ready").set(ready.len() as f64);
                     }
                     // At shutdown a launch may find its (shared) browser stopped under it.
-                    Err(e) if cancel.is_cancelled() => tracing::debug!(error = %e, "warm pool launch ended by shutdown"),
+                    Err(e) if cancel.is_cancelled() => {
+                        tracing::debug!(error = %e, "warm pool launch ended by shutdown")
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "warm pool launch failed; retrying");
                         tokio::select! {

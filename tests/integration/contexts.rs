@@ -20,6 +20,13 @@ async fn open(app: &TestApp, page: &str) -> String {
     session["session_id"].as_str().unwrap().to_string()
 }
 
+/// Navigates session `id` to the fixture form, which must succeed.
+async fn navigate_to_form(app: &TestApp, id: &str) {
+    let body = json!({"url": format!("{}/pages/form.html", fixtures())});
+    let (status, nav) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/navigate"), Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "session {id}: {nav}");
+}
+
 fn targets_of(reply: &Value) -> Vec<Value> {
     reply["result"]["targetInfos"].as_array().cloned().unwrap_or_default()
 }
@@ -78,14 +85,7 @@ async fn sessions_in_one_browser_keep_cookies_storage_and_targets_apart() {
     assert!(cdp.call("Target.setAutoAttach", auto, None).await["error"].is_null());
     let c = open(&app, "green.html").await;
     assert_eq!(app.browsers().len(), 1, "the third session is in the same browser");
-    let (status, nav) = app
-        .call(
-            Method::POST,
-            &format!("/api/v2/sessions/{c}/navigate"),
-            Some(json!({"url": format!("{}/pages/form.html", fixtures())})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{nav}");
+    navigate_to_form(&app, &c).await;
     let _ = cdp.call("Browser.getVersion", json!({}), None).await;
     let attached: Vec<&Value> = cdp
         .events
@@ -138,14 +138,7 @@ async fn a_shared_browser_that_dies_fails_exactly_its_sessions() {
         };
         assert!(eventually_async(Duration::from_secs(20), failed).await, "session {id} failed with its browser");
     }
-    let (status, nav) = app
-        .call(
-            Method::POST,
-            &format!("/api/v2/sessions/{c}/navigate"),
-            Some(json!({"url": format!("{}/pages/form.html", fixtures())})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "the other browser's session goes on: {nav}");
+    navigate_to_form(&app, &c).await; // the other browser's session goes on
     // A new session takes the free place in the browser that lives.
     let d = open(&app, "green.html").await;
     assert_eq!(session_of(&app, &d).browser_process(), Some(second));
