@@ -364,6 +364,16 @@ impl App {
         });
     }
 
+    /// What the form steps (`flow`) run with.
+    pub fn flow(&self) -> crate::flow::Context<'_> {
+        crate::flow::Context {
+            registry: &self.registry,
+            artifacts: &self.artifacts,
+            egress: self.config.egress(),
+            confinement: &self.confinement,
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.cancel.is_cancelled()
     }

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::app::App;
 use crate::browser::humanize::Humanize;
 use crate::browser::tap::{HeldRequest, SentRequest};
 use crate::forms::fill::{self, FillReport};
@@ -22,6 +21,16 @@ use crate::forms::submit::{self, Confirmation, Outcome, StepError, SubmitAction}
 use crate::forms::{Actions, Applicant, Control, FormEngine, FormsError, PageKind, Platform, Step, resume};
 use crate::guard::{Block, BlockReason};
 use crate::session::{OpGuard, Session, SessionError, SessionState};
+
+/// What the steps need of the worker, and no more: the registry (block detection, the
+/// profile's breaker), the artifact store (screenshots), the egress rules (resume downloads)
+/// and the confinement (files the browser reads). `App::flow` makes one.
+pub struct Context<'a> {
+    pub registry: &'a crate::session::SessionRegistry,
+    pub artifacts: &'a crate::artifacts::Artifacts,
+    pub egress: crate::egress::EgressPolicy,
+    pub confinement: &'a crate::browser::sandbox::Confinement,
+}
 
 /// Failures of a step: the session's or the form's.
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +136,8 @@ impl Engines {
 }
 
 /// Block detection plus the login rule: a guard block, or a sign-in page.
-async fn detect(app: &App, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, FlowError> {
-    let mut block = app.registry.detect(op, url).await?;
+async fn detect(cx: &Context<'_>, op: &OpGuard, url: &str, kind: PageKind) -> Result<Option<Block>, FlowError> {
+    let mut block = cx.registry.detect(op, url).await?;
     if block.is_none() && kind == PageKind::Login {
         block = Some(Block { reason: BlockReason::LoginRequired, detail: "the page asks to sign in".into() });
         op.session().set_block(block.clone());
@@ -142,9 +151,9 @@ fn shown_kind(kind: PageKind, block: &Option<Block>) -> PageKind {
 }
 
 /// A screenshot stored as an artifact (and announced as an event); a failure is logged, not fatal.
-pub async fn snapshot(app: &App, op: &OpGuard, label: &str) -> Option<String> {
+pub async fn snapshot(cx: &Context<'_>, op: &OpGuard, label: &str) -> Option<String> {
     let png = op.browser().screenshot(false).await.map_err(|e| tracing::warn!(error = %e, "no screenshot")).ok()?;
-    let url = app
+    let url = cx
         .artifacts
         .save_png(op.session().id, label, &png)
         .await
@@ -156,28 +165,28 @@ pub async fn snapshot(app: &App, op: &OpGuard, label: &str) -> Option<String> {
 
 /// Describes the page, with suggestions for the applicant.
 pub async fn analyze(
-    app: &App,
+    cx: &Context<'_>,
     op: &OpGuard,
     engine: &dyn FormEngine,
     applicant: &Applicant,
 ) -> Result<Analysis, FlowError> {
     let mut analysis = scan::analyze(op.browser(), engine, applicant).await?;
     op.session().set_page(analysis.url.clone(), analysis.title.clone(), None);
-    analysis.block = detect(app, op, &analysis.url, analysis.page_kind).await?;
+    analysis.block = detect(cx, op, &analysis.url, analysis.page_kind).await?;
     analysis.page_kind = shown_kind(analysis.page_kind, &analysis.block);
     Ok(analysis)
 }
 
 /// The resume for this call, kept in the session's own dir: downloaded once, or decoded.
 pub async fn resume_file(
-    app: &App,
+    cx: &Context<'_>,
     session: &Session,
     url: Option<&str>,
     inline: Option<&InlineResume>,
 ) -> Result<Option<PathBuf>, FlowError> {
     let path = match (url, inline) {
         (Some(url), _) => {
-            Some(resume::download(&session.files_dir, url, app.config.egress()).await.map_err(FormsError::from)?)
+            Some(resume::download(&session.files_dir, url, cx.egress.clone()).await.map_err(FormsError::from)?)
         }
         (None, Some(inline)) => Some(
             resume::store_inline(&session.files_dir, &inline.filename, &inline.content_base64)
@@ -189,7 +198,7 @@ pub async fn resume_file(
     if path.is_some() {
         // The browser reads it as the browser user.
         let shared =
-            app.confinement.give(&session.files_dir).and_then(|()| app.confinement.give_tree(&session.files_dir));
+            cx.confinement.give(&session.files_dir).and_then(|()| cx.confinement.give_tree(&session.files_dir));
         shared.map_err(|e| FormsError::from(resume::ResumeError::Io(std::io::Error::other(e))))?;
     }
     Ok(path)
@@ -197,7 +206,7 @@ pub async fn resume_file(
 
 /// Fills the page and detects a block afterwards.
 pub async fn fill(
-    app: &App,
+    cx: &Context<'_>,
     op: &OpGuard,
     engine: &dyn FormEngine,
     applicant: &Applicant,
@@ -208,14 +217,14 @@ pub async fn fill(
     let mut report = fill::fill(op.browser(), engine, applicant, overrides, humanize, &mut rng).await?;
     let page = op.browser().info().await.map_err(FormsError::from)?;
     op.session().set_page(page.url.clone(), page.title, None);
-    report.block = detect(app, op, &page.url, PageKind::ApplicationForm).await?;
+    report.block = detect(cx, op, &page.url, PageKind::ApplicationForm).await?;
     Ok(report)
 }
 
 /// Clicks the step's control, judges the outcome, takes a screenshot; a confirmed submission
 /// counts as a success for the profile.
 pub async fn submit(
-    app: &App,
+    cx: &Context<'_>,
     op: &OpGuard,
     action: SubmitAction,
     humanize: Humanize,
@@ -227,10 +236,10 @@ pub async fn submit(
     let result = submit::submit(op.browser(), action, humanize, &mut rng).await;
     let tapped = tap.stop().await;
     if let Some(held) = tapped.held_submission() {
-        return Ok(held_back(app, op, held.clone(), started).await);
+        return Ok(held_back(cx, op, held.clone(), started).await);
     }
     let result = result?;
-    let block = detect(app, op, &result.url, result.page_kind).await?;
+    let block = detect(cx, op, &result.url, result.page_kind).await?;
     let outcome =
         if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
     if outcome == Outcome::Submitted {
@@ -239,7 +248,7 @@ pub async fn submit(
     if outcome == Outcome::Submitted
         && let Some(profile) = &op.session().profile_id
     {
-        app.registry.profile_succeeded(profile).await;
+        cx.registry.profile_succeeded(profile).await;
     }
     if let Ok(page) = op.browser().info().await {
         op.session().set_page(page.url, page.title, None);
@@ -252,7 +261,7 @@ pub async fn submit(
         Outcome::NoControl => "no_control",
         Outcome::Intercepted => "dry_run",
     };
-    let screenshot = snapshot(app, op, label).await;
+    let screenshot = snapshot(cx, op, label).await;
     let evidence = match tapped.submission() {
         None if outcome != Outcome::Submitted => None,
         request => Some(Evidence {
@@ -288,7 +297,7 @@ pub async fn submit(
 
 /// A dry run's answer: the submission held back, the page as it is now (showing the dry run's
 /// own answer), nothing counted for the profile.
-async fn held_back(app: &App, op: &OpGuard, held: HeldRequest, started: Instant) -> SubmitResponse {
+async fn held_back(cx: &Context<'_>, op: &OpGuard, held: HeldRequest, started: Instant) -> SubmitResponse {
     let scan = scan::scan(op.browser()).await.ok();
     if let Ok(page) = op.browser().info().await {
         op.session().set_page(page.url, page.title, None);
@@ -308,7 +317,7 @@ async fn held_back(app: &App, op: &OpGuard, held: HeldRequest, started: Instant)
         confirmation: None,
         errors: Vec::new(),
         block: None,
-        screenshot: snapshot(app, op, "dry_run").await,
+        screenshot: snapshot(cx, op, "dry_run").await,
         evidence: None,
         intercepted: Some(held),
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -316,14 +325,14 @@ async fn held_back(app: &App, op: &OpGuard, held: HeldRequest, started: Instant)
 }
 
 /// After a person has dealt with the page: detect again; a clear page means `ready`.
-pub async fn resume_after_human(app: &App, op: &OpGuard) -> Result<ContinueResponse, FlowError> {
+pub async fn resume_after_human(cx: &Context<'_>, op: &OpGuard) -> Result<ContinueResponse, FlowError> {
     let scan = scan::scan(op.browser()).await?;
     let kind = scan.page_kind();
     // A review hold is lifted by the person's `continue` itself.
     if op.session().block().is_some_and(|b| b.reason == BlockReason::ReviewRequired) {
         op.session().set_block(None);
     }
-    let block = detect(app, op, &scan.url, kind).await?;
+    let block = detect(cx, op, &scan.url, kind).await?;
     op.session().set_page(scan.url.clone(), scan.title.clone(), None);
     Ok(ContinueResponse {
         state: if block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready },

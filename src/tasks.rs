@@ -365,7 +365,7 @@ async fn steps(
     let applicant_resume;
     {
         let op = app.registry.begin(id)?;
-        applicant_resume = flow::resume_file(app, op.session(), task.resume_file_url.as_deref(), None).await?;
+        applicant_resume = flow::resume_file(&app.flow(), op.session(), task.resume_file_url.as_deref(), None).await?;
         if task.action != Some(TaskAction::SubmitOnly) {
             progress(&op, "navigating", 10, "opening the job page");
             let (_, navigate_ms) = op.navigate(&task.job_url).await.map_err(FormsError::from)?;
@@ -391,7 +391,7 @@ async fn steps(
         let as_left = std::mem::take(&mut reviewed);
         let op = app.registry.begin(id)?;
         progress(&op, "analyzing", 30, "reading the page");
-        let analysis = flow::analyze(app, &op, engine.as_ref(), &applicant).await?;
+        let analysis = flow::analyze(&app.flow(), &op, engine.as_ref(), &applicant).await?;
         run.result.platform = Some(analysis.platform.as_str().to_string());
         if let Some(block) = analysis.block.clone() {
             return blocked(app, &op, task, run, block).await;
@@ -399,7 +399,8 @@ async fn steps(
         if analysis.page_kind == PageKind::ApplicationForm && !as_left {
             progress(&op, "filling", 60, "filling the form");
             let started = Instant::now();
-            let report = flow::fill(app, &op, engine.as_ref(), &applicant, &Map::new(), op.session().humanize).await?;
+            let report =
+                flow::fill(&app.flow(), &op, engine.as_ref(), &applicant, &Map::new(), op.session().humanize).await?;
             run.result.timing.fill_ms += started.elapsed().as_millis() as u64;
             for f in report.filled_fields {
                 run.result.filled_fields.push(TaskField {
@@ -420,7 +421,7 @@ async fn steps(
             let last_step = analysis.actions.next.is_none() && analysis.actions.review.is_none();
             if task.policy.save_artifacts
                 && last_step
-                && let Some(url) = flow::snapshot(app, &op, "form_filled").await
+                && let Some(url) = flow::snapshot(&app.flow(), &op, "form_filled").await
             {
                 run.result.screenshots.insert("form_filled".into(), url);
             }
@@ -440,7 +441,7 @@ async fn steps(
         }
         progress(&op, "submitting", 90, "submitting");
         let started = Instant::now();
-        let answer = flow::submit(app, &op, SubmitAction::Auto, op.session().humanize, task.dry_run).await?;
+        let answer = flow::submit(&app.flow(), &op, SubmitAction::Auto, op.session().humanize, task.dry_run).await?;
         run.result.timing.submit_ms += started.elapsed().as_millis() as u64;
         run.result.outcome = Some(answer.outcome);
         run.result.evidence = answer.evidence.clone().or(run.result.evidence.take());
@@ -514,7 +515,7 @@ async fn blocked(app: &App, op: &OpGuard, task: &TaskRequest, run: &mut Run, blo
     run.result.next_action = "needs_human";
     takeover(op.session(), run);
     if task.policy.save_artifacts
-        && let Some(url) = flow::snapshot(app, op, "blocked").await
+        && let Some(url) = flow::snapshot(&app.flow(), op, "blocked").await
     {
         run.result.screenshots.insert("blocked".into(), url);
     }

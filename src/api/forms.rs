@@ -113,7 +113,7 @@ pub async fn analyze(
         consent: request.consent,
         ..Applicant::default()
     };
-    let analysis = flow::analyze(&app, &op, engine.as_ref(), &applicant).await?;
+    let analysis = flow::analyze(&app.flow(), &op, engine.as_ref(), &applicant).await?;
     Ok(Json(analysis))
 }
 
@@ -135,7 +135,8 @@ pub async fn fill(
     }
     let op = app.registry.begin(id)?;
     let session = op.session();
-    let resume = flow::resume_file(&app, session, request.resume_file_url.as_deref(), request.resume.as_ref()).await?;
+    let resume =
+        flow::resume_file(&app.flow(), session, request.resume_file_url.as_deref(), request.resume.as_ref()).await?;
     let applicant = Applicant {
         user_data: request.user_data.unwrap_or_default(),
         qa_answers: request.qa_answers.unwrap_or_default(),
@@ -146,7 +147,7 @@ pub async fn fill(
     };
     let humanize = request.humanize.unwrap_or(session.humanize);
     let overrides = request.overrides.unwrap_or_default();
-    let report = flow::fill(&app, &op, engine.as_ref(), &applicant, &overrides, humanize).await?;
+    let report = flow::fill(&app.flow(), &op, engine.as_ref(), &applicant, &overrides, humanize).await?;
     Ok(Json(report))
 }
 
@@ -177,7 +178,7 @@ pub async fn submit(
 ) -> Result<Json<SubmitResponse>, ApiError> {
     let op = app.registry.begin(id)?;
     let humanize = request.humanize.unwrap_or(op.session().humanize);
-    Ok(Json(flow::submit(&app, &op, request.action.unwrap_or_default(), humanize, request.dry_run).await?))
+    Ok(Json(flow::submit(&app.flow(), &op, request.action.unwrap_or_default(), humanize, request.dry_run).await?))
 }
 
 /// After a person has dealt with a CAPTCHA, sign-in or review: detect again; a clear page
@@ -197,7 +198,7 @@ pub async fn continue_session(
         .into());
     }
     let op = app.registry.begin(id)?;
-    Ok(Json(flow::resume_after_human(&app, &op).await?))
+    Ok(Json(flow::resume_after_human(&app.flow(), &op).await?))
 }
 
 /// A stored artifact, also after the session has closed: a screenshot (PNG), the recording
