@@ -43,8 +43,11 @@ pub struct Health {
     pub webrtc_policy: bool,
     /// V1 tasks in progress.
     pub active_tasks: usize,
-    /// Browsers ready in the warm pool.
+    /// Browsers (or, in `context` mode, browser contexts) ready in the warm pool.
     pub warm_pool_ready: usize,
+    /// How a session without a profile gets its browser: `process` (a Chromium of its own) or
+    /// `context` (a browser context in a shared Chromium; `BW_EPHEMERAL_MODE`).
+    pub ephemeral_mode: &'static str,
     pub uptime_seconds: u64,
     pub version: &'static str,
 }
@@ -76,6 +79,7 @@ pub async fn health(State(app): State<Arc<App>>) -> Json<Health> {
         webrtc_policy: app.webrtc_policy,
         active_tasks: app.active_tasks.load(std::sync::atomic::Ordering::SeqCst),
         warm_pool_ready: app.pool.as_ref().map_or(0, |p| p.ready()),
+        ephemeral_mode: if app.registry.provider().shares_browsers() { "context" } else { "process" },
         uptime_seconds: app.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
     })

@@ -236,6 +236,8 @@ async fn context_sessions_survive_kill_9_and_a_restart() {
 #[tokio::test]
 async fn the_warm_pool_of_contexts_recovers_from_its_browsers_death() {
     let app = TestApp::start_with(&["--ephemeral-mode", "context", "--warm-pool", "1"]).await;
+    let (_, health) = app.call(Method::GET, "/health", None).await;
+    assert_eq!(health["ephemeral_mode"], "context", "{health}");
     let full = || async { app.pool_ready().await == 1 };
     assert!(eventually_async(Duration::from_secs(20), full).await, "the pool fills");
     let a = open(&app, "green.html").await;
