@@ -118,7 +118,22 @@ impl ContextScope {
             return refuse("command ids must be below 2^30");
         }
         if let Some(session) = session.as_ref().and_then(Value::as_str) {
-            return if self.sessions.contains(session) { Scoped::Pass(message) } else { refuse("no such session") };
+            if !self.sessions.contains(session) {
+                return refuse("no such session");
+            }
+            // On an attached session too, whatever names a context, a target or a session
+            // must name the client's own.
+            let params = &mut message["params"];
+            if params.get("browserContextId").is_some() {
+                params["browserContextId"] = Value::String(self.context.clone());
+            }
+            if params.get("targetId").and_then(Value::as_str).is_some_and(|t| !self.targets.contains(t)) {
+                return refuse("no target with given id found");
+            }
+            if params.get("sessionId").and_then(Value::as_str).is_some_and(|s| !self.sessions.contains(s)) {
+                return refuse("no session with given id found");
+            }
+            return Scoped::Pass(message);
         }
         let Some((_, need)) = BROWSER_LEVEL.iter().find(|(name, _)| *name == method) else {
             return refuse(&format!("{method} is not available at browser level to a session that shares its browser"));
@@ -161,7 +176,9 @@ impl ContextScope {
             // A frame or worker of one of the context's pages: its session is the client's too.
             match message["method"].as_str() {
                 Some("Target.attachedToTarget") => {
-                    self.sessions.extend(message["params"]["sessionId"].as_str().map(str::to_string));
+                    let params = &message["params"];
+                    self.sessions.extend(params["sessionId"].as_str().map(str::to_string));
+                    self.targets.extend(params["targetInfo"]["targetId"].as_str().map(str::to_string));
                 }
                 Some("Target.detachedFromTarget") => {
                     if let Some(child) = message["params"]["sessionId"].as_str() {
@@ -277,6 +294,15 @@ mod tests {
         (r#"{"id":1,"method":"Target.detachFromTarget","params":{"sessionId":"S"}}"#, true),
         (r#"{"id":1,"method":"Runtime.evaluate","params":{"expression":"1"},"sessionId":"S"}"#, true),
         (r#"{"id":1,"method":"Runtime.evaluate","params":{"expression":"1"},"sessionId":"THEIRS"}"#, false),
+        (
+            r#"{"id":1,"method":"Target.attachToTarget","params":{"targetId":"OTHER","flatten":true},"sessionId":"S"}"#,
+            false,
+        ),
+        (r#"{"id":1,"method":"Target.detachFromTarget","params":{"sessionId":"THEIRS"},"sessionId":"S"}"#, false),
+        (
+            r#"{"id":1,"method":"Target.attachToTarget","params":{"targetId":"PAGE","flatten":true},"sessionId":"S"}"#,
+            true,
+        ),
         (r#"{"id":1,"method":"Target.createBrowserContext","params":{}}"#, false),
         (r#"{"id":1,"method":"Target.disposeBrowserContext","params":{"browserContextId":"OTHERCTX"}}"#, false),
         (r#"{"id":1,"method":"Target.attachToBrowserTarget","params":{}}"#, false),
@@ -299,10 +325,14 @@ mod tests {
     #[test]
     fn commands_naming_a_context_get_the_sessions() {
         for method in ["Target.createTarget", "Storage.getCookies", "Browser.setDownloadBehavior"] {
-            let message =
-                json!({"id": 2, "method": method, "params": {"browserContextId": "OTHERCTX", "url": "about:blank"}});
-            let Scoped::Pass(sent) = scope().outgoing(message) else { panic!("{method} passes") };
-            assert_eq!(sent["params"]["browserContextId"], "CTX", "{method}");
+            for session in [None, Some("S")] {
+                let mut message = json!({"id": 2, "method": method, "params": {"browserContextId": "OTHERCTX", "url": "about:blank"}});
+                if let Some(session) = session {
+                    message["sessionId"] = json!(session);
+                }
+                let Scoped::Pass(sent) = scope().outgoing(message) else { panic!("{method} passes") };
+                assert_eq!(sent["params"]["browserContextId"], "CTX", "{method} on {session:?}");
+            }
         }
     }
 
