@@ -109,7 +109,7 @@ pub async fn cdp_socket(
             activity: Box::new(move || toucher.touch()),
         };
         metrics::gauge!("bw_bridges_active", "kind" => "cdp").increment(1.0);
-        let scope = session.browser_context.as_deref().map(|c| bridge::ContextScope::new(c, &session.page_target));
+        let scope = session.browser_context().map(|c| bridge::ContextScope::new(c, session.page_target()));
         let end = bridge::websocket_to_websocket(socket, upstream, policy, scope, control).await;
         metrics::gauge!("bw_bridges_active", "kind" => "cdp").decrement(1.0);
         metrics::counter!("bw_bridges_closed_total", "kind" => "cdp", "reason" => end.as_str()).increment(1);

@@ -81,7 +81,7 @@ pub async fn live_socket(
         LiveHub::start(
             session.cdp_endpoint().to_string(),
             session.page_target().to_string(),
-            session.browser_context.clone(),
+            session.browser_context().map(str::to_string),
         )
     });
     let idle = app.config.bridge_idle_timeout();

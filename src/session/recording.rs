@@ -55,7 +55,7 @@ pub(super) fn start(session: &Session, plan: &Plan, artifacts: &Artifacts) -> Re
                 LiveHub::start(
                     session.cdp_endpoint().to_string(),
                     session.page_target().to_string(),
-                    session.browser_context.clone(),
+                    session.browser_context().map(str::to_string),
                 )
             });
             let acks = hub.clone();
