@@ -414,7 +414,7 @@ impl BrowserHandle {
             page,
             dead: core.dead(),
             lost: core.lost(),
-            op_timeout: core.op_timeout,
+            op_timeout: core.op_timeout(),
             ws_url: core.ws_url().to_string(),
             link: Link::Context(lease),
             start_ms,

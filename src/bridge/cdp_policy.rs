@@ -151,34 +151,43 @@ pub struct CdpPolicy {
 impl CdpPolicy {
     /// Judges one text message from the client.
     pub fn judge(&self, text: &str) -> Verdict {
+        match self.parse(text) {
+            Ok(message) => Verdict::Forward(message.to_string()),
+            Err(refusal) => refusal,
+        }
+    }
+
+    /// The checked message to forward, as parsed and rewritten (for a scope to judge next), or
+    /// the refusal.
+    pub fn parse(&self, text: &str) -> Result<Value, Verdict> {
         let Ok(Value::Object(mut message)) = serde_json::from_str::<Value>(text) else {
-            return refuse(&Value::Null, None, -32700, "a CDP message must be a JSON object");
+            return Err(refuse(&Value::Null, None, -32700, "a CDP message must be a JSON object"));
         };
         let id = message.remove("id").unwrap_or(Value::Null);
         let session = message.remove("sessionId");
         if !id.is_u64() {
-            return refuse(&id, session.as_ref(), -32600, "a CDP message needs a non-negative integer id");
+            return Err(refuse(&id, session.as_ref(), -32600, "a CDP message needs a non-negative integer id"));
         }
         if session.as_ref().is_some_and(|s| !s.is_string()) {
-            return refuse(&id, None, -32600, "sessionId must be a string");
+            return Err(refuse(&id, None, -32600, "sessionId must be a string"));
         }
         let Some(Value::String(method)) = message.remove("method") else {
-            return refuse(&id, session.as_ref(), -32600, "a CDP message needs a method name");
+            return Err(refuse(&id, session.as_ref(), -32600, "a CDP message needs a method name"));
         };
         let mut params = match message.remove("params") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(params)) => params,
-            Some(_) => return refuse(&id, session.as_ref(), -32602, "params must be an object"),
+            Some(_) => return Err(refuse(&id, session.as_ref(), -32602, "params must be an object")),
         };
         if let Err(why) = self.check(&method, &mut params) {
             metrics::counter!("bw_cdp_refused_total").increment(1);
-            return refuse(&id, session.as_ref(), -32601, &why);
+            return Err(refuse(&id, session.as_ref(), -32601, &why));
         }
         let mut forward = json!({"id": id, "method": method, "params": params});
         if let Some(session) = session {
             forward["sessionId"] = session;
         }
-        Verdict::Forward(forward.to_string())
+        Ok(forward)
     }
 
     /// Applies `method`'s rule, rewriting `params` where the rule says so.

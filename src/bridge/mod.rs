@@ -196,18 +196,19 @@ pub async fn websocket_to_websocket(
                     ws::Message::Ping(_) | ws::Message::Pong(_) => continue,
                     ws::Message::Binary(_) | ws::Message::Close(_) => break,
                 };
-                let forward = match policy.judge(text.as_str()) {
-                    Verdict::Forward(text) => match scope.lock().unwrap().as_mut() {
-                        None => text,
-                        Some(scope) => match scope.outgoing(serde_json::from_str(&text).unwrap_or_default()) {
-                            Scoped::Pass(message) => message.to_string(),
-                            Scoped::Refuse(reply) => {
-                                let _ = refusals.try_send(reply.to_string());
-                                continue;
-                            }
+                let verdict = match policy.parse(text.as_str()) {
+                    Ok(message) => match scope.lock().unwrap().as_mut() {
+                        None => Verdict::Forward(message.to_string()),
+                        Some(scope) => match scope.outgoing(message) {
+                            Scoped::Pass(message) => Verdict::Forward(message.to_string()),
+                            Scoped::Refuse(reply) => Verdict::Refuse(reply.to_string()),
                             Scoped::Keep | Scoped::Drop(_) => continue,
                         },
                     },
+                    Err(refusal) => refusal,
+                };
+                let forward = match verdict {
+                    Verdict::Forward(text) => text,
                     Verdict::Refuse(reply) => {
                         let _ = refusals.send(reply).await;
                         continue;

@@ -50,7 +50,6 @@ pub(crate) struct Core {
     handed_over: AtomicBool,
     /// The browser's user agent (a context's `Accept-Language` override needs it).
     pub(crate) user_agent: String,
-    pub(crate) op_timeout: Duration,
 }
 
 impl Core {
@@ -68,6 +67,10 @@ impl Core {
 
     pub(crate) fn lost(&self) -> CancellationToken {
         self.handle().lost()
+    }
+
+    pub(crate) fn op_timeout(&self) -> Duration {
+        self.handle().op_timeout
     }
 
     pub(crate) fn ws_url(&self) -> &str {
@@ -90,13 +93,35 @@ impl Core {
         self.handle().is_dead()
     }
 
+    /// One browser-level CDP call on the shared connection (the handle's timeout and death rules).
+    async fn execute<C>(&self, what: &'static str, command: C) -> Result<C::Response, BrowserError>
+    where
+        C: chromiumoxide::types::Command + Clone,
+    {
+        call(self.handle(), what, command).await
+    }
+
     async fn dispose(&self, context: &str) -> Result<(), BrowserError> {
         let params = DisposeBrowserContextParams::new(BrowserContextId::from(context.to_string()));
-        match tokio::time::timeout(self.op_timeout, self.connection().execute(params)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(BrowserError::Cdp(e.to_string())),
-            Err(_) => Err(BrowserError::Timeout("dispose of a browser context")),
-        }
+        self.execute("dispose of a browser context", params).await.map(|_| ())
+    }
+}
+
+/// One browser-level CDP call on `handle`'s own connection.
+async fn call<C>(handle: &BrowserHandle, what: &'static str, command: C) -> Result<C::Response, BrowserError>
+where
+    C: chromiumoxide::types::Command + Clone,
+{
+    let browser =
+        handle.connection().ok_or_else(|| BrowserError::Launch("a shared browser must be a local one".into()))?;
+    handle.cdp(what, || async { browser.execute(command.clone()).await.map(|r| r.result) }).await
+}
+
+/// A failed step of opening a context is a failed launch.
+fn launch_failed(what: &str) -> impl Fn(BrowserError) -> BrowserError + '_ {
+    move |e| match e {
+        BrowserError::Cdp(m) => BrowserError::Launch(format!("{what}: {m}")),
+        e => e,
     }
 }
 
@@ -246,7 +271,7 @@ impl ContextProvider {
         }
         let handle = self.inner.launch(LaunchSpec::default()).await?;
         // The launch's blank page is nobody's: its renderer would cost every context a share.
-        let _ = tokio::time::timeout(handle.op_timeout, handle.page.clone().close()).await;
+        let _ = handle.cdp("close the launch page", || handle.page.clone().close()).await;
         let core = Arc::new(Self::core(handle).await?);
         let place = Place::new(core.clone(), &self.cores);
         self.cores.add(core);
@@ -255,24 +280,12 @@ impl ContextProvider {
 
     /// A launched (or adopted) browser as a core.
     async fn core(handle: BrowserHandle) -> Result<Core, BrowserError> {
-        let version = match handle.connection() {
-            Some(browser) => {
-                tokio::time::timeout(handle.op_timeout, browser.execute(GetVersionParams::default())).await
-            }
-            None => return Err(BrowserError::Launch("a shared browser must be a local one".into())),
-        };
-        let user_agent = match version {
-            Ok(Ok(version)) => version.result.user_agent.clone(),
-            Ok(Err(e)) => return Err(BrowserError::Cdp(e.to_string())),
-            Err(_) => return Err(BrowserError::Timeout("browser version")),
-        };
-        let op_timeout = handle.op_timeout;
+        let user_agent = call(&handle, "browser version", GetVersionParams::default()).await?.user_agent;
         Ok(Core {
             handle: Some(handle),
             contexts: AtomicUsize::new(0),
             handed_over: AtomicBool::new(false),
             user_agent,
-            op_timeout,
         })
     }
 
@@ -285,12 +298,8 @@ impl ContextProvider {
             params.proxy_server = Some(format!("http://{addr}"));
             params.proxy_bypass_list = Some("<-loopback>".into());
         }
-        let created = tokio::time::timeout(core.op_timeout, core.connection().execute(params)).await;
-        let id = match created {
-            Ok(Ok(created)) => created.result.browser_context_id.inner().clone(),
-            Ok(Err(e)) => return Err(BrowserError::Launch(format!("cannot create a browser context: {e}"))),
-            Err(_) => return Err(BrowserError::Timeout("create a browser context")),
-        };
+        let created = core.execute("create a browser context", params).await;
+        let id = created.map_err(launch_failed("cannot create a browser context"))?.browser_context_id.inner().clone();
         // From here the lease disposes of the context whatever happens.
         let lease = place.lease(id.clone());
         let target = CreateTargetParams::builder()
@@ -298,15 +307,12 @@ impl ContextProvider {
             .browser_context_id(BrowserContextId::from(id))
             .build()
             .map_err(BrowserError::Launch)?;
-        let page = match tokio::time::timeout(core.op_timeout, core.connection().new_page(target)).await {
-            Ok(Ok(page)) => page,
-            Ok(Err(e)) => {
+        let page = core.handle().cdp("first page", || core.connection().new_page(target.clone())).await;
+        let page = match page.map_err(launch_failed("no page in the browser context")) {
+            Ok(page) => page,
+            Err(e) => {
                 lease.close().await;
-                return Err(BrowserError::Launch(format!("no page in the browser context: {e}")));
-            }
-            Err(_) => {
-                lease.close().await;
-                return Err(BrowserError::Timeout("first page"));
+                return Err(e);
             }
         };
         let handle = BrowserHandle::in_context(page, lease, egress, started.elapsed().as_millis() as u64);
@@ -353,7 +359,7 @@ impl BrowserProvider for ContextProvider {
             }
         };
         let lease = Place::new(core.clone(), &self.cores).lease(context.clone());
-        let page = match super::existing_page(core.connection(), &saved.page_target, core.op_timeout).await {
+        let page = match super::existing_page(core.connection(), &saved.page_target, core.op_timeout()).await {
             Ok(page) => page,
             Err(e) => {
                 lease.close().await;
