@@ -319,7 +319,7 @@ pub struct Session {
     pub(crate) page_target: String,
     /// Its browser context in a shared browser (context mode): the CDP passthrough and the
     /// live view show only that context's targets.
-    pub(crate) browser_context: Option<String>,
+    browser_context: Option<String>,
     status: Mutex<Status>,
     /// The browser; `None` once closed. Holding the lock is holding the session's one operation.
     browser: Arc<tokio::sync::Mutex<Option<BrowserHandle>>>,

@@ -175,9 +175,7 @@ impl ChromiumProvider {
             }
         }
     }
-}
 
-impl ChromiumProvider {
     /// The egress of a new browser context (`shared`): its own listener for a session proxy
     /// (the address the context's `proxyServer` names), else the shared browser's.
     pub(crate) fn context_egress(

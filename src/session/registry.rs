@@ -200,12 +200,12 @@ impl SessionRegistry {
         self
     }
 
-    /// The session store, if sessions are recorded.
     /// Where the sessions' browsers come from.
     pub fn provider(&self) -> &Arc<dyn BrowserProvider> {
         &self.provider
     }
 
+    /// The session store, if sessions are recorded.
     pub fn store(&self) -> Option<&Arc<SessionStore>> {
         self.store.as_ref()
     }
