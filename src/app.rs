@@ -374,6 +374,17 @@ impl App {
         }
     }
 
+    /// What the V1 task macro needs of the worker.
+    pub fn tasks(&self) -> crate::tasks::Context<'_> {
+        crate::tasks::Context {
+            flow: self.flow(),
+            breaker: &self.breaker,
+            engine: self.engines.auto.as_ref(),
+            public_url: self.public_url(),
+            active: &self.active_tasks,
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.cancel.is_cancelled()
     }

@@ -26,7 +26,8 @@ use crate::session::{OpGuard, Session, SessionError, SessionState};
 /// profile's breaker), the artifact store (screenshots), the egress rules (resume downloads)
 /// and the confinement (files the browser reads). `App::flow` makes one.
 pub struct Context<'a> {
-    pub registry: &'a crate::session::SessionRegistry,
+    /// An `Arc`: opening a session (the task macro) starts its supervisor.
+    pub registry: &'a std::sync::Arc<crate::session::SessionRegistry>,
     pub artifacts: &'a crate::artifacts::Artifacts,
     pub egress: crate::egress::EgressPolicy,
     pub confinement: &'a crate::browser::sandbox::Confinement,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -14,17 +14,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::app::App;
-use crate::breaker::{BreakerError, ProfileState};
+use crate::breaker::{Breaker, BreakerError, ProfileState};
 use crate::flow::{self, FlowError};
 use crate::forms::submit::{Outcome, SubmitAction};
-use crate::forms::{Applicant, FormsError, PageKind};
+use crate::forms::{Applicant, FormEngine, FormsError, PageKind};
 use crate::guard::{Block, BlockReason};
-use crate::notify::Callback;
 use crate::session::{CloseReason, CreateOptions, OpGuard, Session, SessionError, SessionId};
 
 /// At most this many form steps per task.
 const MAX_STEPS: usize = 10;
+
+/// What the macro needs of the worker (`App::tasks`): the form steps' context (and through it
+/// the sessions), the profile breaker, the form engine and the public URL of the takeover
+/// links. The task's own session comes opened as the API would open it (`run`'s `open`).
+pub struct Context<'a> {
+    pub flow: flow::Context<'a>,
+    pub breaker: &'a Breaker,
+    pub engine: &'a dyn FormEngine,
+    pub public_url: &'a str,
+    /// Tasks running now (`/health.active_tasks`).
+    pub active: &'a AtomicUsize,
+}
 
 /// `autopilot` submits; `copilot` stops before the final submit for a person to review.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -246,27 +256,28 @@ pub fn validate(task: &TaskRequest, egress: &crate::egress::EgressPolicy) -> Res
 }
 
 /// Runs a task to its end (or its timeout) and returns the seed's result. Never fails: what
-/// went wrong is in `error`.
-pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -> TaskResult {
-    app.active_tasks.fetch_add(1, Ordering::SeqCst);
+/// went wrong is in `error`. `open` is the session the task opens (`None` with `submit_only`,
+/// which finishes one that is open).
+pub async fn run(cx: &Context<'_>, task: TaskRequest, open: Option<CreateOptions>) -> TaskResult {
+    cx.active.fetch_add(1, Ordering::SeqCst);
     let mut run = Run::new(&task.task_id);
     let limit = Duration::from_secs(task.policy.timeout_seconds);
     let session_slot = Arc::new(std::sync::Mutex::new(None::<SessionId>));
-    let work = steps(&app, &task, callback, &mut run, session_slot.clone());
+    let work = steps(cx, &task, open, &mut run, session_slot.clone());
     let outcome = tokio::time::timeout(limit, work).await;
     let session = *session_slot.lock().unwrap();
     match outcome {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => fail(&app, &mut run, session, e.to_string()).await,
+        Ok(Err(e)) => fail(cx, &mut run, session, e.to_string()).await,
         Err(_) => {
-            fail(&app, &mut run, session, "timeout".into()).await;
+            fail(cx, &mut run, session, "timeout".into()).await;
             if let Some(profile) = &task.profile_id {
-                app.registry.record_profile_failure(profile).await;
+                cx.flow.registry.record_profile_failure(profile).await;
             }
         }
     }
     if let Some(profile) = &task.profile_id
-        && let Ok(record) = app.breaker.get(profile).await
+        && let Ok(record) = cx.breaker.get(profile).await
     {
         run.result.profile_status = Some(ProfileStatus {
             state: record.state,
@@ -281,7 +292,7 @@ pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -
     // Whatever made a person necessary, the open session is where they take over.
     if run.result.next_action == "needs_human"
         && run.result.live_url.is_none()
-        && let Some(session) = run.result.session_id.and_then(|id| app.registry.get(id).ok())
+        && let Some(session) = run.result.session_id.and_then(|id| cx.flow.registry.get(id).ok())
     {
         takeover(&session, &mut run);
     }
@@ -289,17 +300,17 @@ pub async fn run(app: Arc<App>, task: TaskRequest, callback: Option<Callback>) -
     run.result.finished_at = finished;
     run.result.duration_ms = run.started.elapsed().as_millis() as u64;
     run.result.timing.total_ms = run.result.duration_ms;
-    app.active_tasks.fetch_sub(1, Ordering::SeqCst);
+    cx.active.fetch_sub(1, Ordering::SeqCst);
     run.result
 }
 
 /// Closes the session of a failed task and reports the error.
-async fn fail(app: &App, run: &mut Run, session: Option<SessionId>, error: String) {
+async fn fail(cx: &Context<'_>, run: &mut Run, session: Option<SessionId>, error: String) {
     if let Some(id) = session
-        && let Ok(s) = app.registry.get(id)
+        && let Ok(s) = cx.flow.registry.get(id)
     {
         s.events.emit("error", json!({"message": error}));
-        let _ = app.registry.close(id, CloseReason::Closed).await;
+        let _ = cx.flow.registry.close(id, CloseReason::Closed).await;
     }
     run.result.success = false;
     run.result.error = Some(error);
@@ -320,30 +331,17 @@ fn progress(op: &OpGuard, step: &str, pct: u32, message: &str) {
 
 /// The task's steps; returns early (Ok) when blocked or waiting for review.
 async fn steps(
-    app: &Arc<App>,
+    cx: &Context<'_>,
     task: &TaskRequest,
-    callback: Option<Callback>,
+    open: Option<CreateOptions>,
     run: &mut Run,
     slot: Arc<std::sync::Mutex<Option<SessionId>>>,
 ) -> Result<(), FlowError> {
-    let id = match task.session_id {
-        Some(id) if task.action == Some(TaskAction::SubmitOnly) => SessionId(id),
-        _ => {
-            let options = CreateOptions {
-                profile_id: task.profile_id.clone(),
-                callback,
-                humanize: task.humanize.unwrap_or_default(),
-                metadata: Map::from_iter([("task_id".to_string(), json!(task.task_id))]),
-                // A task may stop for a person at any step: on a per-session worker it always
-                // has a display to take over.
-                display: app.registry.displays_by_default(task.profile_id.as_deref()),
-                // Every task may stop for a person: the live view works with or without a display.
-                on_open: Some(app.mint_takeover()),
-                proxy: app.session_proxy(task.proxy.clone(), task.profile_id.as_deref()).await?,
-                recording: app.recording_plan(task.recording)?,
-                ..CreateOptions::default()
-            };
-            let session = match app.registry.create(options).await {
+    let registry = cx.flow.registry;
+    let id = match (task.session_id, open) {
+        (Some(id), None) => SessionId(id),
+        (_, Some(options)) => {
+            let session = match registry.create(options).await {
                 Ok(session) => session,
                 Err(SessionError::Profile(BreakerError::Unavailable(why))) => {
                     run.result.blocked = true;
@@ -354,24 +352,25 @@ async fn steps(
                 }
                 Err(e) => return Err(e.into()),
             };
-            run.result.timing.browser_start_ms = session.info(app.public_url()).timing.browser_start_ms;
+            run.result.timing.browser_start_ms = session.info(cx.public_url).timing.browser_start_ms;
             session.id
         }
+        (None, None) => return Err(FlowError::Stopped("the task has no session to work in".into())),
     };
     *slot.lock().unwrap() = Some(id);
     run.result.session_id = Some(id);
-    let session = app.registry.get(id)?;
+    let session = registry.get(id)?;
     session.events.set_task(Some(task.task_id.clone()));
     let applicant_resume;
     {
-        let op = app.registry.begin(id)?;
-        applicant_resume = flow::resume_file(&app.flow(), op.session(), task.resume_file_url.as_deref(), None).await?;
+        let op = registry.begin(id)?;
+        applicant_resume = flow::resume_file(&cx.flow, op.session(), task.resume_file_url.as_deref(), None).await?;
         if task.action != Some(TaskAction::SubmitOnly) {
             progress(&op, "navigating", 10, "opening the job page");
             let (_, navigate_ms) = op.navigate(&task.job_url).await.map_err(FormsError::from)?;
             run.result.timing.navigate_ms = navigate_ms;
-            if let Some(block) = app.registry.detect(&op, &task.job_url).await? {
-                return blocked(app, &op, task, run, block).await;
+            if let Some(block) = registry.detect(&op, &task.job_url).await? {
+                return blocked(cx, &op, task, run, block).await;
             }
         }
     }
@@ -386,21 +385,19 @@ async fn steps(
     // A page a person reviewed (copilot) is submitted as they left it: filling it again would
     // overwrite their corrections. Later steps are filled as usual.
     let mut reviewed = submit_only && session.block().is_some_and(|b| b.reason == BlockReason::ReviewRequired);
-    let engine = app.engines.auto.clone();
     for _ in 0..MAX_STEPS {
         let as_left = std::mem::take(&mut reviewed);
-        let op = app.registry.begin(id)?;
+        let op = registry.begin(id)?;
         progress(&op, "analyzing", 30, "reading the page");
-        let analysis = flow::analyze(&app.flow(), &op, engine.as_ref(), &applicant).await?;
+        let analysis = flow::analyze(&cx.flow, &op, cx.engine, &applicant).await?;
         run.result.platform = Some(analysis.platform.as_str().to_string());
         if let Some(block) = analysis.block.clone() {
-            return blocked(app, &op, task, run, block).await;
+            return blocked(cx, &op, task, run, block).await;
         }
         if analysis.page_kind == PageKind::ApplicationForm && !as_left {
             progress(&op, "filling", 60, "filling the form");
             let started = Instant::now();
-            let report =
-                flow::fill(&app.flow(), &op, engine.as_ref(), &applicant, &Map::new(), op.session().humanize).await?;
+            let report = flow::fill(&cx.flow, &op, cx.engine, &applicant, &Map::new(), op.session().humanize).await?;
             run.result.timing.fill_ms += started.elapsed().as_millis() as u64;
             for f in report.filled_fields {
                 run.result.filled_fields.push(TaskField {
@@ -412,7 +409,7 @@ async fn steps(
                 });
             }
             if let Some(block) = report.block {
-                return blocked(app, &op, task, run, block).await;
+                return blocked(cx, &op, task, run, block).await;
             }
             if !report.missing_required.is_empty() {
                 let names: Vec<&str> = report.missing_required.iter().map(|m| m.label.as_str()).collect();
@@ -421,7 +418,7 @@ async fn steps(
             let last_step = analysis.actions.next.is_none() && analysis.actions.review.is_none();
             if task.policy.save_artifacts
                 && last_step
-                && let Some(url) = flow::snapshot(&app.flow(), &op, "form_filled").await
+                && let Some(url) = flow::snapshot(&cx.flow, &op, "form_filled").await
             {
                 run.result.screenshots.insert("form_filled".into(), url);
             }
@@ -441,7 +438,7 @@ async fn steps(
         }
         progress(&op, "submitting", 90, "submitting");
         let started = Instant::now();
-        let answer = flow::submit(&app.flow(), &op, SubmitAction::Auto, op.session().humanize, task.dry_run).await?;
+        let answer = flow::submit(&cx.flow, &op, SubmitAction::Auto, op.session().humanize, task.dry_run).await?;
         run.result.timing.submit_ms += started.elapsed().as_millis() as u64;
         run.result.outcome = Some(answer.outcome);
         run.result.evidence = answer.evidence.clone().or(run.result.evidence.take());
@@ -455,7 +452,7 @@ async fn steps(
                 }
                 op.session().events.emit("completed", json!({"success": false, "outcome": "intercepted"}));
                 drop(op);
-                let _ = app.registry.close(id, CloseReason::Closed).await;
+                let _ = registry.close(id, CloseReason::Closed).await;
                 return Ok(());
             }
             Outcome::Submitted => {
@@ -473,14 +470,14 @@ async fn steps(
                     .events
                     .emit("completed", json!({"success": true, "confirmation_id": run.result.confirmation_id}));
                 drop(op);
-                let _ = app.registry.close(id, CloseReason::Closed).await;
+                let _ = registry.close(id, CloseReason::Closed).await;
                 return Ok(());
             }
             Outcome::NextStep => continue,
             Outcome::Blocked => {
                 let block =
                     answer.block.unwrap_or_else(|| Block { reason: BlockReason::ChallengePage, detail: String::new() });
-                return blocked(app, &op, task, run, block).await;
+                return blocked(cx, &op, task, run, block).await;
             }
             Outcome::ValidationErrors => {
                 let messages: Vec<String> = answer.errors.iter().map(|e| e.message.clone()).collect();
@@ -505,7 +502,13 @@ fn takeover(session: &Session, run: &mut Run) {
 }
 
 /// Ends the task as blocked, leaving the session open for a person.
-async fn blocked(app: &App, op: &OpGuard, task: &TaskRequest, run: &mut Run, block: Block) -> Result<(), FlowError> {
+async fn blocked(
+    cx: &Context<'_>,
+    op: &OpGuard,
+    task: &TaskRequest,
+    run: &mut Run,
+    block: Block,
+) -> Result<(), FlowError> {
     run.result.blocked = true;
     run.result.block_reason = Some(if block.reason == BlockReason::Captcha {
         "captcha_detected".into()
@@ -515,7 +518,7 @@ async fn blocked(app: &App, op: &OpGuard, task: &TaskRequest, run: &mut Run, blo
     run.result.next_action = "needs_human";
     takeover(op.session(), run);
     if task.policy.save_artifacts
-        && let Some(url) = flow::snapshot(&app.flow(), op, "blocked").await
+        && let Some(url) = flow::snapshot(&cx.flow, op, "blocked").await
     {
         run.result.screenshots.insert("blocked".into(), url);
     }

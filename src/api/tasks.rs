@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use serde_json::{Map, json};
 
 use super::json::ApiJson;
 use super::sessions::{callback, check_callback};
 use crate::app::App;
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::SessionId;
+use crate::notify::Callback;
+use crate::session::CreateOptions;
 use crate::tasks::{self, TaskAction, TaskRequest, TaskResult};
 
 /// Run a whole application and wait for its result (the seed's `Task` → `TaskResult`).
@@ -37,7 +40,39 @@ pub async fn run_task(
     }
     let callback = callback(task.callback_url.as_deref(), task.callback_token.clone())?;
     check_callback(&app, &callback).await?;
+    let open = match task.action {
+        Some(TaskAction::SubmitOnly) => None,
+        _ => Some(session_options(&app, &task, callback).await?),
+    };
     // The task runs to its end even if the caller goes away, so that nothing is left half done.
-    let result = app.registry.spawn(tasks::run(app.clone(), task, callback)).await.map_err(|_| ApiError::internal())?;
+    let run = app.clone();
+    let result = app
+        .registry
+        .spawn(async move { tasks::run(&run.tasks(), task, open).await })
+        .await
+        .map_err(|_| ApiError::internal())?;
     Ok(Json(result))
+}
+
+/// The session a task opens, as `POST /api/v2/sessions` would open it: its profile, proxy,
+/// recording, webhook and takeover links.
+async fn session_options(
+    app: &Arc<App>,
+    task: &TaskRequest,
+    callback: Option<Callback>,
+) -> Result<CreateOptions, ApiError> {
+    Ok(CreateOptions {
+        profile_id: task.profile_id.clone(),
+        callback,
+        humanize: task.humanize.unwrap_or_default(),
+        metadata: Map::from_iter([("task_id".to_string(), json!(task.task_id))]),
+        // A task may stop for a person at any step: on a per-session worker it always has a
+        // display to take over.
+        display: app.registry.displays_by_default(task.profile_id.as_deref()),
+        // Every task may stop for a person: the live view works with or without a display.
+        on_open: Some(app.mint_takeover()),
+        proxy: app.session_proxy(task.proxy.clone(), task.profile_id.as_deref()).await?,
+        recording: app.recording_plan(task.recording)?,
+        ..CreateOptions::default()
+    })
 }

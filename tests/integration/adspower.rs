@@ -125,6 +125,28 @@ async fn a_full_session_on_an_adspower_profile() {
     ads.shutdown().await;
 }
 
+/// A task's session is opened as a session create opens it: an AdsPower profile carries its
+/// own proxy, so a task naming one is refused before any profile starts (not run and failed).
+#[tokio::test]
+async fn a_task_with_a_proxy_on_an_adspower_profile_is_refused_before_anything_starts() {
+    let ads = fake(10).await;
+    let app = worker(&ads.base, "10").await;
+    let task = json!({
+        "task_id": "t-proxy",
+        "job_url": format!("{}/pages/green.html", fixtures()),
+        "profile_id": "ads-1",
+        "proxy": {"url": "http://203.0.113.7:3128"},
+        "user_data": {},
+    });
+    let (status, err) = app.call(Method::POST, "/api/v1/tasks", Some(task)).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")));
+    assert!(err["error"]["message"].as_str().is_some_and(|m| m.contains("AdsPower")), "{err}");
+    assert!(ads.queries("/api/v1/browser/start").is_empty(), "a profile was started");
+    let (_, health) = app.call(Method::GET, "/health", None).await;
+    assert_eq!((health["active_sessions"].as_u64(), health["active_tasks"].as_u64()), (Some(0), Some(0)), "{health}");
+    ads.shutdown().await;
+}
+
 #[tokio::test]
 async fn rate_limit_answers_are_retried_and_never_count_against_the_profile() {
     // The fake takes 1 request/s; this client sends up to 50/s and must back off.
