@@ -117,7 +117,7 @@ async fn sessions_in_one_browser_keep_cookies_storage_and_targets_apart() {
     // passthrough) and leaves B and the shared browser running.
     let endpoint = session_of(&app, &b).cdp_endpoint().to_string();
     let contexts = || async {
-        let reply = browser_call(&endpoint, "Target.getBrowserContexts").await;
+        let reply = Cdp::at(&endpoint).await.call("Target.getBrowserContexts", json!({}), None).await;
         reply["result"]["browserContextIds"].as_array().cloned().unwrap_or_default()
     };
     assert!(contexts().await.contains(&json!(a_context)), "A's context is listed while it is open");
@@ -126,21 +126,6 @@ async fn sessions_in_one_browser_keep_cookies_storage_and_targets_apart() {
     assert_eq!(app.browsers().len(), 1);
     assert_eq!(app.page_eval(&b, "document.cookie").await, "who=b");
     app.stop().await;
-}
-
-/// One browser-level CDP call on a fresh connection to `endpoint` (the browser itself).
-async fn browser_call(endpoint: &str, method: &str) -> Value {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    let (mut socket, _) = tokio_tungstenite::connect_async(endpoint).await.expect("the browser's endpoint");
-    socket.send(Message::Text(json!({"id": 1, "method": method}).to_string().into())).await.unwrap();
-    loop {
-        let Some(Ok(Message::Text(text))) = socket.next().await else { panic!("the browser closed the connection") };
-        let reply: Value = serde_json::from_str(&text).unwrap();
-        if reply["id"] == 1 {
-            return reply;
-        }
-    }
 }
 
 #[tokio::test]

@@ -41,7 +41,12 @@ impl Cdp {
     pub(crate) async fn open(app: &TestApp, id: &str) -> Self {
         let (status, access) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/cdp-token"), None).await;
         assert_eq!(status, StatusCode::OK, "{access}");
-        let socket = websocket(access["cdp_url"].as_str().unwrap(), None, None).await.expect("token accepted");
+        Self::at(access["cdp_url"].as_str().unwrap()).await
+    }
+
+    /// A client on any CDP endpoint (a passthrough URL with its token, or a browser's own).
+    pub(crate) async fn at(url: &str) -> Self {
+        let socket = websocket(url, None, None).await.expect("the endpoint accepts the connection");
         Self { socket, next: 100, events: Vec::new() }
     }
 
