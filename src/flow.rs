@@ -240,6 +240,8 @@ pub async fn submit(
         return Ok(held_back(cx, op, held.clone(), started).await);
     }
     let result = result?;
+    // The submit a review hold waited for has gone out.
+    op.session().lift_review();
     let block = detect(cx, op, &result.url, result.page_kind).await?;
     let outcome =
         if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };
@@ -330,9 +332,7 @@ pub async fn resume_after_human(cx: &Context<'_>, op: &OpGuard) -> Result<Contin
     let scan = scan::scan(op.browser()).await?;
     let kind = scan.page_kind();
     // A review hold is lifted by the person's `continue` itself.
-    if op.session().block().is_some_and(|b| b.reason == BlockReason::ReviewRequired) {
-        op.session().set_block(None);
-    }
+    op.session().lift_review();
     let block = detect(cx, op, &scan.url, kind).await?;
     op.session().set_page(scan.url.clone(), scan.title.clone(), None);
     Ok(ContinueResponse {

@@ -37,7 +37,8 @@ pub enum BlockReason {
     LoginRequired,
     RedirectToVerification,
     EmptyPageRedirect,
-    /// Not a block of the site's: copilot mode waits for a person to review before submitting.
+    /// Not a block of the site's and never detected: how the API shows a session held for a
+    /// person's review before the final submit (copilot mode; `Session::hold_for_review`).
     ReviewRequired,
 }
 

@@ -37,7 +37,7 @@ use crate::browser::page::PageInfo;
 use crate::browser::{BrowserError, BrowserHandle};
 use crate::egress::EgressPolicy;
 use crate::egress::route::ProxyView;
-use crate::guard::Block;
+use crate::guard::{Block, BlockReason};
 use crate::live::LiveHub;
 use crate::token::{Grant, LiveMode, Minted, Scope, TokenError, TokenIssuer, TokenLimit};
 
@@ -268,6 +268,25 @@ struct Status {
     load_state: Option<LoadState>,
     /// The block found by the last detection; while set, the session rests in `needs_human`.
     block: Option<Block>,
+    /// A hold for a person's review before the final submit (copilot mode), with what it is
+    /// for. Not a detection result: detection neither sets nor lifts it; the person's
+    /// `continue` or the submit does. While set, the session rests in `needs_human` too.
+    review: Option<String>,
+}
+
+impl Status {
+    /// Whether the session waits for a person: a detected block or a review hold.
+    fn waits_for_human(&self) -> bool {
+        self.block.is_some() || self.review.is_some()
+    }
+
+    /// The block as the API shows it: the detected one first (a CAPTCHA on the page under
+    /// review is what the person must deal with), else the review hold (`review_required`).
+    fn shown_block(&self) -> Option<Block> {
+        self.block
+            .clone()
+            .or_else(|| self.review.clone().map(|detail| Block { reason: BlockReason::ReviewRequired, detail }))
+    }
 }
 
 /// Where a session is in its life, under one lock: `Open` with what it holds, until the first
@@ -436,7 +455,7 @@ impl Drop for OpGuard {
             status.last_activity = Instant::now();
             status.last_activity_at = Utc::now();
             if status.state == SessionState::Busy {
-                status.state = if status.block.is_some() { SessionState::NeedsHuman } else { SessionState::Ready };
+                status.state = if status.waits_for_human() { SessionState::NeedsHuman } else { SessionState::Ready };
             }
         }
         self.session.persist();
@@ -455,7 +474,7 @@ impl Session {
             provider: self.provider.to_string(),
             current_url: status.current_url.clone(),
             title: status.title.clone(),
-            block: status.block.clone(),
+            block: status.shown_block(),
             created_at: self.created_at,
             last_activity_at: status.last_activity_at,
             expires_at: self.expires_at,
@@ -543,6 +562,7 @@ impl Session {
             callback: self.events.callback().map(|c| (c.url.to_string(), c.token.clone())),
             state: status.state,
             block: status.block.clone(),
+            review: status.review.clone(),
             current_url: status.current_url.clone(),
             title: status.title.clone(),
             timing: status.timing.clone(),
@@ -751,16 +771,64 @@ impl Session {
         self.persist();
         match (&previous, &block) {
             (None, Some(b)) | (Some(_), Some(b)) if previous.as_ref() != Some(b) => {
-                let kind =
-                    if b.reason == crate::guard::BlockReason::Captcha { "captcha_detected" } else { "state_change" };
-                let mut data = self.takeover_links();
-                data.insert("state".into(), "needs_human".into());
-                data.insert("block".into(), serde_json::json!(b));
-                self.events.emit(kind, Value::Object(data));
+                let kind = if b.reason == BlockReason::Captcha { "captcha_detected" } else { "state_change" };
+                self.emit_needs_human(kind, b);
             }
-            (Some(_), None) => self.events.emit("state_change", serde_json::json!({"state": "ready"})),
+            (Some(_), None) if self.review().is_none() => {
+                self.events.emit("state_change", serde_json::json!({"state": "ready"}))
+            }
             _ => {}
         }
+    }
+
+    fn emit_needs_human(&self, kind: &'static str, block: &Block) {
+        let mut data = self.takeover_links();
+        data.insert("state".into(), "needs_human".into());
+        data.insert("block".into(), serde_json::json!(block));
+        self.events.emit(kind, Value::Object(data));
+    }
+
+    /// Holds the session for a person's review before the final submit (copilot mode): it
+    /// rests in `needs_human` with `review_required` until `lift_review`.
+    pub fn hold_for_review(&self, detail: &str) {
+        // A person looks at it: its recording is kept like a blocked session's.
+        self.blocked_once.store(true, Ordering::SeqCst);
+        {
+            let mut status = self.status.lock().unwrap();
+            status.review = Some(detail.to_string());
+            if status.state == SessionState::Ready {
+                status.state = SessionState::NeedsHuman;
+            }
+        }
+        self.persist();
+        let hold = Block { reason: BlockReason::ReviewRequired, detail: detail.to_string() };
+        self.emit_needs_human("state_change", &hold);
+    }
+
+    /// Lifts a review hold (the person's `continue`, or the submit it was for); true if there
+    /// was one.
+    pub fn lift_review(&self) -> bool {
+        let (lifted, still_blocked) = {
+            let mut status = self.status.lock().unwrap();
+            (status.review.take().is_some(), status.block.is_some())
+        };
+        if lifted {
+            self.persist();
+            if !still_blocked {
+                self.events.emit("state_change", serde_json::json!({"state": "ready"}));
+            }
+        }
+        lifted
+    }
+
+    /// What a review hold is for, while the session is held for one.
+    pub fn review(&self) -> Option<String> {
+        self.status.lock().unwrap().review.clone()
+    }
+
+    /// Whether the session waits for a person (`needs_human`): a detected block or a review hold.
+    pub fn waits_for_human(&self) -> bool {
+        self.status.lock().unwrap().waits_for_human()
     }
 
     /// Where the session is in its life now.

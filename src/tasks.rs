@@ -384,7 +384,7 @@ async fn steps(
     let submit_only = task.action == Some(TaskAction::SubmitOnly);
     // A page a person reviewed (copilot) is submitted as they left it: filling it again would
     // overwrite their corrections. Later steps are filled as usual.
-    let mut reviewed = submit_only && session.block().is_some_and(|b| b.reason == BlockReason::ReviewRequired);
+    let mut reviewed = submit_only && session.review().is_some();
     for _ in 0..MAX_STEPS {
         let as_left = std::mem::take(&mut reviewed);
         let op = registry.begin(id)?;
@@ -427,9 +427,7 @@ async fn steps(
                 run.result.block_reason = Some("review_required".into());
                 run.result.next_action = "needs_human";
                 takeover(op.session(), run);
-                let hold =
-                    Block { reason: BlockReason::ReviewRequired, detail: "copilot: review before submit".into() };
-                op.session().set_block(Some(hold));
+                op.session().hold_for_review("copilot: review before submit");
                 let mut data = op.session().takeover_links();
                 data.insert("filled_fields".into(), json!(run.result.filled_fields.len()));
                 op.session().events.emit("review_required", Value::Object(data));

@@ -191,7 +191,7 @@ pub async fn continue_session(
     State(app): State<Arc<App>>,
     SessionIdPath(id): SessionIdPath,
 ) -> Result<Json<ContinueResponse>, ApiError> {
-    if app.registry.get(id)?.block().is_none() {
+    if !app.registry.get(id)?.waits_for_human() {
         return Err(SessionError::InvalidState(
             "the session is not waiting for a human (state is not needs_human)".into(),
         )

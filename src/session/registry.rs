@@ -355,6 +355,7 @@ impl SessionRegistry {
                 timing,
                 load_state: page.load_state,
                 block,
+                review: None,
             },
             viewport: options.viewport,
             handle,

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::browser::process::{self, ProcessId};
 use crate::fleet::FleetError;
+use crate::guard::BlockReason;
 use crate::notify::{Callback, EventLog};
 use crate::token::Minted;
 
@@ -106,8 +107,13 @@ impl SessionRegistry {
         let permit = self.capacity.clone().try_acquire_owned().ok();
         let now = Utc::now();
         let idle_for = (now - record.last_activity_at).to_std().unwrap_or_default();
+        // A review hold was kept as a block before it had a field of its own.
+        let (block, review) = match record.block.clone() {
+            Some(b) if b.reason == BlockReason::ReviewRequired => (None, Some(b.detail)),
+            block => (block, record.review.clone()),
+        };
         let state = match record.state {
-            SessionState::Busy if record.block.is_some() => SessionState::NeedsHuman,
+            SessionState::Busy if block.is_some() || review.is_some() => SessionState::NeedsHuman,
             SessionState::Busy => SessionState::Ready,
             state => state,
         };
@@ -128,7 +134,8 @@ impl SessionRegistry {
                 title: record.title.clone(),
                 timing: record.timing.clone(),
                 load_state: record.load_state,
-                block: record.block.clone(),
+                block,
+                review,
             },
             viewport: record.viewport,
             handle,

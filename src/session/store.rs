@@ -64,6 +64,9 @@ pub struct SessionRecord {
     pub callback: Option<(String, Option<String>)>,
     pub state: SessionState,
     pub block: Option<Block>,
+    /// A review hold (copilot mode), with what it is for.
+    #[serde(default)]
+    pub review: Option<String>,
     pub current_url: String,
     pub title: String,
     pub timing: Timing,

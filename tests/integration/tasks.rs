@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::forms::applicant;
-use crate::support::{TestApp, eventually_async, fixtures, submission};
+use crate::support::{TestApp, eventually_async, fixtures, submission, submissions};
 
 /// A worker (it may fetch resumes from the fixture server, like every test worker).
 pub async fn worker() -> TestApp {
@@ -127,6 +127,41 @@ async fn copilot_stops_before_submit_and_submit_only_completes() {
         (Some(true), Some("APP-12345")),
         "{done}"
     );
+    app.stop().await;
+}
+
+/// A review hold is the person's, not a detection result: the orchestrator reading the page
+/// while the person reviews it (`analyze` detects blocks) does not lift it, and `submit_only`
+/// then sends the page as the person left it instead of filling it again.
+#[tokio::test]
+async fn a_review_hold_outlasts_an_analyze_and_submit_only_keeps_the_persons_correction() {
+    const CORRECTED: &str = "Adelheid";
+    let app = worker().await;
+    let mut body = task("t-review-analyze", "greenhouse/post");
+    body["mode"] = json!("copilot");
+    let (_, held) = run(&app, body.clone()).await;
+    assert_eq!(held["block_reason"], "review_required", "{held}");
+    let id = held["session_id"].as_str().unwrap().to_string();
+    app.page_eval(&id, &format!("document.getElementById('first_name').value = '{CORRECTED}'")).await;
+
+    let (status, analysis) = app.call(Method::POST, &format!("/api/v2/sessions/{id}/analyze"), None).await;
+    assert_eq!(status, StatusCode::OK, "{analysis}");
+    let (_, session) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(
+        (session["state"].as_str(), session["block"]["reason"].as_str()),
+        (Some("needs_human"), Some("review_required")),
+        "{session}"
+    );
+
+    body["action"] = json!("submit_only");
+    body["session_id"] = json!(id);
+    let (_, done) = run(&app, body).await;
+    assert_eq!(done["success"], true, "{done}");
+    let names: Vec<Value> =
+        submissions("greenhouse").iter().map(|p| p["job_application[first_name]"].clone()).collect();
+    assert!(names.iter().any(|n| n == CORRECTED), "the person's correction reached the employer: {names:?}");
+    let (_, session) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert!(session["block"].is_null(), "the submit lifted the hold: {session}");
     app.stop().await;
 }
 
