@@ -82,9 +82,8 @@ async fn run() -> Result<String> {
     for id in &open {
         api.navigate(id, &format!("{page_url}form")).await.context("opening the form page")?;
     }
-    tokio::time::sleep(SETTLE).await;
-    let browsers_kib = chromium_pss_kib(&worker);
-    eprintln!("  Chromium PSS with {OPEN_SESSIONS} sessions on a form: {:.1} MiB", mib(browsers_kib));
+    let browsers = Pss::of(&worker).await;
+    eprintln!("  Chromium PSS per session on a form: {browsers}");
     // The leftover counters must see the open sessions, or a zero at the end would prove nothing.
     let seen = Leftovers::count(&worker);
     eprintln!("  with {OPEN_SESSIONS} open: {seen:?}");
@@ -125,11 +124,10 @@ async fn run() -> Result<String> {
     let shutdown = worker.stop().context("the worker was already stopped")?;
     eprintln!("worker exit: {:?}; browsers left after exit: {}", shutdown.status, shutdown.browsers_left);
 
-    let browser_kib = browsers_kib as f64 / OPEN_SESSIONS as f64;
     let contexts = context_mode(&bin, &chromium, &http, &env, &format!("{page_url}form")).await?;
     let machine = common::machine_line(&chromium);
-    let mut text = report(&machine, cycles, &idle, &per_session, browser_kib, &samples, &leftovers, &shutdown);
-    text.push_str(&contexts.report(browser_kib));
+    let mut text = report(&machine, cycles, &idle, &per_session, &browsers, &samples, &leftovers, &shutdown);
+    text.push_str(&contexts.report(&browsers));
     Ok(text)
 }
 
@@ -138,7 +136,7 @@ const CONTEXT_CREATES: usize = 100;
 
 /// What context mode costs: Chromium PSS per session, and how long a create takes.
 struct ContextMode {
-    pss_kib: f64,
+    pss: Pss,
     browsers: usize,
     create: common::Stats,
     browsers_left: usize,
@@ -165,11 +163,10 @@ async fn context_mode(
         api.navigate(&id, form).await.context("opening the form page")?;
         open.push(id);
     }
-    tokio::time::sleep(SETTLE).await;
-    let pss_kib = chromium_pss_kib(&worker) as f64 / OPEN_SESSIONS as f64;
+    let pss = Pss::of(&worker).await;
     // Pid records: one per browser (its helper and renderer processes are not recorded).
     let browsers = fs::read_dir(worker.data_dir.path().join("run")).map_or(0, |d| d.count());
-    eprintln!("  Chromium PSS per session: {:.1} MiB in {browsers} browser(s)", pss_kib / 1024.0);
+    eprintln!("  Chromium PSS per session: {pss} in {browsers} browser(s)");
     for id in open.iter().skip(1) {
         api.delete(id).await?;
     }
@@ -182,17 +179,18 @@ async fn context_mode(
     }
     api.delete(&open[0]).await?;
     let shutdown = worker.stop().context("the worker was already stopped")?;
-    Ok(ContextMode { pss_kib, browsers, create: common::Stats::of(&samples), browsers_left: shutdown.browsers_left })
+    Ok(ContextMode { pss, browsers, create: common::Stats::of(&samples), browsers_left: shutdown.browsers_left })
 }
 
 impl ContextMode {
-    fn report(&self, process_kib: f64) -> String {
+    fn report(&self, process: &Pss) -> String {
         let met = |ok: bool| if ok { "met" } else { "NOT met" };
         format!(
             "\n### Context mode (`BW_EPHEMERAL_MODE=context`)\n\n\
              | measurement | value | target |\n| --- | --- | --- |\n\
              | Chromium PSS per session on a form page ({OPEN_SESSIONS} open in {browsers} shared browser(s)) \
-             | {pss:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n\
+             | {first:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n\
+             | the same {later_s} s after the last navigation | {pss:.1} MiB | |\n\
              | sessions per GiB of Chromium memory | {per_gib:.1} ({ratio:.1}× `process` mode) | |\n\
              | context create without a pool, one at a time ({CONTEXT_CREATES}), p50 / p95 / p99 \
              | {p50:.1} / {p95:.1} / {p99:.1} ms | p99 ≤ 20 ms: {create_verdict} |\n\
@@ -206,10 +204,12 @@ impl ContextMode {
              `Runtime.enable`) took about 5, 40 and 60 ms on this machine. With `BW_WARM_POOL` the pool holds \
              ready contexts and a create is a pool hit (`session_create`'s context-mode bursts).\n",
             browsers = self.browsers,
-            pss = self.pss_kib / 1024.0,
-            pss_verdict = met(self.pss_kib / 1024.0 <= 60.0),
-            per_gib = 1024.0 * 1024.0 / self.pss_kib,
-            ratio = process_kib / self.pss_kib,
+            pss = self.pss.later / 1024.0,
+            later_s = PSS_LATER.as_secs(),
+            first = self.pss.first / 1024.0,
+            pss_verdict = met(self.pss.first / 1024.0 <= 60.0),
+            per_gib = 1024.0 * 1024.0 / self.pss.first,
+            ratio = process.first / self.pss.first,
             p50 = self.create.p50,
             p95 = self.create.p95,
             p99 = self.create.p99,
@@ -220,6 +220,34 @@ impl ContextMode {
 }
 
 /// Sum of the PSS of every process of the worker's browsers (each browser with all below it).
+/// Chromium's PSS per open session: read `SETTLE` after the last navigation (what the targets
+/// use), and again `PSS_LATER` after it: Chromium gives memory back some seconds after pages
+/// have loaded (compositor frames, tiles and caches it trims once nothing changes).
+struct Pss {
+    first: f64,
+    later: f64,
+}
+
+/// When the second PSS reading is taken, after the last navigation.
+const PSS_LATER: Duration = Duration::from_secs(10);
+
+impl Pss {
+    async fn of(worker: &Worker) -> Self {
+        let per_session = || chromium_pss_kib(worker) as f64 / OPEN_SESSIONS as f64;
+        tokio::time::sleep(SETTLE).await;
+        let first = per_session();
+        tokio::time::sleep(PSS_LATER - SETTLE).await;
+        Self { first, later: per_session() }
+    }
+}
+
+impl std::fmt::Display for Pss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (first, later) = (self.first / 1024.0, self.later / 1024.0);
+        write!(f, "{first:.1} MiB after {} ms, {later:.1} MiB after {} s", SETTLE.as_millis(), PSS_LATER.as_secs())
+    }
+}
+
 fn chromium_pss_kib(worker: &Worker) -> u64 {
     let mut pids: Vec<i32> = browsers_of(worker.data_dir.path());
     let below: Vec<i32> = pids.iter().flat_map(|&root| common::descendants(root)).map(|(pid, _)| pid).collect();
@@ -340,7 +368,7 @@ fn report(
     cycles: usize,
     idle: &Memory,
     per_session: &PerSession,
-    browser_kib: f64,
+    browsers: &Pss,
     samples: &[(usize, Memory)],
     leftovers: &Leftovers,
     shutdown: &Shutdown,
@@ -370,7 +398,8 @@ fn report(
          | worker RSS per open session ({OPEN_SESSIONS} open) | {per:.0} KiB | ≤ {PER_SESSION_LIMIT_KIB:.0} KiB |\n\
          | RSS growth, cycle {FIRST_SAMPLE} → {cycles} | {growth} KiB | ≈ 0 (≤ {GROWTH_LIMIT_KIB} KiB) |\n\
          | leftover temp dirs / pid records / browser processes / zombies | {tmp} / {run} / {procs} / {zombies} | 0 |\n\
-         | Chromium PSS per session on a form page ({OPEN_SESSIONS} open, `process` mode) | {browser_per:.1} MiB | |\n\
+         | Chromium PSS per session on a form page ({OPEN_SESSIONS} open, `process` mode) | {browser_first:.1} MiB | |\n\
+         | the same {later_s} s after the last navigation | {browser_later:.1} MiB | |\n\
          | sessions per GiB of Chromium memory | {per_gib:.1} | |\n\n\
          RSS by cycle: {rss_by_cycle}\n\n\
          RssAnon by cycle: {anon_by_cycle} (growth {anon_growth}; per open session {anon_per})\n\n\
@@ -386,7 +415,8 @@ fn report(
          and browsers again after it has exited. Chromium PSS is the sum of `Pss:` in \
          `/proc/<pid>/smaps_rollup` over every process of the worker's browsers with the {OPEN_SESSIONS} sessions \
          each on a {form_len}-byte application form (`benches/form.html`: 15 controls, a file input and three selects among them), \
-         read {settle} ms after the last navigation.\n",
+         read {settle} ms after the last navigation (the figure the targets and sessions per GiB use), and \
+         again {later_s} s after it: Chromium gives memory back some seconds after pages have loaded.\n",
         date = common::report_date(),
         idle = mib(idle.rss),
         per = per_session.rss_kib,
@@ -402,8 +432,10 @@ fn report(
         loaded = mib(per_session.loaded),
         browsers_left = shutdown.browsers_left,
         page_len = PAGE.len(),
-        browser_per = browser_kib / 1024.0,
-        per_gib = 1024.0 * 1024.0 / browser_kib,
+        browser_later = browsers.later / 1024.0,
+        later_s = PSS_LATER.as_secs(),
+        browser_first = browsers.first / 1024.0,
+        per_gib = 1024.0 * 1024.0 / browsers.first,
         settle = SETTLE.as_millis(),
         form_len = FORM.len(),
     )
