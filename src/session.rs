@@ -161,7 +161,8 @@ pub struct SessionInfo {
     pub provider: String,
     pub current_url: String,
     pub title: String,
-    /// The block detected on the page, if any (`{"reason", "detail"}`).
+    /// The block detected on the page, or else a hold for a person's review before the final
+    /// submit (`review_required`, copilot mode), if any (`{"reason", "detail"}`).
     pub block: Option<Block>,
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,

@@ -259,7 +259,7 @@ pub fn validate(task: &TaskRequest, egress: &crate::egress::EgressPolicy) -> Res
 /// went wrong is in `error`. `open` is the session the task opens (`None` with `submit_only`,
 /// which finishes one that is open).
 pub async fn run(cx: &Context<'_>, task: TaskRequest, open: Option<CreateOptions>) -> TaskResult {
-    cx.active.fetch_add(1, Ordering::SeqCst);
+    let _active = Active::count(cx.active);
     let mut run = Run::new(&task.task_id);
     let limit = Duration::from_secs(task.policy.timeout_seconds);
     let session_slot = Arc::new(std::sync::Mutex::new(None::<SessionId>));
@@ -300,8 +300,23 @@ pub async fn run(cx: &Context<'_>, task: TaskRequest, open: Option<CreateOptions
     run.result.finished_at = finished;
     run.result.duration_ms = run.started.elapsed().as_millis() as u64;
     run.result.timing.total_ms = run.result.duration_ms;
-    cx.active.fetch_sub(1, Ordering::SeqCst);
     run.result
+}
+
+/// A task counted in `/health.active_tasks` until it ends, however it ends (a panic too).
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn count(active: &'a AtomicUsize) -> Self {
+        active.fetch_add(1, Ordering::SeqCst);
+        Self(active)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Closes the session of a failed task and reports the error.
@@ -521,4 +536,21 @@ async fn blocked(
         run.result.screenshots.insert("blocked".into(), url);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_that_panics_is_no_longer_counted() {
+        let active = AtomicUsize::new(0);
+        let panicked = std::panic::catch_unwind(|| {
+            let _active = Active::count(&active);
+            assert_eq!(active.load(Ordering::SeqCst), 1);
+            panic!("a task's step panics");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(active.load(Ordering::SeqCst), 0);
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{SECRET, Socket, TestApp, eventually_async, fixtures, forge_token, node, submissions, websocket};
-use crate::tasks::{run, task};
+use crate::tasks::{held_for_review, run, task};
 
 const LIVE_PAGE: &str = "/pages/live.html";
 
@@ -322,10 +322,7 @@ async fn a_person_solves_a_captcha_through_the_live_viewer_and_the_task_finishes
 async fn a_person_corrects_a_field_through_the_live_viewer_and_the_employer_receives_it() {
     const CORRECTED: &str = "Adelina";
     let app = worker().await;
-    let mut body = task("t-live-review", "greenhouse/post");
-    body["mode"] = json!("copilot");
-    let (status, held) = run(&app, body.clone()).await;
-    assert_eq!((status, held["block_reason"].as_str()), (StatusCode::OK, Some("review_required")), "{held}");
+    let (held, finish) = held_for_review(&app, "t-live-review", "greenhouse/post").await;
     let live_url = held["live_url"].as_str().expect("a task held for review has a live_url").to_string();
     let id = held["session_id"].as_str().unwrap().to_string();
     let value = || async { app.page_eval(&id, "document.getElementById('first_name').value").await };
@@ -341,9 +338,7 @@ async fn a_person_corrects_a_field_through_the_live_viewer_and_the_employer_rece
         value().await
     );
 
-    body["action"] = json!("submit_only");
-    body["session_id"] = json!(id);
-    let (status, done) = run(&app, body).await;
+    let (status, done) = run(&app, finish).await;
     assert_eq!((status, done["success"].as_bool()), (StatusCode::OK, Some(true)), "{done}");
     assert_eq!(done["confirmation_id"], "APP-12345");
     let sent = submissions("greenhouse");

@@ -32,6 +32,22 @@ pub async fn run(app: &TestApp, body: Value) -> (StatusCode, Value) {
     app.call(Method::POST, "/api/v1/tasks", Some(body)).await
 }
 
+/// Runs a copilot task on the fixture `page` until it holds for review; returns the held result
+/// and the task that finishes it (`submit_only` on the held session).
+pub async fn held_for_review(app: &TestApp, task_id: &str, page: &str) -> (Value, Value) {
+    let mut body = task(task_id, page);
+    body["mode"] = json!("copilot");
+    let (status, held) = run(app, body.clone()).await;
+    assert_eq!(
+        (status, held["blocked"].as_bool(), held["block_reason"].as_str()),
+        (StatusCode::OK, Some(true), Some("review_required")),
+        "{held}"
+    );
+    body["action"] = json!("submit_only");
+    body["session_id"] = held["session_id"].clone();
+    (held, body)
+}
+
 async fn png_at(app: &TestApp, url: &str) -> bool {
     let response = app.request(Method::GET, url).send().await.unwrap();
     response.status() == StatusCode::OK && response.bytes().await.unwrap().starts_with(b"\x89PNG")
@@ -106,22 +122,13 @@ async fn a_captcha_stops_the_task_for_a_person_and_submit_only_finishes_it() {
 #[tokio::test]
 async fn copilot_stops_before_submit_and_submit_only_completes() {
     let app = worker().await;
-    let mut body = task("t-copilot", "greenhouse/post");
-    body["mode"] = json!("copilot");
-    let (_, held) = run(&app, body.clone()).await;
-    assert_eq!(
-        (held["blocked"].as_bool(), held["block_reason"].as_str()),
-        (Some(true), Some("review_required")),
-        "{held}"
-    );
+    let (held, finish) = held_for_review(&app, "t-copilot", "greenhouse/post").await;
     assert!(!held["filled_fields"].as_array().unwrap().is_empty());
     assert!(held["screenshots"]["form_filled"].is_string());
     let id = held["session_id"].as_str().unwrap().to_string();
     let (_, session) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
     assert_eq!(session["state"], "needs_human");
-    body["action"] = json!("submit_only");
-    body["session_id"] = json!(id);
-    let (_, done) = run(&app, body).await;
+    let (_, done) = run(&app, finish).await;
     assert_eq!(
         (done["success"].as_bool(), done["confirmation_id"].as_str()),
         (Some(true), Some("APP-12345")),
@@ -137,10 +144,7 @@ async fn copilot_stops_before_submit_and_submit_only_completes() {
 async fn a_review_hold_outlasts_an_analyze_and_submit_only_keeps_the_persons_correction() {
     const CORRECTED: &str = "Adelheid";
     let app = worker().await;
-    let mut body = task("t-review-analyze", "greenhouse/post");
-    body["mode"] = json!("copilot");
-    let (_, held) = run(&app, body.clone()).await;
-    assert_eq!(held["block_reason"], "review_required", "{held}");
+    let (held, finish) = held_for_review(&app, "t-review-analyze", "greenhouse/post").await;
     let id = held["session_id"].as_str().unwrap().to_string();
     app.page_eval(&id, &format!("document.getElementById('first_name').value = '{CORRECTED}'")).await;
 
@@ -153,9 +157,7 @@ async fn a_review_hold_outlasts_an_analyze_and_submit_only_keeps_the_persons_cor
         "{session}"
     );
 
-    body["action"] = json!("submit_only");
-    body["session_id"] = json!(id);
-    let (_, done) = run(&app, body).await;
+    let (_, done) = run(&app, finish).await;
     assert_eq!(done["success"], true, "{done}");
     let names: Vec<Value> =
         submissions("greenhouse").iter().map(|p| p["job_application[first_name]"].clone()).collect();
