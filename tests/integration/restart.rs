@@ -1,7 +1,7 @@
 //! Sessions outlive the worker (SPEC §3.8): after `kill -9` a restart on the same data dir
-//! re-attaches them (same ids, states, page values, tokens); a browser that died meanwhile
-//! fails; `BW_HANDOVER` leaves them to the next worker on SIGTERM; an AdsPower session comes
-//! back the same way; and a dropped DevTools connection is made again.
+//! re-attaches them (same ids, states, review holds, page values, tokens); a browser that died
+//! meanwhile fails; `BW_HANDOVER` leaves them to the next worker on SIGTERM; an AdsPower session
+//! comes back the same way; and a dropped DevTools connection is made again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -168,6 +168,38 @@ async fn a_browser_that_died_while_the_worker_was_down_fails_and_drain_spares_se
         StatusCode::OK
     );
     assert!(all_gone(data.path(), &all).await);
+    assert_eq!(restarted.terminate().await.0, Some(0));
+}
+
+/// A copilot task's review hold is part of the session's record: after `kill -9` the restarted
+/// worker still shows the session waiting for the person's review, and `submit_only` sends the
+/// page as it was left.
+#[tokio::test]
+async fn a_review_hold_survives_kill_9_and_submit_only_finishes_it() {
+    let data = crate::support::data_dir();
+    let worker = WorkerProcess::spawn(data.path(), &[]).await;
+    let mut body = crate::tasks::task("t-restart-review", "greenhouse/post");
+    body["mode"] = json!("copilot");
+    let (_, held) = call(&worker.base, Method::POST, "/api/v1/tasks", Some(body.clone())).await;
+    assert_eq!(held["block_reason"], "review_required", "{held}");
+    let id = held["session_id"].as_str().unwrap().to_string();
+    kill_9(worker).await;
+
+    let restarted = WorkerProcess::spawn(data.path(), &[]).await;
+    let (_, info) = call(&restarted.base, Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
+    assert_eq!(
+        (info["state"].as_str(), info["block"]["reason"].as_str()),
+        (Some("needs_human"), Some("review_required")),
+        "{info}"
+    );
+    body["action"] = json!("submit_only");
+    body["session_id"] = json!(id);
+    let (_, done) = call(&restarted.base, Method::POST, "/api/v1/tasks", Some(body)).await;
+    assert_eq!(
+        (done["success"].as_bool(), done["confirmation_id"].as_str()),
+        (Some(true), Some("APP-12345")),
+        "{done}"
+    );
     assert_eq!(restarted.terminate().await.0, Some(0));
 }
 
