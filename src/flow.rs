@@ -240,8 +240,11 @@ pub async fn submit(
         return Ok(held_back(cx, op, held.clone(), started).await);
     }
     let result = result?;
-    // The submit a review hold waited for has gone out.
-    op.session().lift_review();
+    // The submit a review hold waited for went out and the page moved on. A page that refused
+    // it (validation errors) stays held for the person.
+    if matches!(result.outcome, Outcome::Submitted | Outcome::NextStep) {
+        op.session().lift_review();
+    }
     let block = detect(cx, op, &result.url, result.page_kind).await?;
     let outcome =
         if block.is_some() && result.outcome != Outcome::Submitted { Outcome::Blocked } else { result.outcome };

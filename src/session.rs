@@ -806,9 +806,8 @@ impl Session {
         self.emit_needs_human("state_change", &hold);
     }
 
-    /// Lifts a review hold (the person's `continue`, or the submit it was for); true if there
-    /// was one.
-    pub fn lift_review(&self) -> bool {
+    /// Lifts a review hold, if there is one: the person's `continue`, or the submit it was for.
+    pub fn lift_review(&self) {
         let (lifted, still_blocked) = {
             let mut status = self.status.lock().unwrap();
             (status.review.take().is_some(), status.block.is_some())
@@ -819,7 +818,6 @@ impl Session {
                 self.events.emit("state_change", serde_json::json!({"state": "ready"}));
             }
         }
-        lifted
     }
 
     /// What a review hold is for, while the session is held for one.

@@ -167,6 +167,33 @@ async fn a_review_hold_outlasts_an_analyze_and_submit_only_keeps_the_persons_cor
     app.stop().await;
 }
 
+/// A page that refuses the reviewed submit (a required field the person emptied) leaves the
+/// session held for the person; the submit that goes through lifts the hold.
+#[tokio::test]
+async fn a_refused_submit_keeps_the_review_hold_and_one_that_goes_through_lifts_it() {
+    let app = worker().await;
+    let (held, _) = held_for_review(&app, "t-review-refused", "greenhouse/post").await;
+    let id = held["session_id"].as_str().unwrap().to_string();
+    let (submit, session) = (format!("/api/v2/sessions/{id}/submit"), format!("/api/v2/sessions/{id}"));
+    let humanize_off = || Some(json!({"humanize": "off"}));
+
+    app.page_eval(&id, "document.getElementById('first_name').value = ''").await;
+    let (_, refused) = app.call(Method::POST, &submit, humanize_off()).await;
+    assert_eq!(refused["outcome"], "validation_errors", "{refused}");
+    let (_, info) = app.call(Method::GET, &session, None).await;
+    assert_eq!(
+        (info["state"].as_str(), info["block"]["reason"].as_str()),
+        (Some("needs_human"), Some("review_required"))
+    );
+
+    app.page_eval(&id, "document.getElementById('first_name').value = 'Adam'").await;
+    let (_, sent) = app.call(Method::POST, &submit, humanize_off()).await;
+    assert_eq!(sent["outcome"], "submitted", "{sent}");
+    let (_, info) = app.call(Method::GET, &session, None).await;
+    assert_eq!((info["state"].as_str(), &info["block"]), (Some("ready"), &Value::Null), "{info}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_page_that_never_loads_times_out_and_counts_against_the_profile() {
     let app = worker().await;
