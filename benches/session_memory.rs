@@ -190,7 +190,7 @@ impl ContextMode {
              | measurement | value | target |\n| --- | --- | --- |\n\
              | Chromium PSS per session on a form page ({OPEN_SESSIONS} open in {browsers} shared browser(s)) \
              | {first:.1} MiB | ≤ 60 MiB: {pss_verdict} |\n\
-             | the same {later_s} s after the last navigation | {pss:.1} MiB | |\n\
+             | the same {later_s} s after the last navigation | {later:.1} MiB | |\n\
              | sessions per GiB of Chromium memory | {per_gib:.1} ({ratio:.1}× `process` mode) | |\n\
              | context create without a pool, one at a time ({CONTEXT_CREATES}), p50 / p95 / p99 \
              | {p50:.1} / {p95:.1} / {p99:.1} ms | p99 ≤ 20 ms: {create_verdict} |\n\
@@ -204,7 +204,7 @@ impl ContextMode {
              `Runtime.enable`) took about 5, 40 and 60 ms on this machine. With `BW_WARM_POOL` the pool holds \
              ready contexts and a create is a pool hit (`session_create`'s context-mode bursts).\n",
             browsers = self.browsers,
-            pss = self.pss.later / 1024.0,
+            later = self.pss.later / 1024.0,
             later_s = PSS_LATER.as_secs(),
             first = self.pss.first / 1024.0,
             pss_verdict = met(self.pss.first / 1024.0 <= 60.0),

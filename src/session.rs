@@ -775,7 +775,7 @@ impl Session {
                 let kind = if b.reason == BlockReason::Captcha { "captcha_detected" } else { "state_change" };
                 self.emit_needs_human(kind, b);
             }
-            (Some(_), None) if self.review().is_none() => {
+            (Some(_), None) if !self.under_review() => {
                 self.events.emit("state_change", serde_json::json!({"state": "ready"}))
             }
             _ => {}
@@ -820,9 +820,9 @@ impl Session {
         }
     }
 
-    /// What a review hold is for, while the session is held for one.
-    pub fn review(&self) -> Option<String> {
-        self.status.lock().unwrap().review.clone()
+    /// Whether the session is held for a person's review.
+    pub fn under_review(&self) -> bool {
+        self.status.lock().unwrap().review.is_some()
     }
 
     /// Whether the session waits for a person (`needs_human`): a detected block or a review hold.

@@ -399,7 +399,7 @@ async fn steps(
     let submit_only = task.action == Some(TaskAction::SubmitOnly);
     // A page a person reviewed (copilot) is submitted as they left it: filling it again would
     // overwrite their corrections. Later steps are filled as usual.
-    let mut reviewed = submit_only && session.review().is_some();
+    let mut reviewed = submit_only && session.under_review();
     for _ in 0..MAX_STEPS {
         let as_left = std::mem::take(&mut reviewed);
         let op = registry.begin(id)?;

@@ -162,8 +162,6 @@ async fn a_review_hold_outlasts_an_analyze_and_submit_only_keeps_the_persons_cor
     let names: Vec<Value> =
         submissions("greenhouse").iter().map(|p| p["job_application[first_name]"].clone()).collect();
     assert!(names.iter().any(|n| n == CORRECTED), "the person's correction reached the employer: {names:?}");
-    let (_, session) = app.call(Method::GET, &format!("/api/v2/sessions/{id}"), None).await;
-    assert!(session["block"].is_null(), "the submit lifted the hold: {session}");
     app.stop().await;
 }
 
